@@ -1,0 +1,197 @@
+"""Endpoints and their weighted variants: create, read, delete, re-weight, re-tune.
+
+Each variant owns one Redis queue; the set of live queues is published in Redis
+(`variants_key`) so workers start consuming a new variant within seconds.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from api.registry import resolve_version
+from api.schemas import (
+    AsyncPublic,
+    Batching,
+    EndpointCreate,
+    EndpointPublic,
+    VariantPatch,
+    VariantPublic,
+    WeightsPatch,
+    WorkersPublic,
+)
+from core import queue_state
+from core.config import get_settings
+from core.errors import Conflict, InvalidInput, NotFound
+from core.protocol import queue_name, variants_key
+from core.queue import get_redis
+from core.storage import S3Location
+from core.tables import Endpoint, ModelVersion, Variant
+
+
+def _load(session: Session, name: str) -> Endpoint:
+    endpoint = session.scalar(
+        select(Endpoint)
+        .where(Endpoint.name == name)
+        .options(
+            selectinload(Endpoint.variants)
+            .selectinload(Variant.model_version)
+            .selectinload(ModelVersion.model)
+        )
+    )
+    if endpoint is None:
+        raise NotFound(f"no endpoint named {name!r}")
+    return endpoint
+
+
+def _queues(endpoint: Endpoint) -> list[str]:
+    ns = get_settings().namespace
+    return [queue_name(ns, endpoint.name, v.name) for v in endpoint.variants]
+
+
+def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
+    """Config plus live state (backlog, workers) read from Redis in a few round trips."""
+    settings = get_settings()
+    redis = get_redis()
+    queues = [q for e in endpoints for q in _queues(e)]
+    backlog = queue_state.backlogs(redis, queues) if queues else {}
+    current = queue_state.workers_per_queue(redis, settings.namespace)
+    desired = queue_state.desired_workers(redis, settings.namespace)
+    result = []
+    for endpoint in endpoints:
+        variants = []
+        for variant, queue in zip(endpoint.variants, _queues(endpoint), strict=True):
+            version = variant.model_version
+            variants.append(
+                VariantPublic(
+                    name=variant.name,
+                    model=version.model.name,
+                    model_version=version.version,
+                    framework=version.framework,
+                    weight=variant.weight,
+                    accelerator=variant.accelerator,
+                    min_workers=variant.min_workers,
+                    max_workers=variant.max_workers,
+                    batching=Batching(
+                        max_batch_size=variant.max_batch_size, max_delay_ms=variant.max_delay_ms
+                    ),
+                    backlog=backlog.get(queue, 0),
+                    workers=WorkersPublic(
+                        current=current.get(queue, 0),
+                        desired=desired.get(queue, current.get(queue, 0)),
+                    ),
+                )
+            )
+        result.append(
+            EndpointPublic(
+                name=endpoint.name,
+                status=endpoint.status,
+                variants=variants,
+                async_=AsyncPublic(
+                    output_prefix=endpoint.output_prefix,
+                    success_topic=endpoint.success_topic,
+                    error_topic=endpoint.error_topic,
+                ),
+                created_at=endpoint.created_at,
+                updated_at=endpoint.updated_at,
+            )
+        )
+    return result
+
+
+def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
+    settings = get_settings()
+    output_prefix = spec.async_.output_prefix or f"{settings.default_output_prefix}{spec.name}/"
+    if not output_prefix.endswith("/"):
+        output_prefix += "/"
+    S3Location.parse(output_prefix)
+    endpoint = Endpoint(
+        name=spec.name,
+        output_prefix=output_prefix,
+        success_topic=spec.async_.success_topic,
+        error_topic=spec.async_.error_topic,
+    )
+    for v in spec.variants:
+        version = resolve_version(session, v.model, v.model_version)
+        endpoint.variants.append(
+            Variant(
+                name=v.name,
+                model_version_id=version.id,
+                weight=v.weight,
+                accelerator=v.accelerator,
+                min_workers=v.min_workers,
+                max_workers=v.max_workers,
+                max_batch_size=v.batching.max_batch_size,
+                max_delay_ms=v.batching.max_delay_ms,
+            )
+        )
+    session.add(endpoint)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"an endpoint named {spec.name!r} already exists") from exc
+    endpoint = _load(session, spec.name)
+    get_redis().sadd(variants_key(settings.namespace), *_queues(endpoint))
+    return _public([endpoint])[0]
+
+
+def list_endpoints(session: Session) -> list[EndpointPublic]:
+    endpoints = session.scalars(
+        select(Endpoint)
+        .order_by(Endpoint.name)
+        .options(
+            selectinload(Endpoint.variants)
+            .selectinload(Variant.model_version)
+            .selectinload(ModelVersion.model)
+        )
+    )
+    return _public(list(endpoints))
+
+
+def get_endpoint(session: Session, name: str) -> EndpointPublic:
+    return _public([_load(session, name)])[0]
+
+
+def delete_endpoint(session: Session, name: str) -> None:
+    endpoint = _load(session, name)
+    queues = _queues(endpoint)
+    session.delete(endpoint)
+    session.commit()
+    get_redis().srem(variants_key(get_settings().namespace), *queues)
+
+
+def set_weights(session: Session, name: str, patch: WeightsPatch) -> EndpointPublic:
+    endpoint = _load(session, name)
+    by_name = {v.name: v for v in endpoint.variants}
+    unknown = [w.name for w in patch.variants if w.name not in by_name]
+    if unknown:
+        raise NotFound(f"endpoint {name!r} has no variant(s) {unknown}")
+    new_weights = {v.name: v.weight for v in endpoint.variants}
+    new_weights.update({w.name: w.weight for w in patch.variants})
+    if sum(new_weights.values()) <= 0:
+        raise InvalidInput("at least one variant needs a weight above 0")
+    for variant_name, weight in new_weights.items():
+        by_name[variant_name].weight = weight
+    session.commit()
+    return get_endpoint(session, name)
+
+
+def update_variant(
+    session: Session, name: str, variant_name: str, patch: VariantPatch
+) -> EndpointPublic:
+    endpoint = _load(session, name)
+    variant = next((v for v in endpoint.variants if v.name == variant_name), None)
+    if variant is None:
+        raise NotFound(f"endpoint {name!r} has no variant {variant_name!r}")
+    if patch.batching is not None:
+        variant.max_batch_size = patch.batching.max_batch_size
+        variant.max_delay_ms = patch.batching.max_delay_ms
+    min_workers = patch.min_workers if patch.min_workers is not None else variant.min_workers
+    max_workers = patch.max_workers if patch.max_workers is not None else variant.max_workers
+    if max_workers < min_workers:
+        raise InvalidInput(f"max_workers {max_workers} is below min_workers {min_workers}")
+    variant.min_workers, variant.max_workers = min_workers, max_workers
+    session.commit()
+    return get_endpoint(session, name)

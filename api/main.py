@@ -1,0 +1,65 @@
+"""The FastAPI application: routers, problem+json errors, and the reply listener's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import problems
+from api.replies import ReplyWaiter
+from api.routes import endpoints, invocations, jobs, models, ops
+from api.routing import RouteCache
+from core.config import get_settings
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    app.state.routes = RouteCache(settings.endpoint_cache_s)
+    app.state.replies = ReplyWaiter(redis_url=settings.redis_url, namespace=settings.namespace)
+    await app.state.replies.start()
+    logger.info("API ready; realtime answers arrive on %s", app.state.replies.key)
+    try:
+        yield
+    finally:
+        await app.state.replies.stop()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Sluiceway",
+        version="1",
+        summary="Self-hosted job-queue inference: realtime, async and batch transform.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for module in (models, endpoints, invocations, jobs, ops):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()
+
+
+def serve(host: str, port: int) -> None:
+    """Run the API with uvicorn (one process; run more behind a balancer to scale)."""
+    import uvicorn
+
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+    )

@@ -1,0 +1,93 @@
+"""Prometheus metrics of the API process, plus live queue gauges read at scrape time.
+
+Per endpoint variant: invocations by mode and outcome, end-to-end latency, model
+latency and overhead latency (end-to-end minus model time) of realtime calls,
+backlog and live workers.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from core import queue_state
+from core.config import get_settings
+from core.queue import get_redis
+
+REGISTRY = CollectorRegistry()
+LABELS = ("endpoint", "variant")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+INVOCATIONS = Counter(
+    "sluiceway_invocations_total",
+    "Invocations accepted or answered, by mode and outcome.",
+    (*LABELS, "mode", "outcome"),
+    registry=REGISTRY,
+)
+REQUEST_LATENCY = Histogram(
+    "sluiceway_realtime_latency_seconds",
+    "End-to-end realtime latency seen by the API.",
+    LABELS,
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+MODEL_LATENCY = Histogram(
+    "sluiceway_model_latency_seconds",
+    "Time the worker spent in the model for a realtime call.",
+    LABELS,
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+OVERHEAD_LATENCY = Histogram(
+    "sluiceway_overhead_latency_seconds",
+    "Realtime end-to-end latency minus model time: the platform's own cost.",
+    LABELS,
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+BACKLOG = Gauge(
+    "sluiceway_backlog", "Messages waiting in the variant's queue.", LABELS, registry=REGISTRY
+)
+WORKERS = Gauge(
+    "sluiceway_workers", "Live workers consuming the variant's queue.", LABELS, registry=REGISTRY
+)
+
+
+def observe_realtime(
+    *, endpoint: str, variant: str, outcome: str, total_s: float, model_s: float
+) -> None:
+    INVOCATIONS.labels(endpoint, variant, "realtime", outcome).inc()
+    REQUEST_LATENCY.labels(endpoint, variant).observe(total_s)
+    if outcome == "ok":
+        MODEL_LATENCY.labels(endpoint, variant).observe(model_s)
+        OVERHEAD_LATENCY.labels(endpoint, variant).observe(max(total_s - model_s, 0.0))
+
+
+def count_async(*, endpoint: str, variant: str, outcome: str) -> None:
+    INVOCATIONS.labels(endpoint, variant, "async", outcome).inc()
+
+
+def _refresh_queue_gauges() -> None:
+    settings = get_settings()
+    redis = get_redis()
+    queues = queue_state.live_queues(redis, settings.namespace)
+    backlog = queue_state.backlogs(redis, queues) if queues else {}
+    workers = queue_state.workers_per_queue(redis, settings.namespace)
+    BACKLOG.clear()
+    WORKERS.clear()
+    for queue in queues:
+        # queue names are "<namespace>.<endpoint>.<variant>"; names cannot hold dots.
+        _ns, endpoint, variant = queue.split(".", 2)
+        BACKLOG.labels(endpoint, variant).set(backlog.get(queue, 0))
+        WORKERS.labels(endpoint, variant).set(workers.get(queue, 0))
+
+
+def render() -> tuple[bytes, str]:
+    _refresh_queue_gauges()
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

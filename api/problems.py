@@ -1,0 +1,67 @@
+"""Every error the API returns is RFC 9457 problem+json, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import SluicewayError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "application/problem+json"
+
+
+def problem(
+    status: int, detail: str, title: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    title = title or HTTPStatus(status).phrase
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
+
+
+def _validation_detail(errors: list[Any]) -> str:
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+async def _on_sluiceway_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SluicewayError)
+    if exc.status >= 500:
+        logger.warning("request failed: %s", exc.detail)
+    return problem(exc.status, exc.detail, exc.title)
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    # A body that is not JSON at all is malformed (400), not merely invalid (422).
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return problem(400, "malformed JSON body: " + _validation_detail(errors))
+    return problem(422, _validation_detail(errors), "Invalid input")
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+
+
+async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error")
+    return problem(500, "internal error; see the API log", "Internal error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(SluicewayError, _on_sluiceway_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

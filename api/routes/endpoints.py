@@ -1,0 +1,57 @@
+"""`/v1/endpoints`: endpoints with weighted variants."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from api import endpoint_service
+from api.deps import SessionDep
+from api.schemas import EndpointCreate, EndpointPublic, VariantPatch, WeightsPatch
+
+router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
+
+
+def _forget_route(request: Request, name: str) -> None:
+    request.app.state.routes.invalidate(name)
+
+
+@router.post("", status_code=201, response_model=EndpointPublic, response_model_by_alias=True)
+def create_endpoint(spec: EndpointCreate, session: SessionDep) -> EndpointPublic:
+    return endpoint_service.create_endpoint(session, spec)
+
+
+@router.get("", response_model=list[EndpointPublic], response_model_by_alias=True)
+def list_endpoints(session: SessionDep) -> list[EndpointPublic]:
+    return endpoint_service.list_endpoints(session)
+
+
+@router.get("/{name}", response_model=EndpointPublic, response_model_by_alias=True)
+def get_endpoint(name: str, session: SessionDep) -> EndpointPublic:
+    return endpoint_service.get_endpoint(session, name)
+
+
+@router.delete("/{name}", status_code=204)
+def delete_endpoint(name: str, request: Request, session: SessionDep) -> Response:
+    endpoint_service.delete_endpoint(session, name)
+    _forget_route(request, name)
+    return Response(status_code=204)
+
+
+@router.patch("/{name}/weights", response_model=EndpointPublic, response_model_by_alias=True)
+def set_weights(
+    name: str, patch: WeightsPatch, request: Request, session: SessionDep
+) -> EndpointPublic:
+    result = endpoint_service.set_weights(session, name, patch)
+    _forget_route(request, name)
+    return result
+
+
+@router.patch(
+    "/{name}/variants/{variant}", response_model=EndpointPublic, response_model_by_alias=True
+)
+def update_variant(
+    name: str, variant: str, patch: VariantPatch, request: Request, session: SessionDep
+) -> EndpointPublic:
+    result = endpoint_service.update_variant(session, name, variant, patch)
+    _forget_route(request, name)
+    return result

@@ -1,0 +1,107 @@
+"""Which variant serves a request: a per-process cache of endpoint routes.
+
+Invocations are the hot path, so an API process keeps each endpoint's routing
+table (variants, weights, model refs) for `endpoint_cache_s` (default 1 s)
+instead of querying SQL per request. A weight change made through this process
+is visible at once; one made through another API process within that second.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from core.config import get_settings
+from core.db import session_scope
+from core.errors import NotFound, NotReady
+from core.protocol import ModelRef, queue_name
+from core.tables import Endpoint, ModelVersion, Variant
+
+
+@dataclass(frozen=True, slots=True)
+class VariantRoute:
+    name: str
+    weight: float
+    model: ModelRef
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRoute:
+    name: str
+    output_prefix: str
+    variants: tuple[VariantRoute, ...]
+
+    def choose(self, pinned: str | None, rng: random.Random) -> VariantRoute:
+        """The pinned variant (X-Target-Variant), else one drawn by weight."""
+        if pinned:
+            for variant in self.variants:
+                if variant.name == pinned:
+                    return variant
+            known = [v.name for v in self.variants]
+            raise NotFound(f"endpoint {self.name!r} has no variant {pinned!r}; it has {known}")
+        weights = [v.weight for v in self.variants]
+        if sum(weights) <= 0:
+            raise NotReady(f"endpoint {self.name!r} has no variant with a weight above 0")
+        return rng.choices(self.variants, weights=weights, k=1)[0]
+
+
+def load_route(name: str) -> EndpointRoute:
+    namespace = get_settings().namespace
+    with session_scope() as session:
+        endpoint = session.scalar(
+            select(Endpoint)
+            .where(Endpoint.name == name)
+            .options(
+                selectinload(Endpoint.variants)
+                .selectinload(Variant.model_version)
+                .selectinload(ModelVersion.model)
+            )
+        )
+        if endpoint is None:
+            raise NotFound(f"no endpoint named {name!r}")
+        variants = tuple(
+            VariantRoute(
+                name=v.name,
+                weight=v.weight,
+                model=ModelRef(
+                    name=v.model_version.model.name,
+                    version=v.model_version.version,
+                    framework=v.model_version.framework,
+                    artifact_uri=v.model_version.artifact_uri,
+                ),
+                queue=queue_name(namespace, endpoint.name, v.name),
+            )
+            for v in endpoint.variants
+        )
+        return EndpointRoute(
+            name=endpoint.name, output_prefix=endpoint.output_prefix, variants=variants
+        )
+
+
+class RouteCache:
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, EndpointRoute]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, name: str) -> EndpointRoute | None:
+        entry = self._entries.get(name)
+        if entry is not None and time.monotonic() - entry[0] < self.ttl_s:
+            return entry[1]
+        return None
+
+    def load(self, name: str) -> EndpointRoute:
+        route = load_route(name)
+        with self._lock:
+            self._entries[name] = (time.monotonic(), route)
+        return route
+
+    def invalidate(self, name: str) -> None:
+        with self._lock:
+            self._entries.pop(name, None)

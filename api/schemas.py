@@ -1,0 +1,182 @@
+"""Request and response schemas, named by role (`...Create`, `...Public`, `...Patch`).
+
+These are the HTTP contract of ../shared/API.md; ORM tables live in core/tables.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from core.config import NAME_PATTERN
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["churn"])]
+Framework = Literal["xgboost", "torch", "python"]
+S3Uri = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- models -------------------------------------------------------------------
+
+
+class ModelCreate(Strict):
+    """JSON registration of an artifact already in the object store."""
+
+    name: Name
+    framework: Framework
+    artifact_uri: S3Uri
+
+
+class ModelVersionPublic(BaseModel):
+    name: str
+    version: int
+    framework: str
+    artifact_uri: str
+    size_bytes: int | None = None
+    sha256: str | None = None
+    created_at: dt.datetime
+
+
+class ModelPublic(BaseModel):
+    name: str
+    latest_version: int
+    framework: str
+    created_at: dt.datetime
+    versions: list[ModelVersionPublic]
+
+
+# --- endpoints ----------------------------------------------------------------
+
+
+class Batching(Strict):
+    max_batch_size: int = Field(default=1, ge=1, le=4096)
+    max_delay_ms: float = Field(default=0.0, ge=0, le=10_000)
+
+
+class VariantCreate(Strict):
+    name: Name
+    model: Name
+    model_version: int | None = Field(default=None, ge=1, description="Default: latest.")
+    weight: float = Field(default=1.0, ge=0)
+    accelerator: Literal["cpu", "gpu"] = "cpu"
+    min_workers: int = Field(default=0, ge=0, le=1024)
+    max_workers: int = Field(default=1, ge=0, le=1024)
+    batching: Batching = Field(default_factory=Batching)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> VariantCreate:
+        if self.max_workers < self.min_workers:
+            raise ValueError(
+                f"max_workers {self.max_workers} is below min_workers {self.min_workers}"
+            )
+        return self
+
+
+class AsyncConfig(Strict):
+    output_prefix: S3Uri | None = None
+    success_topic: Name | None = None
+    error_topic: Name | None = None
+
+
+class EndpointCreate(Strict):
+    name: Name
+    variants: list[VariantCreate] = Field(min_length=1, max_length=16)
+    async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _unique_variants(self) -> EndpointCreate:
+        names = [v.name for v in self.variants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"variant names must be unique, repeated: {duplicates}")
+        if sum(v.weight for v in self.variants) <= 0:
+            raise ValueError("at least one variant needs a weight above 0")
+        return self
+
+
+class WorkersPublic(BaseModel):
+    current: int
+    desired: int
+
+
+class VariantPublic(BaseModel):
+    name: str
+    model: str
+    model_version: int
+    framework: str
+    weight: float
+    accelerator: str
+    min_workers: int
+    max_workers: int
+    batching: Batching
+    backlog: int
+    workers: WorkersPublic
+
+
+class AsyncPublic(BaseModel):
+    output_prefix: str
+    success_topic: str | None
+    error_topic: str | None
+
+
+class EndpointPublic(BaseModel):
+    name: str
+    status: str
+    variants: list[VariantPublic]
+    async_: AsyncPublic = Field(serialization_alias="async")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class WeightPatch(Strict):
+    name: Name
+    weight: float = Field(ge=0)
+
+
+class WeightsPatch(Strict):
+    variants: list[WeightPatch] = Field(min_length=1)
+
+
+class VariantPatch(Strict):
+    batching: Batching | None = None
+    min_workers: int | None = Field(default=None, ge=0, le=1024)
+    max_workers: int | None = Field(default=None, ge=0, le=1024)
+
+
+# --- jobs ---------------------------------------------------------------------
+
+
+class AsyncAccepted(BaseModel):
+    job_id: str
+    status: str
+    output_location: str
+
+
+class JobPublic(BaseModel):
+    job_id: str
+    endpoint: str
+    variant: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    output_location: str
+    error: str | None
+    inference_id: str | None = None
+    attempts: int
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error response has this shape."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str

@@ -1,0 +1,1 @@
+"""The `sluice` command: runs Sluiceway's processes and talks to its HTTP API."""

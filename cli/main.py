@@ -1,0 +1,26 @@
+"""`sluice` — the entry point. Each command group lives in its own module.
+
+- cli/ops.py:    up, api, worker, scheduler, db upgrade (runs processes)
+- cli/client.py: invoke, jobs, models, endpoints (an HTTP client of api/)
+- cli/demo.py:   demo (a guided tour against a running stack)
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli import client, demo, ops
+
+app = typer.Typer(
+    name="sluice",
+    help="Sluiceway: a self-hosted job-queue inference platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+ops.register(app)
+client.register(app)
+demo.register(app)
+
+
+if __name__ == "__main__":
+    app()

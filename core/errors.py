@@ -1,0 +1,96 @@
+"""Project exceptions. Each carries the HTTP status the API answers with.
+
+Third-party errors are mapped to these at the boundary (`raise X(...) from exc`),
+and every message names the offending value.
+"""
+
+from __future__ import annotations
+
+
+class SluicewayError(Exception):
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadRequest(SluicewayError):
+    status = 400
+    title = "Malformed request"
+
+
+class NotFound(SluicewayError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(SluicewayError):
+    status = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(SluicewayError):
+    status = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(SluicewayError):
+    status = 415
+    title = "Unsupported media type"
+
+
+class InvalidInput(SluicewayError):
+    """Well-formed but unacceptable: wrong feature count, bad field value, bad artifact."""
+
+    status = 422
+    title = "Invalid input"
+
+
+class ModelError(SluicewayError):
+    """The model itself raised on this input (SageMaker answers such calls with 424 too)."""
+
+    status = 424
+    title = "Model error"
+
+
+class NotReady(SluicewayError):
+    status = 503
+    title = "Not ready"
+
+
+class QueueUnavailable(SluicewayError):
+    status = 503
+    title = "Queue unavailable"
+
+
+class RealtimeTimeout(SluicewayError):
+    status = 504
+    title = "Timed out waiting for the model"
+
+
+class StorageError(SluicewayError):
+    status = 503
+    title = "Object store unavailable"
+
+
+# Worker-side failures travel back to the API as (kind, detail); this maps the kind.
+ERROR_KINDS: dict[str, type[SluicewayError]] = {
+    "input": InvalidInput,
+    "model": ModelError,
+    "storage": StorageError,
+    "internal": SluicewayError,
+}
+
+
+def error_kind(exc: BaseException) -> str:
+    """The wire name of an exception's class, for worker → API replies."""
+    for kind, cls in ERROR_KINDS.items():
+        if type(exc) is cls:
+            return kind
+    if isinstance(exc, InvalidInput):
+        return "input"
+    if isinstance(exc, ModelError):
+        return "model"
+    return "internal"

@@ -1,0 +1,114 @@
+"""The job/queue protocol: queue and key names, the task message, the realtime reply.
+
+Every invocation, whatever its mode, is one Celery task named `TASK_NAME` on the
+Redis queue of its endpoint variant. Messages are msgpack (bytes travel as bytes).
+Priorities use Celery's Redis priority lists: a lower number is taken first, so a
+realtime call overtakes queued async jobs, which overtake batch-transform work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+TASK_NAME = "sluiceway.invoke"
+
+Mode = Literal["realtime", "async", "transform"]
+
+PRIORITY: dict[str, int] = {"realtime": 0, "async": 3, "transform": 6}
+
+
+def queue_name(namespace: str, endpoint: str, variant: str) -> str:
+    """The Redis queue of one endpoint variant, e.g. `sluiceway.churn.a`."""
+    return f"{namespace}.{endpoint}.{variant}"
+
+
+def variants_key(namespace: str) -> str:
+    """Redis set of every live variant queue; workers subscribe to what it lists."""
+    return f"{namespace}:variant-queues"
+
+
+def reply_key(namespace: str, api_instance: str) -> str:
+    """Redis list where workers push realtime answers for one API process."""
+    return f"{namespace}:reply:{api_instance}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    name: str
+    version: int
+    framework: str
+    artifact_uri: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@dataclass(slots=True)
+class Invocation:
+    """One request as it travels on the queue."""
+
+    job_id: str
+    mode: Mode
+    endpoint: str
+    variant: str
+    model: ModelRef
+    content_type: str
+    accept: str | None = None
+    body: bytes | None = None  # inline payload (realtime)
+    input_location: str | None = None  # s3:// URI (async)
+    output_location: str | None = None  # s3:// URI (async)
+    reply_to: str | None = None  # Redis list key (realtime)
+    deadline_ms: int | None = None  # epoch ms after which no one waits for the answer
+    enqueued_ms: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Invocation:
+        fields = dict(data)
+        fields["model"] = ModelRef(**fields["model"])
+        return cls(**fields)
+
+
+@dataclass(slots=True)
+class Reply:
+    """A realtime answer, pushed by the worker to the caller's reply list."""
+
+    job_id: str
+    ok: bool
+    body: bytes = b""
+    content_type: str = "application/json"
+    error_kind: str | None = None
+    detail: str | None = None
+    model_ms: float = 0.0
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Reply:
+        return cls(**data)
+
+
+# Kombu's Redis transport keeps one list per priority step: the step-0 list is
+# the queue's own name, others are "<queue>\x06\x16<step>".
+PRIORITY_SEP = "\x06\x16"
+
+
+def priority_lists(queue: str) -> list[str]:
+    """Every Redis list holding messages of `queue`, highest priority first."""
+    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in (3, 6, 9)]
+
+
+def worker_key(namespace: str, hostname: str) -> str:
+    """A worker's heartbeat: which queues it consumes on which device (expires)."""
+    return f"{namespace}:worker:{hostname}"
+
+
+def desired_workers_key(namespace: str) -> str:
+    """Hash queue → worker count the scheduler wants for it."""
+    return f"{namespace}:desired-workers"

@@ -1,0 +1,170 @@
+"""The object-store client: plain S3 through the `minio` SDK, so any S3 store works.
+
+Locations are `s3://bucket/key` URIs. SDK and network errors are mapped to
+`StorageError` (503: the store is down) or `NotFound` (the object is not there).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import urlparse
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error
+
+from core.config import Settings, get_settings
+from core.errors import InvalidInput, NotFound, StorageError
+
+PART_SIZE = 16 * 1024 * 1024
+MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"}
+
+
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Location:
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise InvalidInput(f"expected an s3://bucket/key location, got {uri!r}")
+        return cls(bucket=parsed.netloc, key=parsed.path.lstrip("/"))
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def child(self, name: str) -> S3Location:
+        prefix = self.key if not self.key or self.key.endswith("/") else self.key + "/"
+        return S3Location(self.bucket, prefix + name)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    size: int
+    content_type: str
+
+
+class ObjectStore:
+    def __init__(self, settings: Settings) -> None:
+        if not settings.s3_endpoint:
+            raise StorageError(
+                "SLUICEWAY_S3_ENDPOINT is not set (start the stack with `sluice up`)"
+            )
+        url = urlparse(settings.s3_endpoint)
+        # Short timeouts and few retries: a store that is down must give a clear
+        # 503 quickly, not hang a request for minutes.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=60),
+            maxsize=32,
+            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503]),
+        )
+        self.client = Minio(
+            url.netloc,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            region=settings.s3_region,
+            secure=url.scheme == "https",
+            http_client=http,
+        )
+        self._known_buckets: set[str] = set()
+
+    def ensure_bucket(self, bucket: str) -> None:
+        if bucket in self._known_buckets:
+            return
+        try:
+            if not self.client.bucket_exists(bucket):
+                self.client.make_bucket(bucket)
+        except S3Error as exc:
+            if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise StorageError(f"cannot create bucket {bucket!r}: {exc.code}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageError(f"object store unreachable creating bucket {bucket!r}") from exc
+        self._known_buckets.add(bucket)
+
+    def put_bytes(self, location: S3Location, data: bytes, content_type: str) -> None:
+        self.put_stream(location, io.BytesIO(data), content_type, length=len(data))
+
+    def put_stream(
+        self, location: S3Location, stream: BinaryIO, content_type: str, length: int = -1
+    ) -> None:
+        self.ensure_bucket(location.bucket)
+        try:
+            self.client.put_object(
+                location.bucket,
+                location.key,
+                stream,
+                length=length,
+                content_type=content_type,
+                part_size=PART_SIZE if length < 0 else 0,
+            )
+        except S3Error as exc:
+            raise StorageError(f"cannot write {location}: {exc.code}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageError(f"object store unreachable writing {location}") from exc
+
+    def get_bytes(self, location: S3Location) -> bytes:
+        return b"".join(self.iter_chunks(location))
+
+    def iter_chunks(self, location: S3Location, chunk_bytes: int = 1024 * 1024) -> Iterator[bytes]:
+        response = None
+        try:
+            response = self.client.get_object(location.bucket, location.key)
+            yield from response.stream(chunk_bytes)
+        except S3Error as exc:
+            if exc.code in MISSING_CODES:
+                raise NotFound(f"no object at {location}") from exc
+            raise StorageError(f"cannot read {location}: {exc.code}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageError(f"object store unreachable reading {location}") from exc
+        finally:
+            if response is not None:
+                response.close()
+                response.release_conn()
+
+    def stat(self, location: S3Location) -> ObjectInfo:
+        """Size and content type; NotFound if the object (or its bucket) does not exist."""
+        try:
+            stat = self.client.stat_object(location.bucket, location.key)
+        except S3Error as exc:
+            if exc.code in MISSING_CODES:
+                raise NotFound(f"no object at {location}") from exc
+            raise StorageError(f"cannot stat {location}: {exc.code}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageError(f"object store unreachable reading {location}") from exc
+        return ObjectInfo(
+            size=int(stat.size or 0),
+            content_type=stat.content_type or "application/octet-stream",
+        )
+
+    def list_keys(self, location: S3Location) -> list[str]:
+        try:
+            return [
+                obj.object_name
+                for obj in self.client.list_objects(
+                    location.bucket, prefix=location.key, recursive=True
+                )
+                if obj.object_name is not None
+            ]
+        except S3Error as exc:
+            if exc.code in MISSING_CODES:
+                return []
+            raise StorageError(f"cannot list {location}: {exc.code}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageError(f"object store unreachable listing {location}") from exc
+
+    def ping(self) -> None:
+        try:
+            self.client.list_buckets()
+        except (S3Error, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageError(f"object store not ready: {exc}") from exc
+
+
+@functools.cache
+def get_store() -> ObjectStore:
+    return ObjectStore(get_settings())

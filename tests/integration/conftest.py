@@ -1,0 +1,252 @@
+"""Real parts for integration tests: SeaweedFS, PostgreSQL, Redis, the API and workers.
+
+One SeaweedFS server per test run; each stack gets its own database and Redis
+namespace (random names), so runs never collide. API and workers are real
+`sluice` processes, started and killed like in production.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from cli.servers import SeaweedServer, free_port
+from core.config import get_settings
+from core.db import upgrade_schema
+from tests.integration import models
+
+REPO = Path(__file__).resolve().parents[2]
+PG_ADMIN_URL = os.environ.get("SLUICEWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("SLUICEWAY_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(
+    condition: Callable[[], Any], *, timeout_s: float, what: str, every_s: float = 0.1
+) -> Any:
+    """Poll until `condition()` is truthy; fail naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(every_s)
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    server = SeaweedServer(
+        tmp_path_factory.mktemp("s3"), access_key="test-access", secret_key="test-secret-key"
+    )
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("models")
+    return {
+        "xgb": models.build_xgboost(folder / "model.json"),
+        "torch": models.build_torch(folder / "mlp.pt"),
+        "picky": models.build_torch(folder / "picky.pt", raise_on_negative=True),
+    }
+
+
+def new_postgres_database() -> str:
+    name = f"sluiceway_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_postgres_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_url(name: str) -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{name}"
+
+
+@dataclass
+class Stack:
+    """A running Sluiceway: API and worker processes sharing one environment."""
+
+    env: dict[str, str]
+    home: Path
+    api_url: str = ""
+    api: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _counter: int = 0
+
+    @property
+    def namespace(self) -> str:
+        return self.env["SLUICEWAY_NAMESPACE"]
+
+    def _spawn(self, args: list[str], log: str) -> subprocess.Popen[bytes]:
+        out = (self.home / log).open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli.main", *args],
+            env=self.env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def start_api(self) -> None:
+        port = free_port()
+        self.api_url = f"http://127.0.0.1:{port}"
+        self.api = self._spawn(["api", "--port", str(port)], "api.log")
+
+        def ready() -> bool:
+            assert self.api is not None
+            if self.api.poll() is not None:
+                raise AssertionError(f"API exited: {self.log('api.log')}")
+            try:
+                return httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout_s=60, what="the API to be ready", every_s=0.2)
+
+    def start_worker(self, *extra: str) -> subprocess.Popen[bytes]:
+        self._counter += 1
+        name = f"t{self._counter}"
+        process = self._spawn(
+            ["worker", "--device", "cpu", "--name", name, *extra], f"worker-{name}.log"
+        )
+        self.workers.append(process)
+        return process
+
+    def live_worker_count(self) -> int:
+        client = redis.Redis.from_url(self.env["SLUICEWAY_REDIS_URL"])
+        return len(list(client.scan_iter(match=f"{self.namespace}:worker:*")))
+
+    def wait_workers(self, count: int, *, timeout_s: float = 60) -> None:
+        wait_for(
+            lambda: self.live_worker_count() >= count,
+            timeout_s=timeout_s,
+            what=f"{count} live worker(s)",
+        )
+
+    def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        self.workers.remove(process)
+
+    def log(self, name: str) -> str:
+        path = self.home / name
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, timeout=60)
+
+    def stop(self) -> None:
+        processes = [p for p in (self.api, *self.workers) if p is not None]
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def make_stack(home: Path, s3: SeaweedServer, database_url: str, **overrides: str) -> Stack:
+    env = dict(os.environ)
+    env.update(s3.settings_env())
+    env.update(
+        {
+            "SLUICEWAY_HOME": str(home),
+            "SLUICEWAY_DATABASE_URL": database_url,
+            "SLUICEWAY_REDIS_URL": REDIS_URL,
+            "SLUICEWAY_NAMESPACE": f"t{uuid.uuid4().hex[:10]}",
+            "SLUICEWAY_DEFAULT_OUTPUT_PREFIX": f"s3://results-{uuid.uuid4().hex[:8]}/",
+            "SLUICEWAY_S3_BUCKET": f"sluiceway-{uuid.uuid4().hex[:8]}",
+            # Short, so a message stranded by a killed worker comes back within the test.
+            "SLUICEWAY_VISIBILITY_TIMEOUT_S": "10",
+            "SLUICEWAY_QUEUE_REFRESH_S": "0.5",
+            "SLUICEWAY_ENDPOINT_CACHE_S": "0.2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(overrides)
+    upgrade_schema(database_url)
+    return Stack(env=env, home=home)
+
+
+@pytest.fixture(scope="session")
+def stack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The PostgreSQL-backed stack most tests share: an API and two workers."""
+    database = new_postgres_database()
+    home = tmp_path_factory.mktemp("stack")
+    running = make_stack(home, s3, postgres_url(database))
+    # The test process reads the same database and object store directly.
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in running.env.items() if k.startswith("SLUICEWAY_")})
+    get_settings.cache_clear()
+    try:
+        running.start_api()
+        running.start_worker()
+        running.start_worker()
+        running.wait_workers(2)
+        yield running
+    finally:
+        running.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+        drop_postgres_database(database)
+
+
+def register(client: httpx.Client, name: str, framework: str, path: Path) -> dict[str, Any]:
+    with path.open("rb") as f:
+        response = client.post(
+            "/v1/models",
+            data={"name": name, "framework": framework},
+            files={"file": (path.name, f, "application/octet-stream")},
+        )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def create_endpoint(client: httpx.Client, spec: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/v1/endpoints", json=spec)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_job(client: httpx.Client, job_id: str, *, timeout_s: float = 60) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        return job if job["status"] in ("succeeded", "failed") else None
+
+    result: dict[str, Any] = wait_for(
+        finished, timeout_s=timeout_s, what=f"job {job_id} to finish", every_s=0.2
+    )
+    return result

@@ -1,0 +1,80 @@
+"""Small real models the integration tests register, and how to call them directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FEATURES = 4
+
+
+def build_xgboost(path: Path, *, seed: int = 0) -> Path:
+    import xgboost as xgb
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(300, FEATURES)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] * 0.5 > 0).astype(np.float32)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
+        xgb.DMatrix(x, label=y),
+        num_boost_round=10,
+    )
+    booster.save_model(str(path))
+    return path
+
+
+def build_torch(path: Path, *, seed: int = 0, raise_on_negative: bool = False) -> Path:
+    import torch
+
+    torch.manual_seed(seed)
+
+    class MLP(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = torch.nn.Linear(FEATURES, 16)
+            self.fc2 = torch.nn.Linear(16, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    class Picky(MLP):
+        """Raises when any feature is below -1000: a model that fails on some inputs."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if bool((x < -1000).any()):
+                raise ValueError("feature below -1000")
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    module = Picky() if raise_on_negative else MLP()
+    torch.jit.script(module.eval()).save(str(path))
+    return path
+
+
+def predict_xgboost(path: Path, rows: list[list[float]]) -> list[float]:
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(str(path))
+    result: list[float] = booster.inplace_predict(np.asarray(rows, dtype=np.float32)).tolist()
+    return result
+
+
+def predict_torch(path: Path, rows: list[list[float]]) -> list[list[float]]:
+    import torch
+
+    module = torch.jit.load(str(path))
+    with torch.inference_mode():
+        out = module(torch.tensor(rows, dtype=torch.float32))
+    result: list[list[float]] = out.tolist()
+    return result
+
+
+def random_rows(n: int, *, seed: int) -> list[list[float]]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, FEATURES)).round(4).tolist()
+
+
+def assert_close(got: object, expected: object) -> None:
+    """Predictions equal to the directly-called model's, up to float32 rounding."""
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,66 @@
+"""`sluice worker`: one Celery worker process pinned to one device.
+
+One process per device: `--device cuda:N` runs every model on GPU N, `--device
+cpu` on the host. A CUDA device on a machine without one falls back to the CPU
+and says so. The solo pool runs one request at a time in the consuming process,
+so models load once and stay hot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+from core.config import get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(requested: str) -> str:
+    if not requested.startswith("cuda"):
+        return "cpu"
+    import torch
+
+    index = int(requested.split(":", 1)[1]) if ":" in requested else 0
+    if not torch.cuda.is_available():
+        logger.warning("%s requested but no CUDA GPU is available; running on cpu", requested)
+        return "cpu"
+    if index >= torch.cuda.device_count():
+        raise SystemExit(
+            f"--device {requested}: this machine has {torch.cuda.device_count()} GPU(s)"
+        )
+    torch.cuda.set_device(index)
+    return f"cuda:{index}"
+
+
+def run_worker(*, device: str, variants: list[str], name: str | None) -> None:
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    resolved = resolve_device(device)
+    os.environ["SLUICEWAY_WORKER_DEVICE"] = resolved
+    os.environ["SLUICEWAY_WORKER_VARIANTS"] = ",".join(variants)
+    get_settings.cache_clear()
+
+    # Import the frameworks now, not on the first request.
+    import torch  # noqa: F401
+    import xgboost  # noqa: F401
+
+    from workers.celery_app import app
+
+    hostname = f"{name or 'worker'}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    app.worker_main(
+        [
+            "worker",
+            "--pool=solo",
+            f"--hostname={hostname}",
+            f"--queues={app.conf.task_default_queue}",
+            f"--loglevel={settings.log_level}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )

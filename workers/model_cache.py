@@ -1,0 +1,75 @@
+"""Loaded models per worker: download from the object store once, keep the hottest loaded.
+
+Artifacts land in `model_cache_dir` under a name derived from their URI, written
+to a temporary file and renamed, so a crash never leaves a half file that looks
+complete. Loaded runners are kept in least-recently-used order up to
+`model_cache_size`; beyond it the coldest is dropped (and its memory with it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from core.errors import InvalidInput, ModelError, NotFound, SluicewayError
+from core.protocol import ModelRef
+from core.storage import ObjectStore, S3Location
+from workers.runners import Runner, load_runner
+
+logger = logging.getLogger(__name__)
+
+
+class ModelCache:
+    def __init__(self, *, store: ObjectStore, cache_dir: Path, device: str, capacity: int) -> None:
+        self.store = store
+        self.cache_dir = cache_dir
+        self.device = device
+        self.capacity = capacity
+        self._loaded: OrderedDict[str, Runner] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, ref: ModelRef) -> Runner:
+        with self._lock:
+            runner = self._loaded.get(ref.key)
+            if runner is not None:
+                self._loaded.move_to_end(ref.key)
+                return runner
+            runner = self._load(ref)
+            self._loaded[ref.key] = runner
+            while len(self._loaded) > self.capacity:
+                evicted, _ = self._loaded.popitem(last=False)
+                logger.info("evicted model %s from the cache", evicted)
+            return runner
+
+    def _load(self, ref: ModelRef) -> Runner:
+        path = self._download(ref)
+        try:
+            return load_runner(ref.framework, path, self.device)
+        except (InvalidInput, ModelError) as exc:
+            raise ModelError(f"cannot load model {ref.key}: {exc.detail}") from exc
+
+    def _download(self, ref: ModelRef) -> Path:
+        location = S3Location.parse(ref.artifact_uri)
+        digest = hashlib.sha256(ref.artifact_uri.encode()).hexdigest()[:16]
+        folder = self.cache_dir / f"{ref.name}-{digest}"
+        path = folder / (Path(location.key).name or "artifact")
+        if path.exists():
+            return path
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + f".part-{os.getpid()}")
+        try:
+            with partial.open("wb") as out:
+                for chunk in self.store.iter_chunks(location):
+                    out.write(chunk)
+        except NotFound as exc:
+            raise ModelError(f"model {ref.key}: artifact {ref.artifact_uri} is gone") from exc
+        except SluicewayError:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(path)
+        logger.info("downloaded model %s from %s", ref.key, ref.artifact_uri)
+        return path

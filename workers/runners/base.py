@@ -1,0 +1,60 @@
+"""The runner interface, and the shared path of numeric models (rows in, predictions out)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from core import codecs
+from core.errors import InvalidInput, ModelError
+
+
+class Runner(ABC):
+    """A loaded model: turns one request body into one response body."""
+
+    @abstractmethod
+    def invoke(self, body: bytes, content_type: str, accept: str | None) -> tuple[bytes, str]: ...
+
+
+class NumericRunner(Runner):
+    """Models that take a 2-D float32 array of instances and return one prediction per row."""
+
+    expected_features: int | None = None
+
+    @abstractmethod
+    def predict_array(self, rows: np.ndarray) -> list[Any]: ...
+
+    def to_array(self, body: bytes, content_type: str) -> np.ndarray:
+        codecs.check_supported(content_type)
+        instances = codecs.numeric_rows(codecs.decode_instances(body, content_type))
+        rows = np.asarray(instances, dtype=np.float32)
+        if rows.ndim != 2:
+            raise InvalidInput(
+                f"instances must be rows of numbers, got an array of shape {rows.shape}"
+            )
+        if self.expected_features is not None and rows.shape[1] != self.expected_features:
+            raise InvalidInput(
+                f"the model expects {self.expected_features} features per instance, "
+                f"got {rows.shape[1]}"
+            )
+        return rows
+
+    def predict(self, rows: np.ndarray) -> list[Any]:
+        """Run the model; any exception it raises becomes a ModelError naming it."""
+        try:
+            predictions = self.predict_array(rows)
+        except (InvalidInput, ModelError):
+            raise
+        except Exception as exc:
+            raise ModelError(f"the model raised {type(exc).__name__}: {exc}") from exc
+        if len(predictions) != len(rows):
+            raise ModelError(
+                f"the model returned {len(predictions)} predictions for {len(rows)} instances"
+            )
+        return predictions
+
+    def invoke(self, body: bytes, content_type: str, accept: str | None) -> tuple[bytes, str]:
+        predictions = self.predict(self.to_array(body, content_type))
+        return codecs.encode_predictions(predictions, codecs.response_type(content_type, accept))

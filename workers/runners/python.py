@@ -1,0 +1,104 @@
+"""Custom Python handlers: a .tar.gz whose `handler.py` (or `inference.py`) defines any of
+`model_fn(model_dir)`, `input_fn(body, content_type)`, `predict_fn(data, model)`,
+`output_fn(prediction, accept)` — SageMaker's handler contract.
+
+Running a handler runs its author's code, by design; the bundle is unpacked
+with tarfile's "data" filter so it cannot write outside its own folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from core import codecs
+from core.errors import InvalidInput, ModelError
+from workers.runners.base import Runner
+
+logger = logging.getLogger(__name__)
+
+HANDLER_FILES = ("handler.py", "inference.py", "code/inference.py")
+
+
+def _default_input(body: bytes, content_type: str) -> Any:
+    codecs.check_supported(content_type)
+    return np.asarray(codecs.decode_instances(body, content_type))
+
+
+def _default_predict(data: Any, model: Any) -> Any:
+    return model(data)
+
+
+def _default_output(prediction: Any, accept: str) -> tuple[bytes, str]:
+    if isinstance(prediction, np.ndarray):
+        prediction = prediction.tolist()
+    return codecs.encode_predictions(list(prediction), accept)
+
+
+class PythonRunner(Runner):
+    def __init__(self, path: Path, device: str) -> None:
+        self.model_dir = path.parent / (path.name + ".d")
+        if not self.model_dir.exists():
+            staging = path.parent / (path.name + ".staging")
+            try:
+                with tarfile.open(path, "r:gz") as bundle:
+                    bundle.extractall(staging, filter="data")
+            except (tarfile.TarError, OSError) as exc:
+                raise InvalidInput(f"{path.name} is not a valid .tar.gz bundle: {exc}") from exc
+            staging.rename(self.model_dir)
+        module = self._import_handler()
+        self.input_fn: Callable[[bytes, str], Any] = getattr(module, "input_fn", _default_input)
+        self.predict_fn: Callable[[Any, Any], Any] = getattr(module, "predict_fn", _default_predict)
+        self.output_fn: Callable[[Any, str], Any] = getattr(module, "output_fn", _default_output)
+        model_fn = getattr(module, "model_fn", None)
+        try:
+            self.model = model_fn(str(self.model_dir)) if model_fn else None
+        except Exception as exc:
+            raise ModelError(f"model_fn raised {type(exc).__name__}: {exc}") from exc
+        self.device = device
+
+    def _import_handler(self) -> ModuleType:
+        for relative in HANDLER_FILES:
+            candidate = self.model_dir / relative
+            if candidate.is_file():
+                name = f"sluiceway_handler_{abs(hash(str(candidate)))}"
+                spec = importlib.util.spec_from_file_location(name, candidate)
+                assert spec is not None and spec.loader is not None
+                module = importlib.util.module_from_spec(spec)
+                try:
+                    spec.loader.exec_module(module)
+                except Exception as exc:
+                    raise ModelError(
+                        f"importing {relative} raised {type(exc).__name__}: {exc}"
+                    ) from exc
+                return module
+        raise InvalidInput(f"the bundle has none of {list(HANDLER_FILES)}")
+
+    def invoke(self, body: bytes, content_type: str, accept: str | None) -> tuple[bytes, str]:
+        try:
+            data = self.input_fn(body, content_type)
+        except (InvalidInput, ModelError):
+            raise
+        except Exception as exc:
+            raise InvalidInput(f"input_fn rejected the payload: {exc}") from exc
+        try:
+            prediction = self.predict_fn(data, self.model)
+            output = self.output_fn(prediction, codecs.response_type(content_type, accept))
+        except (InvalidInput, ModelError):
+            raise
+        except Exception as exc:
+            raise ModelError(f"the handler raised {type(exc).__name__}: {exc}") from exc
+        if isinstance(output, tuple):
+            payload, out_type = output
+        else:
+            payload, out_type = output, codecs.response_type(content_type, accept)
+        if isinstance(payload, str):
+            payload = payload.encode()
+        return bytes(payload), str(out_type)
