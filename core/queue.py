@@ -37,6 +37,11 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=f"{ns}.default",
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_s,
+            # Sweep for messages of dead workers every fifth of the visibility
+            # timeout (1-10 s). kombu's default sweep is 10 s x a throttle of
+            # 10, so a stranded message could wait 100 s past its timeout.
+            "unacked_restore_interval": min(10, max(1, settings.visibility_timeout_s // 5)),
+            "unacked_restore_throttle": 1,
             # Strict priority lists per queue: realtime (0) > async (3) > transform (6).
             "queue_order_strategy": "priority",
             "priority_steps": sorted(set(PRIORITY.values()) | {9}),

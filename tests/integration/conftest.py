@@ -65,6 +65,7 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "xgb": models.build_xgboost(folder / "model.json"),
         "torch": models.build_torch(folder / "mlp.pt"),
         "picky": models.build_torch(folder / "picky.pt", raise_on_negative=True),
+        "slow": models.build_slow_handler(folder / "slow.tar.gz", delay_s=0.05),
     }
 
 

@@ -78,3 +78,28 @@ def random_rows(n: int, *, seed: int) -> list[list[float]]:
 def assert_close(got: object, expected: object) -> None:
     """Predictions equal to the directly-called model's, up to float32 rounding."""
     np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+SLOW_HANDLER = """
+import time
+
+import numpy as np
+
+
+def predict_fn(data, model):
+    time.sleep({delay_s})
+    return np.asarray(data, dtype=float).sum(axis=1).tolist()
+"""
+
+
+def build_slow_handler(path: Path, *, delay_s: float) -> Path:
+    """A `python` bundle that sums each row after sleeping: a model that takes its time."""
+    import io
+    import tarfile
+
+    source = SLOW_HANDLER.format(delay_s=delay_s).encode()
+    with tarfile.open(path, "w:gz") as bundle:
+        info = tarfile.TarInfo("handler.py")
+        info.size = len(source)
+        bundle.addfile(info, io.BytesIO(source))
+    return path
