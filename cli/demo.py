@@ -1,0 +1,463 @@
+"""`sluice demo`: a guided tour of a running stack that checks everything it shows.
+
+It builds two small models itself (an XGBoost classifier and a PyTorch MLP),
+registers them, puts them behind one endpoint as variants a and b, and calls it
+realtime, pinned to a variant, as an async job, and with a bad payload. Every
+prediction that comes back is compared with the same artifact called directly
+in this process, so "it worked" means the numbers are right, not merely that
+the API answered. Each step is one function in STEPS; a step either returns a
+one-line result or raises, and the summary table lists them all.
+
+torch, xgboost and numpy are imported inside the functions that use them, so
+`sluice` starts fast and its other commands work where only the API extras are
+installed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cli import api_client as http
+from cli.api_client import ApiUrlOption
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    import xgboost
+
+N_FEATURES = 4
+SEED = 7
+VARIANTS = {"a": "xgboost", "b": "torch"}  # variant name → the framework of its model
+BATCHING = {"max_batch_size": 8, "max_delay_ms": 2}
+REALTIME_CALLS = 6
+PINNED_CALLS = 3
+JOB_TIMEOUT_S = 120.0
+# The worker may run on another device or BLAS; float32 results agree to ~1e-6
+# there, so these bounds catch a wrong model or a mixed-up row, not rounding.
+RTOL, ATOL = 1e-4, 1e-5
+
+
+class DemoFailure(Exception):
+    """A step saw something other than what the platform promises; the message says what."""
+
+
+# --- the two models, and calling them directly -------------------------------
+
+
+@dataclass
+class DemoModels:
+    """The saved artifacts, and the same artifacts loaded back here as the reference."""
+
+    xgboost_path: Path
+    torch_path: Path
+    booster: xgboost.Booster
+    module: torch.jit.ScriptModule
+
+    def artifact(self, framework: str) -> Path:
+        return self.xgboost_path if framework == "xgboost" else self.torch_path
+
+    def predict(self, framework: str, rows: list[list[float]]) -> np.ndarray:
+        """What the model behind `framework` answers for `rows`, called in-process."""
+        import numpy as np
+
+        features = np.asarray(rows, dtype=np.float32)
+        if framework == "xgboost":
+            # binary:logistic → one probability per row, shape (n,).
+            return np.asarray(self.booster.inplace_predict(features), dtype=np.float64)
+        import torch
+
+        with torch.inference_mode():
+            # One row of two logits per instance, shape (n, 2).
+            logits = self.module(torch.from_numpy(features))
+        return logits.numpy().astype(np.float64)
+
+
+@contextmanager
+def _torchscript_allowed() -> Iterator[None]:
+    """torch 2.13 deprecates TorchScript in favour of torch.export, but the platform
+    accepts TorchScript artifacts (API.md) and this demo is meant to show one."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)
+        yield
+
+
+def build_xgboost(path: Path, *, seed: int = SEED) -> None:
+    """A binary classifier (10 trees, depth 3) trained on 200 random rows, saved as JSON."""
+    import numpy as np
+    import xgboost as xgb
+
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(200, N_FEATURES)).astype(np.float32)
+    # A rule the trees can learn, so predictions vary: positive when x0 + x1/2 > x2.
+    labels = (features[:, 0] + 0.5 * features[:, 1] - features[:, 2] > 0).astype(np.float32)
+    params = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.3, "seed": seed}
+    booster = xgb.train(params, xgb.DMatrix(features, label=labels), num_boost_round=10)
+    booster.save_model(str(path))
+
+
+def build_torch(path: Path, *, seed: int = SEED) -> None:
+    """An MLP 4 → 16 → 2 with weights from a fixed seed, saved as TorchScript."""
+    import torch
+
+    # fork_rng keeps the caller's global torch RNG untouched by our fixed seed.
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(N_FEATURES, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2)
+        )
+    with _torchscript_allowed():
+        torch.jit.script(model.eval()).save(str(path))
+
+
+def load_models(*, xgboost_path: Path, torch_path: Path) -> DemoModels:
+    """Load the artifacts back from disk: the reference is exactly what was uploaded."""
+    import torch
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(str(xgboost_path))
+    with _torchscript_allowed():
+        module = torch.jit.load(str(torch_path))
+    module.eval()
+    return DemoModels(
+        xgboost_path=xgboost_path, torch_path=torch_path, booster=booster, module=module
+    )
+
+
+def build_models(workdir: Path, *, seed: int = SEED) -> DemoModels:
+    xgboost_path, torch_path = workdir / "demo-xgboost.json", workdir / "demo-mlp.pt"
+    build_xgboost(xgboost_path, seed=seed)
+    build_torch(torch_path, seed=seed)
+    return load_models(xgboost_path=xgboost_path, torch_path=torch_path)
+
+
+def rounded(values: Any) -> Any:
+    """Predictions rounded to 4 places for printing; non-numeric input comes back as is."""
+    if isinstance(values, list):
+        return [rounded(value) for value in values]
+    return round(values, 4) if isinstance(values, float) else values
+
+
+def check_predictions(got: Any, expected: np.ndarray, *, what: str) -> None:
+    """DemoFailure unless `got` (from the API) equals `expected` (called directly)."""
+    import numpy as np
+
+    try:
+        actual = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DemoFailure(f"{what}: predictions {got!r} are not numbers ({exc})") from exc
+    if actual.shape != expected.shape:
+        raise DemoFailure(
+            f"{what}: predictions have shape {actual.shape}, "
+            f"the model called directly gives {expected.shape}"
+        )
+    if not np.allclose(actual, expected, rtol=RTOL, atol=ATOL):
+        worst = float(np.max(np.abs(actual - expected)))
+        raise DemoFailure(
+            f"{what}: predictions {rounded(actual.tolist())} differ from the model called "
+            f"directly {rounded(expected.tolist())} (max abs diff {worst:.3g})"
+        )
+
+
+def endpoint_spec(name: str, models: dict[str, tuple[str, int]]) -> dict[str, Any]:
+    """The endpoint body: variant a → the xgboost model, b → the torch model, weights 1:1.
+
+    `models` maps a framework to the (name, version) that registering it returned.
+    """
+    variants = []
+    for variant, framework in VARIANTS.items():
+        model, version = models[framework]
+        variants.append(
+            {
+                "name": variant,
+                "model": model,
+                "model_version": version,
+                "weight": 1,
+                "batching": dict(BATCHING),
+            }
+        )
+    return {"name": name, "variants": variants}
+
+
+# --- the tour ------------------------------------------------------------------
+
+
+@dataclass
+class Tour:
+    """State the steps share: the API, what has been created so far, sample rows."""
+
+    api: http.Api
+    console: Console
+    workdir: Path
+    suffix: str = field(default_factory=lambda: secrets.token_hex(2))
+    rng: random.Random = field(default_factory=lambda: random.Random(SEED))
+    models: DemoModels | None = None
+    registered: dict[str, tuple[str, int]] = field(default_factory=dict)
+    endpoint: str = ""
+
+    def rows(self, count: int) -> list[list[float]]:
+        """`count` rows of N_FEATURES numbers in [-2, 2], 3 decimals so they print neatly."""
+        return [
+            [round(self.rng.uniform(-2, 2), 3) for _ in range(N_FEATURES)] for _ in range(count)
+        ]
+
+    def built(self) -> DemoModels:
+        if self.models is None:
+            raise DemoFailure("the models were not built")
+        return self.models
+
+    def say(self, text: str) -> None:
+        self.console.print(f"  {escape(text)}")
+
+
+def short_id(job_id: str) -> str:
+    """The first 8 characters of a job id, enough to tell the demo's jobs apart on screen."""
+    return job_id[:8]
+
+
+def field_of(body: Any, key: str, *, what: str) -> Any:
+    """body[key], or a DemoFailure naming the call and the body when the API left it out."""
+    if not isinstance(body, dict) or key not in body:
+        raise DemoFailure(f"{what} answered without {key!r}: {body!r}")
+    return body[key]
+
+
+def _invocation_url(tour: Tour, kind: str) -> str:
+    return http.path("/v1/endpoints/{}/" + kind, tour.endpoint)
+
+
+def _realtime_call(
+    tour: Tour, rows: list[list[float]], *, variant: str | None = None
+) -> tuple[str, float]:
+    """One realtime call, checked against the model called directly → (variant, ms)."""
+    headers = {"X-Target-Variant": variant} if variant else {}
+    started = time.perf_counter()
+    response = tour.api.request(
+        "POST", _invocation_url(tour, "invocations"), json={"instances": rows}, headers=headers
+    )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    invoked = response.headers.get("X-Invoked-Variant", "")
+    if invoked not in VARIANTS:
+        raise DemoFailure(f"X-Invoked-Variant is {invoked!r}, expected one of {list(VARIANTS)}")
+    predictions = field_of(response.json(), "predictions", what="a realtime call")
+    check_predictions(
+        predictions, tour.built().predict(VARIANTS[invoked], rows), what=f"variant {invoked}"
+    )
+    job = short_id(response.headers.get("X-Job-Id", "?"))
+    tour.say(
+        f"variant {invoked}  {elapsed_ms:6.1f} ms  job {job}  {rounded(predictions)}"
+        "  matches the model called directly"
+    )
+    return invoked, elapsed_ms
+
+
+def step_check_ready(tour: Tour) -> str:
+    # First, so a stack that is down fails in milliseconds, before the models are built.
+    body = tour.api.get_json("/readyz")
+    checks = body.get("checks", {}) if isinstance(body, dict) else {}
+    return ", ".join(f"{part} {state}" for part, state in checks.items()) or "ready"
+
+
+def step_build_models(tour: Tour) -> str:
+    tour.models = build_models(tour.workdir)
+    tour.say(f"xgboost → {tour.models.xgboost_path}")
+    tour.say(f"torch   → {tour.models.torch_path}")
+    return "xgboost 10 trees depth 3; torch MLP 4→16→2 (TorchScript)"
+
+
+def _register(tour: Tour, framework: str) -> str:
+    short = {"xgboost": "xgb", "torch": "torch"}[framework]
+    name = f"demo-{short}-{tour.suffix}"
+    artifact = tour.built().artifact(framework)
+    with artifact.open("rb") as handle:
+        body = tour.api.request(
+            "POST",
+            "/v1/models",
+            data={"name": name, "framework": framework},
+            files={"file": (artifact.name, handle, "application/octet-stream")},
+        ).json()
+    version = int(field_of(body, "version", what="POST /v1/models"))
+    tour.registered[framework] = (name, version)
+    location = body.get("artifact_uri", "?")
+    tour.say(f"{name} version {version} stored at {location}")
+    return f"{name} v{version}"
+
+
+def step_register_xgboost(tour: Tour) -> str:
+    return _register(tour, "xgboost")
+
+
+def step_register_torch(tour: Tour) -> str:
+    return _register(tour, "torch")
+
+
+def step_create_endpoint(tour: Tour) -> str:
+    spec = endpoint_spec(f"demo-{tour.suffix}", tour.registered)
+    body = tour.api.request("POST", "/v1/endpoints", json=spec).json()
+    tour.endpoint = str(field_of(body, "name", what="POST /v1/endpoints"))
+    tour.say(f"endpoint {tour.endpoint}: a = xgboost, b = torch, weights 1:1, batching {BATCHING}")
+    return f"{tour.endpoint} ({body.get('status', 'no status')})"
+
+
+def step_realtime(tour: Tour) -> str:
+    calls = [_realtime_call(tour, tour.rows(2)) for _ in range(REALTIME_CALLS)]
+    served = [variant for variant, _ in calls]
+    mix = ", ".join(f"{variant}: {served.count(variant)}" for variant in VARIANTS)
+    median_ms = statistics.median(ms for _, ms in calls)
+    return f"{REALTIME_CALLS} calls ({mix}), median {median_ms:.1f} ms, all match"
+
+
+def step_pinned_variant(tour: Tour) -> str:
+    for _ in range(PINNED_CALLS):
+        served, _ = _realtime_call(tour, tour.rows(1), variant="b")
+        if served != "b":
+            raise DemoFailure(f"X-Target-Variant: b was served by variant {served!r}")
+    return f"{PINNED_CALLS} calls with X-Target-Variant: b, all served by b"
+
+
+def step_async_job(tour: Tour) -> str:
+    rows = tour.rows(3)
+    accepted = tour.api.request(
+        "POST", _invocation_url(tour, "async-invocations"), json={"instances": rows}
+    ).json()
+    job_id = str(field_of(accepted, "job_id", what="an async invocation"))
+    tour.say(f"202 accepted: {json.dumps(accepted)}")
+    job = tour.api.wait_for_job(job_id, timeout_s=JOB_TIMEOUT_S)
+    if job["status"] != "succeeded":
+        raise DemoFailure(f"job {job_id} failed: {http.describe_job_error(job.get('error'))}")
+    variant = str(field_of(job, "variant", what=f"GET /v1/jobs/{job_id}"))
+    output = tour.api.get_json(http.path("/v1/jobs/{}/output", job_id))
+    predictions = field_of(output, "predictions", what=f"GET /v1/jobs/{job_id}/output")
+    expected = tour.built().predict(VARIANTS.get(variant, "?"), rows)
+    check_predictions(predictions, expected, what=f"job {job_id} on variant {variant}")
+    tour.say(f"succeeded on variant {variant}: {rounded(predictions)}")
+    tour.say(f"output object {job.get('output_location')}  matches the model called directly")
+    return f"job {short_id(job_id)} succeeded on variant {variant}, output stored"
+
+
+def step_bad_input(tour: Tour) -> str:
+    # Pinned to the xgboost variant: the booster knows it takes 4 features, so a
+    # 3-feature row must come back as a 422 problem, never a 500 or a 200.
+    rows = [[0.1, 0.2, 0.3]]
+    try:
+        tour.api.request(
+            "POST",
+            _invocation_url(tour, "invocations"),
+            json={"instances": rows},
+            headers={"X-Target-Variant": "a"},
+        )
+    except http.ApiError as exc:
+        if exc.status != 422:
+            raise DemoFailure(f"a 3-feature row should be a 422 problem, got {exc}") from exc
+        tour.say(exc.one_line())
+        return f"3 features instead of 4 → {exc.status} {exc.title}"
+    raise DemoFailure("a 3-feature row was accepted by a 4-feature model")
+
+
+Step = Callable[[Tour], str]
+# To show a new capability, write one `step_...(tour) -> str` and list it here.
+STEPS: list[tuple[str, Step]] = [
+    ("check the stack is ready", step_check_ready),
+    ("build the models", step_build_models),
+    ("register the xgboost model", step_register_xgboost),
+    ("register the torch model", step_register_torch),
+    ("create the endpoint", step_create_endpoint),
+    ("realtime calls", step_realtime),
+    ("pin variant b", step_pinned_variant),
+    ("async job", step_async_job),
+    ("bad input", step_bad_input),
+]
+
+# What a step may fail with; anything else is a bug in the demo and keeps its traceback.
+STEP_FAILURES = (DemoFailure, http.ApiError, http.ApiUnreachable, http.JobWaitTimeout)
+
+
+@dataclass
+class Outcome:
+    step: str
+    status: str  # ok | failed | not run
+    detail: str = ""
+    elapsed_ms: float | None = None
+    exit_code: int = 0
+
+
+def run_steps(tour: Tour, steps: list[tuple[str, Step]]) -> list[Outcome]:
+    """Run the steps in order; after a failure the rest are listed as not run (they build on it)."""
+    outcomes: list[Outcome] = []
+    for title, step in steps:
+        if any(outcome.status == "failed" for outcome in outcomes):
+            outcomes.append(Outcome(title, "not run"))
+            continue
+        tour.console.print(f"[bold cyan]▶ {escape(title)}[/]")
+        started = time.perf_counter()
+        try:
+            detail, status, code = step(tour), "ok", 0
+        except STEP_FAILURES as exc:
+            detail, status = str(exc), "failed"
+            code = 2 if isinstance(exc, http.ApiUnreachable) else 1
+            tour.console.print(f"  [bold red]FAILED: {escape(detail)}[/]")
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        outcomes.append(Outcome(title, status, detail, elapsed_ms, code))
+    return outcomes
+
+
+def summary_table(outcomes: list[Outcome]) -> Table:
+    table = Table(title="sluice demo", title_justify="left")
+    table.add_column("step")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    table.add_column("ms", justify="right")
+    styles = {"ok": "green", "failed": "bold red", "not run": "dim"}
+    for outcome in outcomes:
+        elapsed = "" if outcome.elapsed_ms is None else f"{outcome.elapsed_ms:.0f}"
+        table.add_row(
+            escape(outcome.step),
+            f"[{styles[outcome.status]}]{outcome.status}[/]",
+            escape(outcome.detail),
+            elapsed,
+        )
+    return table
+
+
+def exit_code(outcomes: list[Outcome]) -> int:
+    return max((outcome.exit_code for outcome in outcomes), default=0)
+
+
+def demo(api_url: ApiUrlOption = None) -> None:
+    """Tour a running stack: build two models, serve them, call them, check every answer."""
+    console = Console()
+    with (
+        tempfile.TemporaryDirectory(prefix="sluiceway-demo-") as workdir,
+        http.connect(api_url) as api,
+    ):
+        console.print(f"Sluiceway demo against {escape(api.base_url)}")
+        tour = Tour(api=api, console=console, workdir=Path(workdir))
+        outcomes = run_steps(tour, STEPS)
+    console.print()
+    console.print(summary_table(outcomes))
+    code = exit_code(outcomes)
+    if code == 0:
+        example = '{"instances": [[0.5, -1.2, 0.3, 2.0]]}'
+        console.print(f"Try it: sluice invoke {tour.endpoint} --data '{example}'", markup=False)
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `sluice demo` to the `sluice` app."""
+    app.command("demo")(demo)
