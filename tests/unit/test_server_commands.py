@@ -1,0 +1,76 @@
+"""How the local server launchers build their command lines (no process is started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli import servers
+from cli.servers import SEAWEED_GRPC_OFFSET, RedisServer, SeaweedServer
+
+
+@pytest.fixture(autouse=True)
+def _fake_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(servers, "find_executable", lambda name, *, hint: f"/bin/{name}")
+
+
+def _flags(command: list[str]) -> dict[str, str]:
+    return dict(arg.lstrip("-").split("=", 1) for arg in command if arg.startswith("-"))
+
+
+def test_weed_gets_every_listener_on_its_own_port(tmp_path: Path) -> None:
+    """Regression: weed's default ports (9333, 8888, ...) collide between parallel servers."""
+    server = SeaweedServer(tmp_path, access_key="a", secret_key="b", port=9123)
+    flags = _flags(server._command())
+
+    listeners = {
+        "s3.port",
+        "s3.port.grpc",
+        "master.port",
+        "master.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "admin.port",
+        "admin.port.grpc",
+    }
+    assert listeners <= flags.keys()
+    ports = [int(flags[name]) for name in listeners]
+    assert len(set(ports)) == len(ports)
+    assert flags["s3.port"] == "9123"
+    assert server.endpoint == "http://127.0.0.1:9123"
+
+
+def test_weed_admin_grpc_keeps_the_fixed_offset(tmp_path: Path) -> None:
+    """Regression: weed's embedded worker dials admin.port + 10000, ignoring admin.port.grpc."""
+    flags = _flags(SeaweedServer(tmp_path, access_key="a", secret_key="b")._command())
+    assert int(flags["admin.port.grpc"]) == int(flags["admin.port"]) + SEAWEED_GRPC_OFFSET
+
+
+def test_weed_listens_on_loopback_only_and_phones_nowhere(tmp_path: Path) -> None:
+    flags = _flags(SeaweedServer(tmp_path, access_key="a", secret_key="b")._command())
+    assert flags["ip"] == flags["ip.bind"] == "127.0.0.1"
+    assert flags["master.telemetry"] == "false"
+    assert flags["dir"] == str(tmp_path.resolve() / "data")
+
+
+def test_weed_gets_the_keys_through_its_environment(tmp_path: Path) -> None:
+    env = SeaweedServer(tmp_path, access_key="ak", secret_key="sk")._env()
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("ak", "sk")
+
+
+@pytest.mark.parametrize(("appendonly", "expected"), [(True, "yes"), (False, "no")])
+def test_redis_command(tmp_path: Path, appendonly: bool, expected: str) -> None:
+    server = RedisServer(tmp_path, port=6390, appendonly=appendonly)
+    command = server._command()
+    options = dict(zip(command[1::2], command[2::2], strict=True))
+    assert options == {
+        "--port": "6390",
+        "--bind": "127.0.0.1",
+        "--save": "",
+        "--appendonly": expected,
+        "--dir": str(tmp_path.resolve()),
+    }
+    assert server.url == "redis://127.0.0.1:6390/0"
