@@ -41,6 +41,11 @@ class ReplyWaiter:
         await self._redis.delete(self.key)
         await self._redis.aclose()
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The process's asyncio Redis client (also used to enqueue realtime calls)."""
+        return self._redis
+
     def expect(self, job_id: str) -> asyncio.Future[Reply]:
         """Register interest before enqueueing, so a fast answer is never missed."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()

@@ -99,9 +99,27 @@ class Reply:
 PRIORITY_SEP = "\x06\x16"
 
 
+PRIORITY_STEPS = (0, 3, 6, 9)
+
+
 def priority_lists(queue: str) -> list[str]:
     """Every Redis list holding messages of `queue`, highest priority first."""
-    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in (3, 6, 9)]
+    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS[1:]]
+
+
+def bell_key(namespace: str, queue: str) -> str:
+    """A list idle workers block on; producers push a token with each message."""
+    return f"{namespace}:bell:{queue}"
+
+
+def unacked_keys(namespace: str) -> tuple[str, str]:
+    """kombu's bookkeeping of reserved messages: hash tag → message, zset tag → time."""
+    return f"{namespace}:unacked", f"{namespace}:unacked_index"
+
+
+def metrics_key(namespace: str, queue: str) -> str:
+    """Hash of counters workers add to per variant (batch sizes, latencies, errors)."""
+    return f"{namespace}:metrics:{queue}"
 
 
 def worker_key(namespace: str, hostname: str) -> str:

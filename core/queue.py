@@ -9,15 +9,36 @@ on a per-API-process Redis list (see core/protocol.py), async results in S3 and 
 
 from __future__ import annotations
 
+import base64
 import functools
+import os
+import socket
+import uuid
 from typing import Any
 
 import msgpack
+import orjson
 import redis
+import redis.asyncio as aioredis
 from celery import Celery
 
 from core.config import Settings, get_settings
-from core.protocol import PRIORITY, TASK_NAME, Invocation, queue_name
+from core.protocol import (
+    PRIORITY,
+    PRIORITY_STEPS,
+    TASK_NAME,
+    Invocation,
+    bell_key,
+    priority_lists,
+    queue_name,
+    unacked_keys,
+)
+
+# Workers block on a variant's "bell" list when idle; producers push a token with
+# every message. Tokens carry no data (a lost one costs at most one idle poll),
+# so the list is capped.
+BELL_DEPTH = 64
+_ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -44,10 +65,10 @@ def make_celery(settings: Settings) -> Celery:
             "unacked_restore_throttle": 1,
             # Strict priority lists per queue: realtime (0) > async (3) > transform (6).
             "queue_order_strategy": "priority",
-            "priority_steps": sorted(set(PRIORITY.values()) | {9}),
+            "priority_steps": list(PRIORITY_STEPS),
             # Keep each stack's bookkeeping apart when several share one Redis.
-            "unacked_key": f"{ns}:unacked",
-            "unacked_index_key": f"{ns}:unacked_index",
+            "unacked_key": unacked_keys(ns)[0],
+            "unacked_index_key": unacked_keys(ns)[1],
             "unacked_mutex_key": f"{ns}:unacked_mutex",
         },
     )
@@ -64,16 +85,92 @@ def get_redis() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url)
 
 
-def enqueue(invocation: Invocation, *, celery: Celery | None = None) -> None:
-    """Put one invocation on its variant's queue at its mode's priority."""
-    settings = get_settings()
-    app = celery or get_celery()
-    app.send_task(
-        TASK_NAME,
-        args=(invocation.to_wire(),),
-        queue=queue_name(settings.namespace, invocation.endpoint, invocation.variant),
-        priority=PRIORITY[invocation.mode],
+def task_message(invocation: Invocation, queue: str) -> tuple[str, bytes]:
+    """A Celery task message (protocol 2, msgpack body) as kombu's Redis transport stores it.
+
+    Built by hand instead of `send_task` because it is on the realtime hot path:
+    kombu's producer costs ~0.3 ms of CPU per message, this a few microseconds.
+    The result is byte-compatible: a plain Celery worker could consume it, and
+    kombu's restore of unacknowledged messages puts it back where it came from.
+    Returns the Redis list to push it to and the message.
+    """
+    priority = PRIORITY[invocation.mode]
+    task_id = invocation.job_id
+    body = msgpack.packb(
+        [
+            [invocation.to_wire()],
+            {},
+            {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
+        ],
+        use_bin_type=True,
     )
+    envelope = {
+        "body": base64.b64encode(body).decode(),
+        "content-encoding": "binary",
+        "content-type": "application/x-msgpack",
+        "headers": {
+            "lang": "py",
+            "task": TASK_NAME,
+            "id": task_id,
+            "shadow": None,
+            "eta": None,
+            "expires": None,
+            "group": None,
+            "group_index": None,
+            "retries": 0,
+            "timelimit": [None, None],
+            "root_id": task_id,
+            "parent_id": None,
+            "argsrepr": f"<{invocation.mode} {invocation.endpoint}/{invocation.variant}>",
+            "kwargsrepr": "{}",
+            "origin": _ORIGIN,
+            "ignore_result": True,
+        },
+        "properties": {
+            "correlation_id": task_id,
+            "reply_to": "",
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": priority,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+    return priority_lists(queue)[PRIORITY_STEPS.index(priority)], orjson.dumps(envelope)
+
+
+def decode_task_message(raw: bytes) -> tuple[Invocation, str | None]:
+    """The invocation inside a task message, and the message's delivery tag."""
+    envelope = orjson.loads(raw)
+    args = msgpack.unpackb(base64.b64decode(envelope["body"]), raw=False)[0]
+    return Invocation.from_wire(args[0]), envelope["properties"].get("delivery_tag")
+
+
+def _push_commands(invocation: Invocation) -> tuple[str, bytes, str]:
+    settings = get_settings()
+    queue = queue_name(settings.namespace, invocation.endpoint, invocation.variant)
+    key, message = task_message(invocation, queue)
+    return key, message, bell_key(settings.namespace, queue)
+
+
+def enqueue(invocation: Invocation, *, client: redis.Redis | None = None) -> None:
+    """Put one invocation on its variant's queue at its mode's priority, and ring its bell."""
+    key, message, bell = _push_commands(invocation)
+    pipe = (client or get_redis()).pipeline(transaction=False)
+    pipe.lpush(key, message)
+    pipe.lpush(bell, 1)
+    pipe.ltrim(bell, 0, BELL_DEPTH - 1)
+    pipe.execute()
+
+
+async def enqueue_async(invocation: Invocation, client: aioredis.Redis) -> None:
+    """`enqueue` for the event loop: one round trip, no thread hop."""
+    key, message, bell = _push_commands(invocation)
+    pipe = client.pipeline(transaction=False)
+    pipe.lpush(key, message)
+    pipe.lpush(bell, 1)
+    pipe.ltrim(bell, 0, BELL_DEPTH - 1)
+    await pipe.execute()
 
 
 def pack(value: dict[str, Any]) -> bytes:

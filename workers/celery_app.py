@@ -1,10 +1,16 @@
-"""The worker's Celery app, with a consumer step that follows the live variant queues.
+"""The worker's Celery app, with a consumer step that runs the batching consumer.
 
-Endpoints are created at run time, so a worker cannot be told its queues once at
-start. `VariantQueues` reads the set of live variant queues from Redis every
-`queue_refresh_s` (2 s by default), starts consuming new ones and stops consuming
-deleted ones, and publishes the worker's heartbeat (device, queues) for the API
-and the scheduler.
+Celery provides the worker runtime: process lifecycle, signals and warm
+shutdown, remote control, and kombu's periodic restore of messages whose
+worker died. The variant queues themselves are read by `BatchingConsumer`
+(workers/consumer.py), many messages per round trip; kombu's own consumer
+only listens on the namespace's default queue.
+
+Endpoints are created at run time, so the set of variants a worker serves is
+re-read from SQL every `queue_refresh_s` (2 s by default) together with each
+variant's batching settings: a PATCH of `max_batch_size` reaches running
+workers within seconds. The step also publishes the worker's heartbeat
+(device, queues) for the API and the scheduler.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ import os
 from typing import Any
 
 from celery import bootsteps
+from sqlalchemy import select
 
-from core import queue_state
 from core.config import get_settings
-from core.protocol import worker_key
+from core.db import session_scope
+from core.protocol import queue_name, worker_key
 from core.queue import get_redis, make_celery, pack
+from core.tables import Endpoint, Variant
+from workers.batching import BatchSettings
 
 logger = logging.getLogger(__name__)
 
@@ -36,56 +45,91 @@ def wanted_queues(live: list[str], namespace: str, only: str) -> set[str]:
     return {q for q in live if q in allowed}
 
 
-class VariantQueues(bootsteps.StartStopStep):
+class VariantCatalog:
+    """Which variant queues this worker serves, and their batching settings (from SQL)."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, BatchSettings] = {}
+
+    def __call__(self) -> dict[str, BatchSettings]:
+        settings = get_settings()
+        try:
+            with session_scope() as session:
+                rows = session.execute(
+                    select(
+                        Endpoint.name, Variant.name, Variant.max_batch_size, Variant.max_delay_ms
+                    ).join(Variant, Variant.endpoint_id == Endpoint.id)
+                ).all()
+        except Exception as exc:
+            # The database blinked: keep serving what we knew.
+            logger.warning("cannot read variants (%s); keeping %d known", exc, len(self.known))
+            return self.known
+        every = {
+            queue_name(settings.namespace, endpoint, variant): BatchSettings(size, delay)
+            for endpoint, variant, size, delay in rows
+        }
+        wanted = wanted_queues(list(every), settings.namespace, settings.worker_variants)
+        current = {q: every[q] for q in sorted(wanted)}
+        for queue in current.keys() - self.known.keys():
+            logger.info("serving %s with %s", queue, current[queue])
+        for queue in self.known.keys() - current.keys():
+            logger.info("no longer serving %s (variant deleted)", queue)
+        for queue in current.keys() & self.known.keys():
+            if current[queue] != self.known[queue]:
+                logger.info("%s batching is now %s", queue, current[queue])
+        self.known = current
+        return current
+
+
+class BatchingStep(bootsteps.StartStopStep):
     requires = {"celery.worker.consumer.tasks:Tasks"}
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self._timer: Any = None
+        self._consumer: Any = None
 
     def start(self, consumer: Any) -> None:
+        from workers.consumer import BatchingConsumer
+        from workers.tasks import executor
+
         settings = get_settings()
-        self.refresh(consumer)
+        self._consumer = BatchingConsumer(
+            executor=executor(),
+            client=get_redis(),
+            namespace=settings.namespace,
+            variants=VariantCatalog(),
+            refresh_s=settings.queue_refresh_s,
+        )
+        self._consumer.start()
+        self.heartbeat(consumer)
         self._timer = consumer.timer.call_repeatedly(
-            settings.queue_refresh_s, self.refresh, (consumer,), priority=10
+            settings.queue_refresh_s, self.heartbeat, (consumer,), priority=10
         )
 
     def stop(self, consumer: Any) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._consumer is not None:
+            self._consumer.stop()
         try:
             get_redis().delete(worker_key(get_settings().namespace, consumer.hostname))
         except Exception:  # shutting down: Redis may already be gone
             logger.debug("could not remove the heartbeat", exc_info=True)
 
-    def refresh(self, consumer: Any) -> None:
+    def heartbeat(self, consumer: Any) -> None:
         settings = get_settings()
+        queues = sorted(self._consumer.queues) if self._consumer else []
+        beat = {"device": settings.worker_device, "pid": os.getpid(), "queues": queues}
         try:
-            redis = get_redis()
-            live = queue_state.live_queues(redis, settings.namespace)
-            wanted = wanted_queues(live, settings.namespace, settings.worker_variants)
-            current = {q.name for q in consumer.task_consumer.queues}
-            for queue in sorted(wanted - current):
-                logger.info("consuming %s", queue)
-                consumer.add_task_queue(queue)
-            default = app.conf.task_default_queue
-            for queue in sorted(current - wanted - {default}):
-                logger.info("no longer consuming %s (variant deleted)", queue)
-                consumer.cancel_task_queue(queue)
-            heartbeat = {
-                "device": settings.worker_device,
-                "pid": os.getpid(),
-                "queues": sorted(wanted),
-            }
-            redis.set(
+            get_redis().set(
                 worker_key(settings.namespace, consumer.hostname),
-                pack(heartbeat),
+                pack(beat),
                 ex=max(10, int(settings.queue_refresh_s * 5)),
             )
         except Exception:
-            # Redis blips must not kill the consumer; the next tick tries again.
-            logger.warning("refreshing variant queues failed", exc_info=True)
+            logger.warning("heartbeat failed", exc_info=True)
 
 
-app.steps["consumer"].add(VariantQueues)
+app.steps["consumer"].add(BatchingStep)

@@ -1,153 +1,339 @@
-"""What a worker does with one invocation, realtime or async.
+"""What a worker does with a batch of invocations: prepare, run merged, complete.
 
-Realtime: drop it if the caller's deadline has passed; otherwise run the model
-and push the answer (or the error) to the caller's reply list.
+- prepare: decode each request, drop realtime calls whose caller has given up,
+  move async jobs to `running` (a job already finished — a duplicate delivery —
+  is skipped), read async inputs from the object store, parse rows.
+- run: requests of one model are merged row-wise into calls of at most
+  `max_batch_size` rows; a failing call is bisected so only the guilty
+  requests fail (workers/batching.py). Custom python handlers run one by one.
+- complete: realtime answers go to each caller's reply list in one pipeline;
+  async outputs go to their fixed key in the object store, then the job rows
+  move to `succeeded`/`failed` — each guarded by the row's current status, so
+  a redelivered message never finishes a job twice and never writes a second
+  output object.
 
-Async: the job row moves queued → running → succeeded|failed. Every step is
-guarded by the row's current status, so a message delivered twice (a worker
-died after finishing but before acknowledging) finishes the job once, and the
-output key is fixed per job, so there is never a second output object.
-Errors of the input or the model fail the job with a readable reason; errors of
-the infrastructure (S3, SQL, Redis down) raise `TransientError` so the task is
-retried later instead.
+Errors of the input or the model fail only their request with a readable
+reason. Errors of the infrastructure (S3, SQL down) mark a request
+`transient`: it is not acknowledged, so Redis redelivers it after the
+visibility timeout; after `MAX_ATTEMPTS` deliveries the job fails for good.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import redis
 import sqlalchemy.exc
 from sqlalchemy import update
 
+from core import codecs
 from core.db import session_scope
 from core.errors import InvalidInput, ModelError, NotFound, SluicewayError, error_kind
 from core.protocol import Invocation, Reply
 from core.queue import pack
 from core.storage import ObjectStore, S3Location
 from core.tables import Job, utcnow
+from workers.batching import BatchSettings, Slice, isolate, plan_calls
 from workers.model_cache import ModelCache
+from workers.runners.base import NumericRunner, Runner
 
 logger = logging.getLogger(__name__)
 
 REPLY_TTL_S = 120
+MAX_ATTEMPTS = 5  # deliveries of one async job before it fails for good
+
+
+@dataclass(eq=False)
+class Request:
+    """One invocation on its way through a batch."""
+
+    inv: Invocation
+    tag: str | None = None  # delivery tag to acknowledge
+    runner: Runner | None = None
+    rows: np.ndarray | None = None  # numeric models
+    body: bytes | None = None  # custom handlers
+    predictions: list[Any] = field(default_factory=list)
+    output: tuple[bytes, str] | None = None
+    error: SluicewayError | None = None
+    transient: bool = False  # infrastructure trouble: leave unacknowledged
+    skip: bool = False  # nothing to do (caller gone, job already finished)
+    queue_wait_s: float = 0.0
+
+    @property
+    def instances(self) -> int:
+        return len(self.rows) if self.rows is not None else (1 if self.body is not None else 0)
+
+    @property
+    def live(self) -> bool:
+        return not (self.skip or self.transient or self.error is not None)
 
 
 class TransientError(Exception):
-    """Infrastructure trouble: retry the job later rather than fail it."""
+    """Infrastructure trouble: retry the work later rather than fail it."""
 
 
 @dataclass
+class BatchStats:
+    model_s: float = 0.0
+    calls: int = 0
+    rows: int = 0
+
+
 class Executor:
-    cache: ModelCache
-    store: ObjectStore
-    redis: redis.Redis
+    def __init__(self, *, cache: ModelCache, store: ObjectStore, redis: redis.Redis) -> None:
+        self.cache = cache
+        self.store = store
+        self.redis = redis
+        # Async inputs and outputs are independent objects: move them in parallel.
+        self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-io")
 
-    def handle(self, invocation: Invocation) -> None:
-        if invocation.mode == "realtime":
-            self.run_realtime(invocation)
-        else:
-            self.run_async(invocation)
+    # --- prepare ----------------------------------------------------------------
 
-    # --- realtime --------------------------------------------------------------
-
-    def run_realtime(self, inv: Invocation) -> None:
+    def prepare(self, invocations: Sequence[tuple[Invocation, str | None]]) -> list[Request]:
         now_ms = time.time() * 1000
-        if inv.deadline_ms is not None and now_ms > inv.deadline_ms:
-            logger.info(
-                "job %s: caller timed out %.0f ms ago; dropped",
-                inv.job_id,
-                now_ms - inv.deadline_ms,
-            )
-            return
-        started = time.perf_counter()
-        try:
-            body, content_type = self.cache.get(inv.model).invoke(
-                inv.body or b"", inv.content_type, inv.accept
-            )
-            reply = Reply(
-                job_id=inv.job_id,
-                ok=True,
-                body=body,
-                content_type=content_type,
-                model_ms=(time.perf_counter() - started) * 1000,
-            )
-        except SluicewayError as exc:
-            reply = Reply(
-                job_id=inv.job_id, ok=False, error_kind=error_kind(exc), detail=exc.detail
-            )
-        except Exception as exc:
-            logger.exception("job %s: unexpected error", inv.job_id)
-            reply = Reply(
-                job_id=inv.job_id,
-                ok=False,
-                error_kind="internal",
-                detail=f"worker error: {type(exc).__name__}",
-            )
-        assert inv.reply_to is not None
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.rpush(inv.reply_to, pack(reply.to_wire()))
-        pipe.expire(inv.reply_to, REPLY_TTL_S)
-        pipe.execute()
+        requests = [Request(inv=inv, tag=tag) for inv, tag in invocations]
+        for request in requests:
+            request.queue_wait_s = max(now_ms - request.inv.enqueued_ms, 0) / 1000
+            deadline = request.inv.deadline_ms
+            if request.inv.mode == "realtime" and deadline is not None and now_ms > deadline:
+                logger.info(
+                    "job %s: caller timed out %.0f ms ago; dropped before compute",
+                    request.inv.job_id,
+                    now_ms - deadline,
+                )
+                request.skip = True
+        self._start_async_jobs([r for r in requests if r.inv.mode != "realtime" and not r.skip])
+        fetched = list(self._io.map(self._payload, requests))
+        for request, payload in zip(requests, fetched, strict=True):
+            if payload is not None and request.live:
+                self._parse(request, payload)
+        return requests
 
-    # --- async -----------------------------------------------------------------
-
-    def run_async(self, inv: Invocation) -> None:
-        if not self._mark_running(inv.job_id):
-            logger.info("job %s: already finished (duplicate delivery); skipped", inv.job_id)
+    def _start_async_jobs(self, requests: list[Request]) -> None:
+        """Move jobs to `running`; skip those already finished; fail those retried too often."""
+        if not requests:
             return
-        assert inv.input_location is not None and inv.output_location is not None
-        try:
-            payload = self.store.get_bytes(S3Location.parse(inv.input_location))
-            body, content_type = self.cache.get(inv.model).invoke(
-                payload, inv.content_type, inv.accept
-            )
-        except NotFound as exc:
-            self.finish(inv.job_id, status="failed", error=f"input is gone: {exc.detail}")
-            return
-        except (InvalidInput, ModelError) as exc:
-            self.finish(inv.job_id, status="failed", error=f"{exc.title}: {exc.detail}")
-            return
-        except SluicewayError as exc:
-            raise TransientError(exc.detail) from exc
-        try:
-            self.store.put_bytes(S3Location.parse(inv.output_location), body, content_type)
-        except SluicewayError as exc:
-            raise TransientError(exc.detail) from exc
-        self.finish(inv.job_id, status="succeeded", content_type=content_type)
-        logger.info("job %s: succeeded, output at %s", inv.job_id, inv.output_location)
-
-    def _mark_running(self, job_id: str) -> bool:
+        ids = [r.inv.job_id for r in requests]
         try:
             with session_scope() as session:
                 result = session.execute(
                     update(Job)
-                    .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+                    .where(Job.id.in_(ids), Job.status.in_(("queued", "running")))
                     .values(status="running", started_at=utcnow(), attempts=Job.attempts + 1)
+                    .returning(Job.id, Job.attempts),
+                    execution_options={"synchronize_session": False},
                 )
-                return bool(result.rowcount)  # type: ignore[attr-defined]
+                started = {job_id: attempts for job_id, attempts in result.all()}
         except sqlalchemy.exc.OperationalError as exc:
-            raise TransientError(f"database unavailable: {exc}") from exc
+            logger.warning("database unavailable starting %d job(s): %s", len(ids), exc)
+            for request in requests:
+                request.transient = True
+            return
+        for request in requests:
+            attempts = started.get(request.inv.job_id)
+            if attempts is None:
+                logger.info(
+                    "job %s: already finished (duplicate delivery); skipped", request.inv.job_id
+                )
+                request.skip = True
+            elif attempts > MAX_ATTEMPTS:
+                request.error = ModelError(
+                    f"gave up after {attempts - 1} deliveries (the worker died or the "
+                    "infrastructure failed each time)"
+                )
 
-    def finish(
-        self, job_id: str, *, status: str, error: str | None = None, content_type: str | None = None
+    def _payload(self, request: Request) -> bytes | None:
+        if not request.live:
+            return None
+        if request.inv.mode == "realtime" or request.inv.input_location is None:
+            return request.inv.body or b""
+        try:
+            return self.store.get_bytes(S3Location.parse(request.inv.input_location))
+        except NotFound as exc:
+            request.error = InvalidInput(f"input is gone: {exc.detail}")
+        except SluicewayError as exc:
+            logger.warning("job %s: cannot read input: %s", request.inv.job_id, exc.detail)
+            request.transient = True
+        return None
+
+    def _parse(self, request: Request, payload: bytes) -> None:
+        try:
+            runner = self.cache.get(request.inv.model)
+            request.runner = runner
+            if isinstance(runner, NumericRunner):
+                request.rows = runner.to_array(payload, request.inv.content_type)
+            else:
+                request.body = payload
+        except SluicewayError as exc:
+            if exc.status >= 500 and not isinstance(exc, ModelError):
+                request.transient = True  # e.g. the artifact could not be downloaded
+            else:
+                request.error = exc
+
+    # --- run --------------------------------------------------------------------
+
+    def run(self, requests: list[Request], settings: BatchSettings) -> BatchStats:
+        stats = BatchStats()
+        groups: dict[int, list[Request]] = defaultdict(list)
+        for request in requests:
+            if request.live and request.runner is not None:
+                groups[id(request.runner)].append(request)
+        for group in groups.values():
+            runner = group[0].runner
+            if isinstance(runner, NumericRunner):
+                self._run_numeric(runner, group, settings, stats)
+            else:
+                for request in group:
+                    self._run_handler(request, stats)
+        return stats
+
+    def _run_numeric(
+        self,
+        runner: NumericRunner,
+        group: list[Request],
+        settings: BatchSettings,
+        stats: BatchStats,
     ) -> None:
-        """Record the job's terminal state once; later duplicates change nothing."""
-        if status == "failed":
-            logger.warning("job %s: failed: %s", job_id, error)
+        rows = [r.rows for r in group]
+        parts: dict[int, list[tuple[int, list[Any]]]] = defaultdict(list)
+
+        def run_slices(slices: Sequence[Slice]) -> list[list[Any]]:
+            merged = np.concatenate([rows[s.request][s.start : s.stop] for s in slices])  # type: ignore[index]
+            started = time.perf_counter()
+            try:
+                predictions = runner.predict(merged)
+            finally:
+                stats.model_s += time.perf_counter() - started
+                stats.calls += 1
+            out, offset = [], 0
+            for s in slices:
+                out.append(predictions[offset : offset + s.rows])
+                offset += s.rows
+            return out
+
+        for call in plan_calls([len(r) for r in rows], settings.max_batch_size):  # type: ignore[arg-type]
+            stats.rows += sum(s.rows for s in call)
+            for s, result in zip(call, isolate(call, run_slices), strict=True):
+                request = group[s.request]
+                if isinstance(result, SluicewayError):
+                    request.error = request.error or result
+                elif isinstance(result, BaseException):
+                    request.error = request.error or ModelError(
+                        f"the model raised {type(result).__name__}: {result}"
+                    )
+                else:
+                    parts[s.request].append((s.start, result))
+        for index, request in enumerate(group):
+            if request.error is None:
+                request.predictions = [p for _, chunk in sorted(parts[index]) for p in chunk]
+                accept = codecs.response_type(request.inv.content_type, request.inv.accept)
+                request.output = codecs.encode_predictions(request.predictions, accept)
+
+    def _run_handler(self, request: Request, stats: BatchStats) -> None:
+        assert request.runner is not None and request.body is not None
+        started = time.perf_counter()
+        try:
+            request.output = request.runner.invoke(
+                request.body, request.inv.content_type, request.inv.accept
+            )
+        except SluicewayError as exc:
+            request.error = exc
+        except Exception as exc:
+            request.error = ModelError(f"the handler raised {type(exc).__name__}: {exc}")
+        finally:
+            stats.model_s += time.perf_counter() - started
+            stats.calls += 1
+            stats.rows += 1
+
+    # --- complete ---------------------------------------------------------------
+
+    def complete(self, requests: list[Request], *, model_ms: float) -> None:
+        """Answer realtime callers, store async outputs and record job states."""
+        self._reply([r for r in requests if r.inv.mode == "realtime" and not r.skip], model_ms)
+        async_requests = [r for r in requests if r.inv.mode != "realtime"]
+        list(self._io.map(self._store_output, async_requests))
+        self._finish_jobs([r for r in async_requests if not (r.skip or r.transient)])
+
+    def _reply(self, requests: list[Request], model_ms: float) -> None:
+        if not requests:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        keys = set()
+        for request in requests:
+            if request.transient:
+                # Realtime callers are waiting now: answer 503 rather than retry later.
+                request.error = SluicewayError("temporary infrastructure failure; retry")
+                request.transient = False
+            if request.error is not None:
+                reply = Reply(
+                    job_id=request.inv.job_id,
+                    ok=False,
+                    error_kind=error_kind(request.error),
+                    detail=request.error.detail,
+                )
+            else:
+                assert request.output is not None
+                body, content_type = request.output
+                reply = Reply(
+                    job_id=request.inv.job_id,
+                    ok=True,
+                    body=body,
+                    content_type=content_type,
+                    model_ms=model_ms,
+                )
+            assert request.inv.reply_to is not None
+            pipe.rpush(request.inv.reply_to, pack(reply.to_wire()))
+            keys.add(request.inv.reply_to)
+        for key in keys:
+            pipe.expire(key, REPLY_TTL_S)
+        pipe.execute()
+
+    def _store_output(self, request: Request) -> None:
+        if request.output is None or not request.live:
+            return
+        assert request.inv.output_location is not None
+        body, content_type = request.output
+        try:
+            self.store.put_bytes(S3Location.parse(request.inv.output_location), body, content_type)
+        except SluicewayError as exc:
+            logger.warning("job %s: cannot write output: %s", request.inv.job_id, exc.detail)
+            request.transient = True
+
+    def _finish_jobs(self, requests: list[Request]) -> None:
+        if not requests:
+            return
         try:
             with session_scope() as session:
-                session.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.status.in_(("queued", "running")))
-                    .values(
-                        status=status,
-                        error=error,
-                        output_content_type=content_type,
-                        finished_at=utcnow(),
-                    )
-                )
+                for request in requests:
+                    finish_job(session, request)
         except sqlalchemy.exc.OperationalError as exc:
-            raise TransientError(f"database unavailable: {exc}") from exc
+            logger.warning("database unavailable finishing %d job(s): %s", len(requests), exc)
+            for request in requests:
+                request.transient = True
+
+
+def finish_job(session: Any, request: Request) -> None:
+    """Record one job's terminal state, once: the UPDATE only matches a running job."""
+    job_id = request.inv.job_id
+    if request.error is not None:
+        values: dict[str, Any] = {
+            "status": "failed",
+            "error": f"{request.error.title}: {request.error.detail}",
+        }
+        logger.warning("job %s: failed: %s", job_id, values["error"])
+    else:
+        assert request.output is not None
+        values = {"status": "succeeded", "output_content_type": request.output[1], "error": None}
+        logger.info("job %s: succeeded, output at %s", job_id, request.inv.output_location)
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+        .values(finished_at=utcnow(), **values)
+    )

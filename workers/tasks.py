@@ -1,28 +1,26 @@
-"""The one Celery task: decode an invocation, hand it to the executor, record the outcome.
+"""The Celery task every invocation is: `sluiceway.invoke`, one message at a time.
 
-Infrastructure failures of async jobs are retried with backoff; after the last
-retry the job fails with the reason, so it never stays `running` forever.
+Sluiceway's own workers consume variant queues through the batching consumer
+(workers/consumer.py), which runs the same executor on many messages at once.
+This task is the plain-Celery path for the same messages — a stock
+`celery worker` pointed at a variant queue runs them correctly, one by one.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any
-
-from celery import Task
 
 from core.config import get_settings
 from core.protocol import TASK_NAME, Invocation
 from core.queue import get_redis
 from core.storage import get_store
+from workers.batching import BatchSettings
 from workers.celery_app import app
-from workers.execution import Executor, TransientError
+from workers.execution import Executor
 from workers.model_cache import ModelCache
 
-logger = logging.getLogger(__name__)
-
-MAX_RETRIES = 10
+ONE_AT_A_TIME = BatchSettings(max_batch_size=1, max_delay_ms=0)
 
 
 @functools.cache
@@ -37,19 +35,12 @@ def executor() -> Executor:
     return Executor(cache=cache, store=get_store(), redis=get_redis())
 
 
-@app.task(name=TASK_NAME, bind=True, max_retries=MAX_RETRIES)
-def invoke(self: Task, wire: dict[str, Any]) -> None:
-    invocation = Invocation.from_wire(wire)
-    try:
-        executor().handle(invocation)
-    except TransientError as exc:
-        retries = self.request.retries
-        if retries >= MAX_RETRIES:
-            logger.error("job %s: giving up after %d retries: %s", invocation.job_id, retries, exc)
-            executor().finish(
-                invocation.job_id, status="failed", error=f"gave up after {retries} retries: {exc}"
-            )
-            return
-        delay = min(2**retries, 30)
-        logger.warning("job %s: %s; retrying in %d s", invocation.job_id, exc, delay)
-        raise self.retry(exc=exc, countdown=delay) from exc
+@app.task(name=TASK_NAME, acks_late=True)
+def invoke(wire: dict[str, Any]) -> None:
+    run = executor()
+    requests = run.prepare([(Invocation.from_wire(wire), None)])
+    stats = run.run(requests, ONE_AT_A_TIME)
+    run.complete(requests, model_ms=stats.model_s * 1000)
+    if any(r.transient for r in requests):
+        # Not acknowledged: kombu redelivers it after the visibility timeout.
+        raise RuntimeError("transient infrastructure failure; the message will be redelivered")

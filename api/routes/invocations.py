@@ -17,7 +17,7 @@ from api.schemas import AsyncAccepted
 from core import codecs
 from core.config import get_settings
 from core.errors import BadRequest, InvalidInput, RealtimeTimeout
-from core.queue import enqueue
+from core.queue import enqueue_async
 from core.tables import new_id
 
 router = APIRouter(prefix="/v1/endpoints", tags=["invocations"])
@@ -81,9 +81,7 @@ async def invoke_realtime(
     future = waiter.expect(job_id)
     started = time.perf_counter()
     try:
-        # A synchronous publish of a few hundred bytes to Redis: cheaper inline
-        # than a hop to the thread pool.
-        enqueue(invocation)
+        await enqueue_async(invocation, waiter.redis)
         reply = await asyncio.wait_for(future, timeout_ms / 1000)
     except TimeoutError as exc:
         metrics.observe_realtime(

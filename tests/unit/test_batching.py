@@ -1,0 +1,146 @@
+"""The batcher's pure decisions, driven by a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from workers.batching import BatchSettings, Slice, flush_reason, isolate, plan_calls, pull_order
+
+ON = BatchSettings(max_batch_size=32, max_delay_ms=5)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def advance_ms(self, ms: float) -> None:
+        self.now += ms / 1000
+
+
+@pytest.mark.parametrize(
+    ("gathered", "elapsed_ms", "empty", "expected"),
+    [
+        (32, 0, False, "size"),  # full: run at once
+        (40, 0, False, "size"),
+        (5, 5, False, "delay"),  # waited max_delay_ms
+        (5, 1, True, "drained"),  # nothing more queued: no point waiting
+        (1, 0, True, "drained"),  # a lone request at low load pays no delay
+        (5, 1, False, None),  # more is arriving: keep gathering
+    ],
+)
+def test_flush_reason(gathered: int, elapsed_ms: float, empty: bool, expected: str | None) -> None:
+    clock = FakeClock()
+    first = clock.now
+    clock.advance_ms(elapsed_ms)
+    assert (
+        flush_reason(
+            gathered_instances=gathered,
+            first_taken_s=first,
+            now_s=clock.now,
+            last_pull_empty=empty,
+            settings=ON,
+        )
+        == expected
+    )
+
+
+def test_gathering_under_steady_arrivals_stops_at_the_delay() -> None:
+    """Arrivals every 1 ms never drain the queue: the batch runs at 5 ms, not later."""
+    clock = FakeClock()
+    first, gathered = clock.now, 1
+    reasons = []
+    while True:
+        clock.advance_ms(1)
+        gathered += 1
+        reason = flush_reason(
+            gathered_instances=gathered,
+            first_taken_s=first,
+            now_s=clock.now,
+            last_pull_empty=False,
+            settings=ON,
+        )
+        if reason:
+            reasons.append(reason)
+            break
+    assert reasons == ["delay"]
+    assert gathered == 6
+
+
+def test_batching_off_runs_every_request_alone() -> None:
+    off = BatchSettings(max_batch_size=1, max_delay_ms=0)
+    assert (
+        flush_reason(
+            gathered_instances=1, first_taken_s=0, now_s=0, last_pull_empty=False, settings=off
+        )
+        == "size"
+    )
+
+
+def test_pull_order_favours_realtime_without_starving_the_rest() -> None:
+    firsts = [pull_order(n)[0] for n in range(64)]
+    assert firsts.count(0) == 56  # 64 pulls: 8 start elsewhere
+    assert firsts.count(3) == 6  # every 8th, except where transform takes the slot
+    assert firsts.count(6) == 2  # every 32nd
+    assert all(sorted(pull_order(n)) == [0, 3, 6, 9] for n in range(64))
+
+
+def test_plan_calls_packs_and_splits_large_requests() -> None:
+    assert plan_calls([3, 40, 2], 32) == [
+        [Slice(0, 0, 3), Slice(1, 0, 29)],
+        [Slice(1, 29, 40), Slice(2, 0, 2)],
+    ]
+    assert plan_calls([1] * 4, 2) == [
+        [Slice(0, 0, 1), Slice(1, 0, 1)],
+        [Slice(2, 0, 1), Slice(3, 0, 1)],
+    ]
+    assert plan_calls([100], 32) == [
+        [Slice(0, 0, 32)],
+        [Slice(0, 32, 64)],
+        [Slice(0, 64, 96)],
+        [Slice(0, 96, 100)],
+    ]
+    assert plan_calls([], 8) == []
+
+
+def test_plan_calls_covers_every_row_exactly_once() -> None:
+    sizes = [7, 1, 33, 64, 2, 5]
+    for max_size in (1, 3, 32, 64, 1000):
+        covered: dict[int, list[tuple[int, int]]] = {}
+        for call in plan_calls(sizes, max_size):
+            assert sum(s.rows for s in call) <= max_size
+            for s in call:
+                covered.setdefault(s.request, []).append((s.start, s.stop))
+        for request, size in enumerate(sizes):
+            spans = sorted(covered[request])
+            assert spans[0][0] == 0 and spans[-1][1] == size
+            assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_isolate_fails_only_the_poisoned_items() -> None:
+    calls: list[int] = []
+
+    def run(items: Sequence[int]) -> list[int]:
+        calls.append(len(items))
+        if 13 in items or 20 in items:
+            raise ValueError("poison")
+        return [i * 2 for i in items]
+
+    results = isolate(list(range(32)), run)
+    assert [isinstance(r, ValueError) for r in results] == [i in (13, 20) for i in range(32)]
+    assert [r for r in results if not isinstance(r, BaseException)] == [
+        i * 2 for i in range(32) if i not in (13, 20)
+    ]
+    assert len(calls) < 32  # bisection, not one call per item
+
+
+def test_isolate_runs_once_when_nothing_fails() -> None:
+    calls: list[int] = []
+
+    def run(items: Sequence[int]) -> list[int]:
+        calls.append(len(items))
+        return list(items)
+
+    assert isolate([1, 2, 3], run) == [1, 2, 3]
+    assert calls == [3]
