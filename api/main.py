@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import problems
+from api.producer import Producer
 from api.replies import ReplyWaiter
 from api.routes import endpoints, invocations, jobs, models, ops
 from api.routing import RouteCache
@@ -23,10 +24,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.routes = RouteCache(settings.endpoint_cache_s)
     app.state.replies = ReplyWaiter(redis_url=settings.redis_url, namespace=settings.namespace)
     await app.state.replies.start()
+    app.state.producer = Producer(app.state.replies.redis)
+    await app.state.producer.start()
     logger.info("API ready; realtime answers arrive on %s", app.state.replies.key)
     try:
         yield
     finally:
+        await app.state.producer.stop()
         await app.state.replies.stop()
 
 

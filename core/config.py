@@ -7,6 +7,7 @@ pydantic's message naming the variable and the value.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -78,6 +79,11 @@ class Settings(BaseSettings):
     model_cache_dir: Path | None = Field(
         default=None, description="Where workers keep downloaded artifacts; default under home."
     )
+    worker_threads: int = Field(
+        default=0,
+        ge=0,
+        description="Compute threads per worker (torch, XGBoost); 0 = half the cores, at least 1.",
+    )
     model_cache_size: int = Field(default=8, ge=1, description="Models kept loaded per worker.")
     queue_refresh_s: float = Field(
         default=2.0, gt=0, description="How often a worker looks for new endpoint variants."
@@ -110,6 +116,12 @@ class Settings(BaseSettings):
     @property
     def model_cache_path(self) -> Path:
         return self.model_cache_dir or self.home / "model-cache"
+
+    @property
+    def compute_threads(self) -> int:
+        # Half the cores by default: the API, Redis and the other workers need
+        # the rest, and idle OpenMP threads spin-wait on the cores they hold.
+        return self.worker_threads or max(1, (os.cpu_count() or 2) // 2)
 
     @property
     def max_inline_body_bytes(self) -> int:

@@ -19,7 +19,6 @@ from typing import Any
 import msgpack
 import orjson
 import redis
-import redis.asyncio as aioredis
 from celery import Celery
 
 from core.config import Settings, get_settings
@@ -161,16 +160,6 @@ def enqueue(invocation: Invocation, *, client: redis.Redis | None = None) -> Non
     pipe.lpush(bell, 1)
     pipe.ltrim(bell, 0, BELL_DEPTH - 1)
     pipe.execute()
-
-
-async def enqueue_async(invocation: Invocation, client: aioredis.Redis) -> None:
-    """`enqueue` for the event loop: one round trip, no thread hop."""
-    key, message, bell = _push_commands(invocation)
-    pipe = client.pipeline(transaction=False)
-    pipe.lpush(key, message)
-    pipe.lpush(bell, 1)
-    pipe.ltrim(bell, 0, BELL_DEPTH - 1)
-    await pipe.execute()
 
 
 def pack(value: dict[str, Any]) -> bytes:

@@ -44,10 +44,14 @@ def run_worker(*, device: str, variants: list[str], name: str | None) -> None:
     os.environ["SLUICEWAY_WORKER_DEVICE"] = resolved
     os.environ["SLUICEWAY_WORKER_VARIANTS"] = ",".join(variants)
     get_settings.cache_clear()
+    threads = get_settings().compute_threads
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
     # Import the frameworks now, not on the first request.
-    import torch  # noqa: F401
+    import torch
     import xgboost  # noqa: F401
+
+    torch.set_num_threads(threads)
 
     from workers.celery_app import app
 

@@ -9,6 +9,7 @@ import time
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 
 from api import invocations, metrics
 from api.problems import problem
@@ -16,8 +17,7 @@ from api.routing import EndpointRoute, RouteCache
 from api.schemas import AsyncAccepted
 from core import codecs
 from core.config import get_settings
-from core.errors import BadRequest, InvalidInput, RealtimeTimeout
-from core.queue import enqueue_async
+from core.errors import BadRequest, InvalidInput, QueueUnavailable, RealtimeTimeout
 from core.tables import new_id
 
 router = APIRouter(prefix="/v1/endpoints", tags=["invocations"])
@@ -81,7 +81,10 @@ async def invoke_realtime(
     future = waiter.expect(job_id)
     started = time.perf_counter()
     try:
-        await enqueue_async(invocation, waiter.redis)
+        try:
+            await request.app.state.producer.send(invocation)
+        except (RedisError, ConnectionError) as exc:
+            raise QueueUnavailable(f"could not queue the request: {exc}") from exc
         reply = await asyncio.wait_for(future, timeout_ms / 1000)
     except TimeoutError as exc:
         metrics.observe_realtime(

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from core.config import get_settings
 from core.errors import InvalidInput
 from workers.runners.base import NumericRunner
 
@@ -23,7 +24,7 @@ class XGBoostRunner(NumericRunner):
         except xgb.core.XGBoostError as exc:
             raise InvalidInput(f"{path.name} is not a saved XGBoost Booster: {exc}") from exc
         # "cuda:N" runs prediction on that GPU; "cpu" on the host.
-        self.booster.set_param({"device": device, "nthread": 0})
+        self.booster.set_param({"device": device, "nthread": get_settings().compute_threads})
         self.expected_features = self.booster.num_features() or None
         logger.info("loaded xgboost model %s on %s", path.name, device)
 
