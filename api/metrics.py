@@ -7,6 +7,8 @@ backlog and live workers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -15,10 +17,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from core import queue_state
 from core.config import get_settings
+from core.protocol import metrics_key
 from core.queue import get_redis
+from core.worker_metrics import BATCH_SIZE_BUCKETS, SECONDS_BUCKETS, cumulative_buckets
 
 REGISTRY = CollectorRegistry()
 LABELS = ("endpoint", "variant")
@@ -73,6 +79,69 @@ def count_async(*, endpoint: str, variant: str, outcome: str) -> None:
     INVOCATIONS.labels(endpoint, variant, "async", outcome).inc()
 
 
+class WorkerMetrics(Collector):
+    """Renders the counters workers add to per-variant Redis hashes (workers/metrics.py)."""
+
+    def collect(self) -> Iterator[Metric]:
+        settings = get_settings()
+        redis = get_redis()
+        queues = queue_state.live_queues(redis, settings.namespace)
+        pipe = redis.pipeline(transaction=False)
+        for queue in queues:
+            pipe.hgetall(metrics_key(settings.namespace, queue))
+        hashes = pipe.execute() if queues else []
+        batch = HistogramMetricFamily(
+            "sluiceway_batch_size", "Instances per dynamic batch.", labels=LABELS
+        )
+        model = HistogramMetricFamily(
+            "sluiceway_batch_model_seconds", "Model time per batch (all its calls).", labels=LABELS
+        )
+        wait = HistogramMetricFamily(
+            "sluiceway_queue_wait_seconds",
+            "Time from enqueue to being taken by a worker.",
+            labels=LABELS,
+        )
+        counters = {
+            name: CounterMetricFamily(f"sluiceway_worker_{name}", doc, labels=LABELS)
+            for name, doc in (
+                ("requests", "Requests run by workers."),
+                ("errors", "Requests that failed (input or model errors)."),
+                ("dropped", "Realtime requests dropped because their caller had timed out."),
+                ("batches", "Batches run."),
+            )
+        }
+        for queue, raw in zip(queues, hashes, strict=True):
+            values = {k.decode(): float(v) for k, v in raw.items()}
+            labels = list(_labels(queue))
+            batch.add_metric(
+                labels,
+                cumulative_buckets(values, "batch_rows", BATCH_SIZE_BUCKETS),
+                values.get("batch_rows_sum", 0.0),
+            )
+            model.add_metric(
+                labels,
+                cumulative_buckets(values, "model_seconds", SECONDS_BUCKETS),
+                values.get("model_seconds_sum", 0.0),
+            )
+            wait.add_metric(
+                labels,
+                cumulative_buckets(values, "queue_wait_seconds", SECONDS_BUCKETS),
+                values.get("queue_wait_seconds_sum", 0.0),
+            )
+            for name, family in counters.items():
+                family.add_metric(labels, values.get(name, 0.0))
+        yield from (batch, model, wait, *counters.values())
+
+
+def _labels(queue: str) -> tuple[str, str]:
+    # queue names are "<namespace>.<endpoint>.<variant>"; names cannot hold dots.
+    _ns, endpoint, variant = queue.split(".", 2)
+    return endpoint, variant
+
+
+REGISTRY.register(WorkerMetrics())
+
+
 def _refresh_queue_gauges() -> None:
     settings = get_settings()
     redis = get_redis()
@@ -82,8 +151,7 @@ def _refresh_queue_gauges() -> None:
     BACKLOG.clear()
     WORKERS.clear()
     for queue in queues:
-        # queue names are "<namespace>.<endpoint>.<variant>"; names cannot hold dots.
-        _ns, endpoint, variant = queue.split(".", 2)
+        endpoint, variant = _labels(queue)
         BACKLOG.labels(endpoint, variant).set(backlog.get(queue, 0))
         WORKERS.labels(endpoint, variant).set(workers.get(queue, 0))
 

@@ -10,16 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-
-
-def bucket_field(name: str, buckets: Sequence[float], value: float) -> str:
-    """The cumulative-histogram field a value falls in: `<name>_le_<bound>` or `_le_inf`."""
-    for bound in buckets:
-        if value <= bound:
-            return f"{name}_le_{bound}"
-    return f"{name}_le_inf"
+from core.worker_metrics import BATCH_SIZE_BUCKETS, SECONDS_BUCKETS, bucket_field
 
 
 def record_batch(pipe: Any, key: str, requests: Sequence[Any], stats: Any, reason: str) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgpack
 import psycopg
 import pytest
 import redis
@@ -95,6 +96,7 @@ class Stack:
     api_url: str = ""
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker_logs: dict[int, str] = field(default_factory=dict)
     _counter: int = 0
 
     @property
@@ -134,7 +136,17 @@ class Stack:
             ["worker", "--device", "cpu", "--name", name, *extra], f"worker-{name}.log"
         )
         self.workers.append(process)
+        self.worker_logs[process.pid] = f"worker-{name}.log"
         return process
+
+    def worker_log(self, process: subprocess.Popen[bytes]) -> str:
+        return self.log(self.worker_logs[process.pid])
+
+    def heartbeat_pids(self) -> set[int]:
+        client = redis.Redis.from_url(self.env["SLUICEWAY_REDIS_URL"])
+        keys = list(client.scan_iter(match=f"{self.namespace}:worker:*"))
+        beats = client.mget(keys) if keys else []
+        return {msgpack.unpackb(raw)["pid"] for raw in beats if raw}
 
     def live_worker_count(self) -> int:
         client = redis.Redis.from_url(self.env["SLUICEWAY_REDIS_URL"])

@@ -33,9 +33,11 @@ def job_states(job_ids: list[str]) -> Counter[str]:
         return Counter(rows)
 
 
-def test_sigkill_mid_run_loses_no_job_and_writes_each_output_once(
-    stack: Stack, model_files: dict[str, Path], s3: Any
+@pytest.mark.parametrize("batch_size", [1, 32], ids=["one-at-a-time", "batches-of-32"])
+def test_sigkill_mid_batch_loses_no_job_and_writes_each_output_once(
+    stack: Stack, model_files: dict[str, Path], s3: Any, batch_size: int
 ) -> None:
+    """With batches of 32 the victim holds up to 32 reserved messages when it dies."""
     bucket = unique("crash")
     with stack.client() as client:
         # 50 ms per job: the backlog outlasts the kill.
@@ -44,14 +46,21 @@ def test_sigkill_mid_run_loses_no_job_and_writes_each_output_once(
             client,
             {
                 "name": unique("crash"),
-                "variants": [{"name": "a", "model": slow["name"]}],
+                "variants": [
+                    {
+                        "name": "a",
+                        "model": slow["name"],
+                        "batching": {"max_batch_size": batch_size, "max_delay_ms": 5},
+                    }
+                ],
                 "async": {"output_prefix": f"s3://{bucket}/out/"},
             },
         )
         name = endpoint["name"]
-        stack.wait_workers(2)
         victim = stack.start_worker()
-        stack.wait_workers(3)
+        wait_for(
+            lambda: victim.pid in stack.heartbeat_pids(), timeout_s=60, what="the victim worker"
+        )
 
         rows_by_job: dict[str, list[list[float]]] = {}
         with httpx.Client(base_url=stack.api_url, timeout=60) as fast:
@@ -66,9 +75,9 @@ def test_sigkill_mid_run_loses_no_job_and_writes_each_output_once(
 
         # Kill one worker while the others are still working through the backlog.
         wait_for(
-            lambda: job_states(job_ids)["succeeded"] >= 20,
+            lambda: "succeeded" in stack.worker_log(victim),
             timeout_s=60,
-            what="the first 20 jobs to succeed",
+            what="the victim to be working through a batch",
         )
         stack.kill_worker(victim)
         assert job_states(job_ids)["succeeded"] < JOBS, "the kill came too late to matter"
