@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pytest
@@ -115,7 +116,7 @@ def test_plan_calls_covers_every_row_exactly_once() -> None:
         for request, size in enumerate(sizes):
             spans = sorted(covered[request])
             assert spans[0][0] == 0 and spans[-1][1] == size
-            assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
 
 
 def test_isolate_fails_only_the_poisoned_items() -> None:
