@@ -186,8 +186,10 @@ def update_variant(
     if variant is None:
         raise NotFound(f"endpoint {name!r} has no variant {variant_name!r}")
     if patch.batching is not None:
-        variant.max_batch_size = patch.batching.max_batch_size
-        variant.max_delay_ms = patch.batching.max_delay_ms
+        if patch.batching.max_batch_size is not None:
+            variant.max_batch_size = patch.batching.max_batch_size
+        if patch.batching.max_delay_ms is not None:
+            variant.max_delay_ms = patch.batching.max_delay_ms
     min_workers = patch.min_workers if patch.min_workers is not None else variant.min_workers
     max_workers = patch.max_workers if patch.max_workers is not None else variant.max_workers
     if max_workers < min_workers:

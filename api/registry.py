@@ -217,3 +217,6 @@ def delete_model(session: Session, name: str) -> None:
     if in_use:
         raise Conflict(f"model {name!r} is used by {in_use} endpoint variant(s); delete them first")
     session.delete(model)
+    # Commit here, not in the session dependency's teardown: FastAPI runs that
+    # after the response is sent, so a 204 could precede a delete that fails.
+    session.commit()

@@ -144,8 +144,15 @@ class WeightsPatch(Strict):
     variants: list[WeightPatch] = Field(min_length=1)
 
 
+class BatchingPatch(Strict):
+    """Only the fields sent change; the others keep their values."""
+
+    max_batch_size: int | None = Field(default=None, ge=1, le=4096)
+    max_delay_ms: float | None = Field(default=None, ge=0, le=10_000)
+
+
 class VariantPatch(Strict):
-    batching: Batching | None = None
+    batching: BatchingPatch | None = None
     min_workers: int | None = Field(default=None, ge=0, le=1024)
     max_workers: int | None = Field(default=None, ge=0, le=1024)
 

@@ -100,8 +100,32 @@ def _csv_cell(value: Any) -> str:
 
 
 def response_type(content_type: str, accept: str | None) -> str:
-    """JSON in → JSON out; CSV in → CSV out unless the caller asks for JSON."""
-    wanted = media_type(accept) if accept else ""
-    if wanted in SUPPORTED_TYPES:
-        return wanted
+    """The caller's most preferred supported Accept type, else the input's own type.
+
+    `Accept: text/html, application/json;q=0.9` → JSON; no usable Accept → JSON
+    in gives JSON out and CSV in gives CSV out.
+    """
+    for wanted in _accept_preferences(accept):
+        if wanted in SUPPORTED_TYPES:
+            return wanted
     return content_type if content_type in SUPPORTED_TYPES else JSON
+
+
+def _accept_preferences(accept: str | None) -> list[str]:
+    """Media types of an Accept header, most preferred (highest q) first."""
+    if not accept:
+        return []
+    ranked = []
+    for position, item in enumerate(accept.split(",")):
+        kind, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if kind and quality > 0:
+            ranked.append((-quality, position, kind.lower()))
+    return [kind for _q, _p, kind in sorted(ranked)]

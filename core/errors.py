@@ -75,6 +75,20 @@ class StorageError(SluicewayError):
     title = "Object store unavailable"
 
 
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """`ValueError: feature below -1000` — an exception in one line, without tracebacks.
+
+    TorchScript errors embed the interpreter's whole traceback (with server file
+    paths) in their message; callers get only its last line, the actual reason.
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    reason = lines[-1] if lines else ""
+    name = type(exc).__name__
+    if not reason.startswith(name) and ":" not in reason[: len(name) + 20]:
+        reason = f"{name}: {reason}" if reason else name
+    return reason[:limit]
+
+
 # Worker-side failures travel back to the API as (kind, detail); this maps the kind.
 ERROR_KINDS: dict[str, type[SluicewayError]] = {
     "input": InvalidInput,

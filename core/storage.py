@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -24,6 +25,20 @@ PART_SIZE = 16 * 1024 * 1024
 MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"}
 
 
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def valid_bucket_name(name: str) -> bool:
+    """S3's bucket naming rules, which the client enforces before sending anything."""
+    return (
+        BUCKET_NAME.match(name) is not None
+        and ".." not in name
+        and ".-" not in name
+        and "-." not in name
+        and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class S3Location:
     bucket: str
@@ -34,6 +49,11 @@ class S3Location:
         parsed = urlparse(uri)
         if parsed.scheme != "s3" or not parsed.netloc:
             raise InvalidInput(f"expected an s3://bucket/key location, got {uri!r}")
+        if not valid_bucket_name(parsed.netloc):
+            raise InvalidInput(
+                f"{parsed.netloc!r} in {uri!r} is not a valid S3 bucket name "
+                "(3-63 lowercase letters, digits, dots and hyphens; not an IP address)"
+            )
         return cls(bucket=parsed.netloc, key=parsed.path.lstrip("/"))
 
     def __str__(self) -> str:

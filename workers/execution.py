@@ -35,7 +35,14 @@ from sqlalchemy import update
 
 from core import codecs
 from core.db import session_scope
-from core.errors import InvalidInput, ModelError, NotFound, SluicewayError, error_kind
+from core.errors import (
+    InvalidInput,
+    ModelError,
+    NotFound,
+    SluicewayError,
+    describe,
+    error_kind,
+)
 from core.protocol import Invocation, Reply
 from core.queue import pack
 from core.storage import ObjectStore, S3Location
@@ -176,6 +183,10 @@ class Executor:
                 request.transient = True  # e.g. the artifact could not be downloaded
             else:
                 request.error = exc
+        except Exception as exc:
+            # A loader or parser bug must fail this request, not the whole batch.
+            logger.exception("job %s: unexpected error preparing it", request.inv.job_id)
+            request.error = ModelError(f"cannot run the model: {describe(exc)}")
 
     # --- run --------------------------------------------------------------------
 
@@ -226,7 +237,7 @@ class Executor:
                     request.error = request.error or result
                 elif isinstance(result, BaseException):
                     request.error = request.error or ModelError(
-                        f"the model raised {type(result).__name__}: {result}"
+                        f"the model raised {describe(result)}"
                     )
                 else:
                     parts[s.request].append((s.start, result))
@@ -246,7 +257,7 @@ class Executor:
         except SluicewayError as exc:
             request.error = exc
         except Exception as exc:
-            request.error = ModelError(f"the handler raised {type(exc).__name__}: {exc}")
+            request.error = ModelError(f"the handler raised {describe(exc)}")
         finally:
             stats.model_s += time.perf_counter() - started
             stats.calls += 1
@@ -305,6 +316,11 @@ class Executor:
         except SluicewayError as exc:
             logger.warning("job %s: cannot write output: %s", request.inv.job_id, exc.detail)
             request.transient = True
+        except Exception as exc:
+            logger.exception("job %s: cannot write output", request.inv.job_id)
+            request.error = InvalidInput(
+                f"cannot write output to {request.inv.output_location}: {describe(exc)}"
+            )
 
     def _finish_jobs(self, requests: list[Request]) -> None:
         if not requests:

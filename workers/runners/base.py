@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from core import codecs
-from core.errors import InvalidInput, ModelError
+from core.errors import InvalidInput, ModelError, describe
 
 
 class Runner(ABC):
@@ -48,7 +48,7 @@ class NumericRunner(Runner):
         except (InvalidInput, ModelError):
             raise
         except Exception as exc:
-            raise ModelError(f"the model raised {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"the model raised {describe(exc)}") from exc
         if len(predictions) != len(rows):
             raise ModelError(
                 f"the model returned {len(predictions)} predictions for {len(rows)} instances"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from core import codecs
-from core.errors import InvalidInput, ModelError
+from core.errors import InvalidInput, ModelError, describe
 from workers.runners.base import Runner
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class PythonRunner(Runner):
             try:
                 with tarfile.open(path, "r:gz") as bundle:
                     bundle.extractall(staging, filter="data")
-            except (tarfile.TarError, OSError) as exc:
+            except (tarfile.TarError, OSError, EOFError) as exc:
                 raise InvalidInput(f"{path.name} is not a valid .tar.gz bundle: {exc}") from exc
             staging.rename(self.model_dir)
         module = self._import_handler()
@@ -61,7 +61,7 @@ class PythonRunner(Runner):
         try:
             self.model = model_fn(str(self.model_dir)) if model_fn else None
         except Exception as exc:
-            raise ModelError(f"model_fn raised {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"model_fn raised {describe(exc)}") from exc
         self.device = device
 
     def _import_handler(self) -> ModuleType:
@@ -75,9 +75,7 @@ class PythonRunner(Runner):
                 try:
                     spec.loader.exec_module(module)
                 except Exception as exc:
-                    raise ModelError(
-                        f"importing {relative} raised {type(exc).__name__}: {exc}"
-                    ) from exc
+                    raise ModelError(f"importing {relative} raised {describe(exc)}") from exc
                 return module
         raise InvalidInput(f"the bundle has none of {list(HANDLER_FILES)}")
 
@@ -94,7 +92,7 @@ class PythonRunner(Runner):
         except (InvalidInput, ModelError):
             raise
         except Exception as exc:
-            raise ModelError(f"the handler raised {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"the handler raised {describe(exc)}") from exc
         if isinstance(output, tuple):
             payload, out_type = output
         else:

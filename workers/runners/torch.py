@@ -46,7 +46,8 @@ class TorchRunner(NumericRunner):
                     f"{path.name} is neither a TorchScript archive ({script_error}) "
                     f"nor a torch.export archive ({export_error})"
                 ) from export_error
-        if hasattr(module, "eval"):
+        if isinstance(module, torch.jit.ScriptModule):
+            # An exported program's module refuses .eval(): it is traced in eval mode already.
             module.eval()
         self.module = module
         self.expected_features = _first_linear_width(module)

@@ -1,0 +1,273 @@
+"""Request schemas: what the API accepts and the messages it gives for what it refuses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from api.schemas import (
+    AsyncPublic,
+    Batching,
+    EndpointCreate,
+    EndpointPublic,
+    ModelCreate,
+    VariantCreate,
+    VariantPatch,
+    WeightsPatch,
+)
+
+
+def _variant(**fields: Any) -> dict[str, Any]:
+    return {"name": "a", "model": "churn-xgb", **fields}
+
+
+def _endpoint(*variants: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"name": "churn", "variants": list(variants) or [_variant()], **fields}
+
+
+def _errors(exc: pytest.ExceptionInfo[ValidationError]) -> str:
+    return str(exc.value)
+
+
+# --- names ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a", "churn", "churn-v2", "0abc", "a" * 63, "9-9"])
+def test_good_names_are_accepted(name: str) -> None:
+    spec = EndpointCreate.model_validate(_endpoint(_variant(name=name, model=name), name=name))
+    assert spec.name == name and spec.variants[0].name == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "Churn", "-churn", "churn_v2", "churn.v2", "a" * 64, "ch urn", "chürn"]
+)
+@pytest.mark.parametrize("where", ["endpoint", "variant", "model"])
+def test_bad_names_are_refused_wherever_they_appear(name: str, where: str) -> None:
+    variant = _variant(**({"name": name} if where == "variant" else {}))
+    if where == "model":
+        variant["model"] = name
+    spec = _endpoint(variant, **({"name": name} if where == "endpoint" else {}))
+    with pytest.raises(ValidationError, match="should match pattern"):
+        EndpointCreate.model_validate(spec)
+
+
+# --- variants ---------------------------------------------------------------------
+
+
+def test_defaults_of_a_variant() -> None:
+    variant = EndpointCreate.model_validate(_endpoint()).variants[0]
+    assert variant.model_version is None
+    assert variant.weight == 1.0
+    assert variant.accelerator == "cpu"
+    assert (variant.min_workers, variant.max_workers) == (0, 1)
+    assert variant.batching == Batching(max_batch_size=1, max_delay_ms=0.0)
+
+
+def test_duplicate_variant_names_are_refused_and_named() -> None:
+    spec = _endpoint(_variant(name="a"), _variant(name="b"), _variant(name="a"))
+    with pytest.raises(ValidationError) as caught:
+        EndpointCreate.model_validate(spec)
+    assert "variant names must be unique, repeated: ['a']" in _errors(caught)
+
+
+@pytest.mark.parametrize(("low", "high"), [(2, 1), (5, 0), (1024, 3)])
+def test_max_workers_below_min_workers_is_refused(low: int, high: int) -> None:
+    with pytest.raises(ValidationError) as caught:
+        VariantCreate.model_validate(_variant(min_workers=low, max_workers=high))
+    assert f"max_workers {high} is below min_workers {low}" in _errors(caught)
+
+
+@pytest.mark.parametrize(("low", "high"), [(0, 0), (2, 2), (0, 1024)])
+def test_max_workers_at_or_above_min_workers_is_fine(low: int, high: int) -> None:
+    variant = VariantCreate.model_validate(_variant(min_workers=low, max_workers=high))
+    assert (variant.min_workers, variant.max_workers) == (low, high)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"min_workers": -1},
+        {"max_workers": 1025},
+        {"weight": -0.5},
+        {"model_version": 0},
+        {"accelerator": "tpu"},
+        {"colour": "blue"},
+    ],
+    ids=["negative-min", "huge-max", "negative-weight", "version-0", "tpu", "unknown-field"],
+)
+def test_out_of_range_variant_fields_are_refused(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        VariantCreate.model_validate(_variant(**fields))
+
+
+def test_all_zero_weights_are_refused() -> None:
+    spec = _endpoint(_variant(name="a", weight=0), _variant(name="b", weight=0))
+    with pytest.raises(ValidationError, match="at least one variant needs a weight above 0"):
+        EndpointCreate.model_validate(spec)
+
+
+def test_one_zero_weight_among_others_is_fine() -> None:
+    spec = _endpoint(_variant(name="a", weight=0), _variant(name="b", weight=2))
+    assert [v.weight for v in EndpointCreate.model_validate(spec).variants] == [0, 2]
+
+
+@pytest.mark.parametrize("count", [0, 17])
+def test_variant_count_is_bounded(count: int) -> None:
+    spec = {"name": "churn", "variants": [_variant(name=f"v{i}") for i in range(count)]}
+    with pytest.raises(ValidationError):
+        EndpointCreate.model_validate(spec)
+
+
+# --- batching ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "batching",
+    [
+        {"max_batch_size": 1, "max_delay_ms": 0},
+        {"max_batch_size": 4096, "max_delay_ms": 10_000},
+        {"max_batch_size": 64, "max_delay_ms": 2.5},
+    ],
+)
+def test_batching_within_bounds(batching: dict[str, Any]) -> None:
+    assert Batching.model_validate(batching).model_dump() == batching
+
+
+@pytest.mark.parametrize(
+    ("batching", "field"),
+    [
+        ({"max_batch_size": 0}, "max_batch_size"),
+        ({"max_batch_size": 4097}, "max_batch_size"),
+        ({"max_batch_size": -3}, "max_batch_size"),
+        ({"max_delay_ms": -1}, "max_delay_ms"),
+        ({"max_delay_ms": 10_000.5}, "max_delay_ms"),
+        ({"max_batch_size": 8, "max_wait_ms": 5}, "max_wait_ms"),
+    ],
+)
+def test_batching_out_of_bounds_names_the_field(batching: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        EndpointCreate.model_validate(_endpoint(_variant(batching=batching)))
+    assert field in _errors(caught)
+
+
+# --- the "async" block --------------------------------------------------------------
+
+
+def test_async_block_is_read_under_its_json_name() -> None:
+    spec = EndpointCreate.model_validate(
+        _endpoint(
+            **{
+                "async": {
+                    "output_prefix": "s3://sluiceway-results/churn/",
+                    "success_topic": "churn-ok",
+                    "error_topic": "churn-err",
+                }
+            }
+        )
+    )
+    assert spec.async_.output_prefix == "s3://sluiceway-results/churn/"
+    assert spec.async_.success_topic == "churn-ok"
+    assert spec.async_.error_topic == "churn-err"
+
+
+def test_async_block_defaults_to_nothing() -> None:
+    spec = EndpointCreate.model_validate(_endpoint())
+    assert spec.async_.output_prefix is None
+    assert spec.async_.success_topic is None
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"output_prefix": "http://bucket/prefix/"},
+        {"output_prefix": "s3://"},
+        {"output_prefix": "s3://UPPER/prefix/"},
+        {"success_topic": "Bad Topic"},
+        {"retries": 3},
+    ],
+    ids=["not-s3", "no-bucket", "bad-bucket", "bad-topic", "unknown-field"],
+)
+def test_bad_async_blocks_are_refused(block: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        EndpointCreate.model_validate(_endpoint(**{"async": block}))
+
+
+def test_public_endpoint_serializes_the_async_block_as_async() -> None:
+    now = dt.datetime.now(dt.UTC)
+    public = EndpointPublic(
+        name="churn",
+        status="in_service",
+        variants=[],
+        async_=AsyncPublic(output_prefix="s3://r/churn/", success_topic=None, error_topic=None),
+        created_at=now,
+        updated_at=now,
+    )
+    dumped = public.model_dump(by_alias=True)
+    assert "async" in dumped and "async_" not in dumped
+    assert dumped["async"]["output_prefix"] == "s3://r/churn/"
+
+
+# --- models and patches -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framework", ["xgboost", "torch", "python"])
+def test_model_create_accepts_each_framework(framework: str) -> None:
+    spec = ModelCreate.model_validate(
+        {"name": "m", "framework": framework, "artifact_uri": "s3://bucket/models/m.bin"}
+    )
+    assert spec.framework == framework
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"framework": "onnx"},
+        {"artifact_uri": "https://bucket/models/m.bin"},
+        {"artifact_uri": "/tmp/m.bin"},
+        {"name": "Model"},
+        {"sha": "abc"},
+    ],
+    ids=["framework", "http-uri", "path", "name", "unknown-field"],
+)
+def test_model_create_refuses(fields: dict[str, Any]) -> None:
+    spec = {"name": "m", "framework": "torch", "artifact_uri": "s3://bucket/m.pt", **fields}
+    with pytest.raises(ValidationError):
+        ModelCreate.model_validate(spec)
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"min_workers": -1},
+        {"max_workers": 2000},
+        {"batching": {"max_batch_size": 0}},
+        {"weight": 3},
+    ],
+    ids=["negative-min", "huge-max", "batch-0", "unknown-field"],
+)
+def test_variant_patch_refuses(patch: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        VariantPatch.model_validate(patch)
+
+
+def test_empty_variant_patch_changes_nothing() -> None:
+    patch = VariantPatch.model_validate({})
+    assert patch.batching is None and patch.min_workers is None and patch.max_workers is None
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"variants": []},
+        {"variants": [{"name": "a", "weight": -1}]},
+        {"variants": [{"name": "A", "weight": 1}]},
+        {"variants": [{"name": "a"}]},
+    ],
+    ids=["empty", "negative", "bad-name", "no-weight"],
+)
+def test_weights_patch_refuses(patch: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        WeightsPatch.model_validate(patch)
