@@ -44,8 +44,10 @@ def _setup_logging(settings: Settings) -> None:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
     )
-    # Alembic announces each of its plugins at INFO on every start: noise.
+    # Noise at INFO: alembic announces each of its plugins on every start, and
+    # httpx logs every request (`sluice up` polls /readyz several times a second).
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @db_app.command("upgrade")
@@ -88,7 +90,8 @@ def worker(
         list[str] | None,
         typer.Option(
             "--variant",
-            help="ENDPOINT/VARIANT to serve; repeat for several (default: every variant).",
+            help="ENDPOINT/VARIANT to serve; repeat for several "
+            "(default SLUICEWAY_WORKER_VARIANTS; empty serves every variant).",
         ),
     ] = None,
     name: Annotated[
@@ -100,7 +103,7 @@ def worker(
     device = device or settings.worker_device
     if not DEVICE_PATTERN.match(device):
         raise typer.BadParameter(f"expected cpu or cuda:N, got {device!r}", param_hint="--device")
-    variants = variant or []
+    variants = variant or [item for item in settings.worker_variants.split(",") if item]
     for item in variants:
         if not VARIANT_PATTERN.match(item):
             raise typer.BadParameter(

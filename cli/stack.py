@@ -31,10 +31,10 @@ from cli.servers import (
     LocalServer,
     RedisServer,
     SeaweedServer,
-    die_with_parent,
     port_is_free,
     redis_reachable,
     s3_reachable,
+    set_parent_death_signal,
 )
 from core.config import Settings
 
@@ -56,6 +56,11 @@ class Shutdown(Exception):
     """Raised in the main thread by SIGINT / SIGTERM."""
 
 
+def _term_with_parent() -> None:
+    # SIGTERM: a child left alone still gets to stop the workers it started.
+    set_parent_death_signal(signal.SIGTERM)
+
+
 @dataclass
 class Child:
     """One supervised `sluice <command>` process, in its own process group."""
@@ -67,13 +72,13 @@ class Child:
 
     def start(self, env: dict[str, str]) -> None:
         # Own session: a terminal's Ctrl-C reaches only `sluice up`, which then
-        # stops each child once, in order, instead of all of them at once.
+        # sends each child one SIGTERM and stops the servers only after them.
         self.proc = subprocess.Popen(
             self.argv,
             env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=_term_with_parent,
         )
         logger.info("started %s (pid %d)", self.name, self.proc.pid)
 
@@ -121,7 +126,9 @@ class Stack:
         self.workers = workers
         self.ready_timeout_s = ready_timeout_s
         self.stop_timeout_s = stop_timeout_s
-        self.console = console or Console()
+        # Piped to a log (as `make demo` does), rich would wrap at 80 columns
+        # and cut the URLs in the table short.
+        self.console = console or Console(width=None if sys.stdout.isatty() else 160)
         self.home = settings.home.resolve()
         self.api_url = f"http://{LOOPBACK if host in {'0.0.0.0', '::'} else host}:{port}"
         self.redis_url = settings.redis_url
