@@ -120,7 +120,7 @@ def submit_async(
     job_id = new_id()
     store = get_store()
     if input_location:
-        location = S3Location.parse(input_location)
+        location = S3Location.parse_object(input_location)
         try:
             info = store.stat(location)
         except NotFound as exc:

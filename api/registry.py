@@ -133,7 +133,7 @@ def register_uri(
 ) -> ModelVersionPublic:
     """Record an artifact that is already in the object store."""
     _check_name(name, framework)
-    location = S3Location.parse(artifact_uri)
+    location = S3Location.parse_object(artifact_uri)
     store = get_store()
     try:
         info = store.stat(location)

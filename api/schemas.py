@@ -15,6 +15,9 @@ from core.config import NAME_PATTERN
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["churn"])]
 Framework = Literal["xgboost", "torch", "python"]
 S3Uri = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")]
+S3ObjectUri = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.*[^/]$")]
+# Bounded so every value fits the database's integer column and weights stay finite.
+MAX_INT = 2_147_483_647
 
 
 class Strict(BaseModel):
@@ -29,7 +32,7 @@ class ModelCreate(Strict):
 
     name: Name
     framework: Framework
-    artifact_uri: S3Uri
+    artifact_uri: S3ObjectUri
 
 
 class ModelVersionPublic(BaseModel):
@@ -61,8 +64,10 @@ class Batching(Strict):
 class VariantCreate(Strict):
     name: Name
     model: Name
-    model_version: int | None = Field(default=None, ge=1, description="Default: latest.")
-    weight: float = Field(default=1.0, ge=0)
+    model_version: int | None = Field(
+        default=None, ge=1, le=MAX_INT, description="Default: latest."
+    )
+    weight: float = Field(default=1.0, ge=0, le=1_000_000)
     accelerator: Literal["cpu", "gpu"] = "cpu"
     min_workers: int = Field(default=0, ge=0, le=1024)
     max_workers: int = Field(default=1, ge=0, le=1024)
@@ -137,7 +142,7 @@ class EndpointPublic(BaseModel):
 
 class WeightPatch(Strict):
     name: Name
-    weight: float = Field(ge=0)
+    weight: float = Field(ge=0, le=1_000_000)
 
 
 class WeightsPatch(Strict):

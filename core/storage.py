@@ -10,6 +10,7 @@ import functools
 import io
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urlparse
@@ -45,6 +46,14 @@ class S3Location:
     key: str
 
     @classmethod
+    def parse_object(cls, uri: str) -> S3Location:
+        """An s3:// URI that must name an object (a key), not just a bucket."""
+        location = cls.parse(uri)
+        if not location.key or location.key.endswith("/"):
+            raise InvalidInput(f"{uri!r} names no object: expected s3://bucket/key")
+        return location
+
+    @classmethod
     def parse(cls, uri: str) -> S3Location:
         parsed = urlparse(uri)
         if parsed.scheme != "s3" or not parsed.netloc:
@@ -73,9 +82,7 @@ class ObjectInfo:
 class ObjectStore:
     def __init__(self, settings: Settings) -> None:
         if not settings.s3_endpoint:
-            raise StorageError(
-                "SLUICEWAY_S3_ENDPOINT is not set (start the stack with `sluice up`)"
-            )
+            raise StorageError("SLUICEWAY_S3_ENDPOINT is not set (`sluice up` starts a store)")
         url = urlparse(settings.s3_endpoint)
         # Short timeouts and few retries: a store that is down must give a clear
         # 503 quickly, not hang a request for minutes.
@@ -98,13 +105,15 @@ class ObjectStore:
         if bucket in self._known_buckets:
             return
         try:
-            if not self.client.bucket_exists(bucket):
-                self.client.make_bucket(bucket)
-        except S3Error as exc:
-            if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                raise StorageError(f"cannot create bucket {bucket!r}: {exc.code}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageError(f"object store unreachable creating bucket {bucket!r}") from exc
+            with _mapped_errors("create bucket", bucket):
+                if not self.client.bucket_exists(bucket):
+                    self.client.make_bucket(bucket)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, S3Error) or exc.__cause__.code not in {
+                "BucketAlreadyOwnedByYou",
+                "BucketAlreadyExists",
+            }:
+                raise
         self._known_buckets.add(bucket)
 
     def put_bytes(self, location: S3Location, data: bytes, content_type: str) -> None:
@@ -114,7 +123,7 @@ class ObjectStore:
         self, location: S3Location, stream: BinaryIO, content_type: str, length: int = -1
     ) -> None:
         self.ensure_bucket(location.bucket)
-        try:
+        with _mapped_errors("write", location):
             self.client.put_object(
                 location.bucket,
                 location.key,
@@ -123,10 +132,6 @@ class ObjectStore:
                 content_type=content_type,
                 part_size=PART_SIZE if length < 0 else 0,
             )
-        except S3Error as exc:
-            raise StorageError(f"cannot write {location}: {exc.code}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageError(f"object store unreachable writing {location}") from exc
 
     def get_bytes(self, location: S3Location) -> bytes:
         return b"".join(self.iter_chunks(location))
@@ -134,14 +139,9 @@ class ObjectStore:
     def iter_chunks(self, location: S3Location, chunk_bytes: int = 1024 * 1024) -> Iterator[bytes]:
         response = None
         try:
-            response = self.client.get_object(location.bucket, location.key)
-            yield from response.stream(chunk_bytes)
-        except S3Error as exc:
-            if exc.code in MISSING_CODES:
-                raise NotFound(f"no object at {location}") from exc
-            raise StorageError(f"cannot read {location}: {exc.code}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageError(f"object store unreachable reading {location}") from exc
+            with _mapped_errors("read", location):
+                response = self.client.get_object(location.bucket, location.key)
+                yield from response.stream(chunk_bytes)
         finally:
             if response is not None:
                 response.close()
@@ -149,14 +149,8 @@ class ObjectStore:
 
     def stat(self, location: S3Location) -> ObjectInfo:
         """Size and content type; NotFound if the object (or its bucket) does not exist."""
-        try:
+        with _mapped_errors("stat", location):
             stat = self.client.stat_object(location.bucket, location.key)
-        except S3Error as exc:
-            if exc.code in MISSING_CODES:
-                raise NotFound(f"no object at {location}") from exc
-            raise StorageError(f"cannot stat {location}: {exc.code}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageError(f"object store unreachable reading {location}") from exc
         return ObjectInfo(
             size=int(stat.size or 0),
             content_type=stat.content_type or "application/octet-stream",
@@ -164,25 +158,36 @@ class ObjectStore:
 
     def list_keys(self, location: S3Location) -> list[str]:
         try:
-            return [
-                obj.object_name
-                for obj in self.client.list_objects(
-                    location.bucket, prefix=location.key, recursive=True
-                )
-                if obj.object_name is not None
-            ]
-        except S3Error as exc:
-            if exc.code in MISSING_CODES:
-                return []
-            raise StorageError(f"cannot list {location}: {exc.code}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageError(f"object store unreachable listing {location}") from exc
+            with _mapped_errors("list", location):
+                return [
+                    obj.object_name
+                    for obj in self.client.list_objects(
+                        location.bucket, prefix=location.key, recursive=True
+                    )
+                    if obj.object_name is not None
+                ]
+        except NotFound:
+            return []
 
     def ping(self) -> None:
-        try:
+        with _mapped_errors("list buckets of", "the object store"):
             self.client.list_buckets()
-        except (S3Error, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageError(f"object store not ready: {exc}") from exc
+
+
+@contextmanager
+def _mapped_errors(action: str, what: S3Location | str) -> Iterator[None]:
+    """SDK and network errors as project errors: missing → NotFound, refused name →
+    InvalidInput (the SDK checks names before sending), anything else → StorageError (503)."""
+    try:
+        yield
+    except S3Error as exc:
+        if exc.code in MISSING_CODES:
+            raise NotFound(f"no object at {what}") from exc
+        raise StorageError(f"cannot {action} {what}: {exc.code}") from exc
+    except ValueError as exc:
+        raise InvalidInput(f"cannot {action} {what}: {exc}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise StorageError(f"object store unreachable ({action} {what})") from exc
 
 
 @functools.cache

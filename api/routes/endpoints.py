@@ -6,9 +6,14 @@ from fastapi import APIRouter, Request, Response
 
 from api import endpoint_service
 from api.deps import SessionDep
+from api.problems import problem_responses
 from api.schemas import EndpointCreate, EndpointPublic, VariantPatch, WeightsPatch
 
-router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
+router = APIRouter(
+    prefix="/v1/endpoints",
+    tags=["endpoints"],
+    responses=problem_responses(400, 404, 409, 422, 503),
+)
 
 
 def _forget_route(request: Request, name: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from api import invocations, metrics
-from api.problems import problem
+from api.problems import problem, problem_responses
 from api.routing import EndpointRoute, RouteCache
 from api.schemas import AsyncAccepted
 from core import codecs
@@ -20,10 +21,14 @@ from core.config import get_settings
 from core.errors import BadRequest, InvalidInput, QueueUnavailable, RealtimeTimeout
 from core.tables import new_id
 
-router = APIRouter(prefix="/v1/endpoints", tags=["invocations"])
+router = APIRouter(
+    prefix="/v1/endpoints",
+    tags=["invocations"],
+    responses=problem_responses(400, 404, 413, 415, 422, 424, 503, 504),
+)
 _rng = random.Random()
 
-PAYLOAD_BODY = {
+PAYLOAD_BODY: dict[str, Any] = {
     "content": {
         "application/json": {
             "schema": {
@@ -47,7 +52,7 @@ async def _route(request: Request, name: str) -> EndpointRoute:
 
 @router.post(
     "/{name}/invocations",
-    openapi_extra={"requestBody": PAYLOAD_BODY},
+    openapi_extra={"requestBody": {**PAYLOAD_BODY, "required": True}},
     responses={200: {"description": "The model's output", "content": {"application/json": {}}}},
 )
 async def invoke_realtime(

@@ -8,12 +8,13 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from api.deps import SessionDep
+from api.problems import problem_responses
 from api.schemas import JobPublic
 from core.errors import NotFound
 from core.storage import S3Location, get_store
 from core.tables import Job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(404, 422, 503))
 
 
 def _job(session: SessionDep, job_id: str) -> Job:

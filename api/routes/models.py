@@ -9,29 +9,35 @@ from starlette.datastructures import UploadFile
 
 from api import registry
 from api.deps import SessionDep
+from api.problems import problem_responses
 from api.schemas import ModelCreate, ModelPublic, ModelVersionPublic
 from core import codecs
-from core.config import get_settings
+from core.config import NAME_PATTERN, get_settings
 from core.db import session_scope
 from core.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(
+    prefix="/v1/models",
+    tags=["models"],
+    responses=problem_responses(400, 404, 409, 413, 415, 422, 503),
+)
 
 REGISTER_BODY = {
+    "required": True,
     "content": {
         "multipart/form-data": {
             "schema": {
                 "type": "object",
                 "required": ["name", "framework", "file"],
                 "properties": {
-                    "name": {"type": "string"},
+                    "name": {"type": "string", "pattern": NAME_PATTERN},
                     "framework": {"type": "string", "enum": list(registry.FRAMEWORKS)},
                     "file": {"type": "string", "format": "binary"},
                 },
             }
         },
         "application/json": {"schema": ModelCreate.model_json_schema()},
-    }
+    },
 }
 
 

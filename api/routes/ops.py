@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api import metrics
-from api.problems import problem
+from api.problems import problem, problem_responses
 from core.db import get_engine
 from core.queue import get_redis
 from core.storage import get_store
@@ -34,7 +34,7 @@ def _check_dependencies() -> dict[str, str]:
     return checks
 
 
-@router.get("/readyz", response_model=None)
+@router.get("/readyz", response_model=None, responses=problem_responses(503))
 async def readyz() -> Response | dict[str, object]:
     checks = await run_in_threadpool(_check_dependencies)
     failing = {k: v for k, v in checks.items() if v != "ok"}
