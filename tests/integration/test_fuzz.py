@@ -21,9 +21,7 @@ pytestmark = pytest.mark.integration
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 
-def test_no_input_makes_a_5xx_and_responses_match_the_schema(
-    stack: Stack, tmp_path: Path
-) -> None:
+def test_no_input_makes_a_5xx_and_responses_match_the_schema(stack: Stack, tmp_path: Path) -> None:
     result = subprocess.run(
         [
             str(SCHEMATHESIS),
