@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import problems
+from api.backpressure import BacklogGate
 from api.producer import Producer
 from api.replies import ReplyWaiter
 from api.routes import endpoints, invocations, jobs, models, ops
@@ -25,6 +26,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.replies = ReplyWaiter(redis_url=settings.redis_url, namespace=settings.namespace)
     await app.state.replies.start()
     app.state.producer = Producer(app.state.replies.redis)
+    app.state.backlog = BacklogGate(
+        app.state.replies.redis,
+        max_backlog=settings.max_backlog,
+        check_ms=settings.backlog_check_ms,
+    )
     await app.state.producer.start()
     logger.info("API ready; realtime answers arrive on %s", app.state.replies.key)
     try:
@@ -64,6 +70,7 @@ def serve(host: str, port: int) -> None:
         port=port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        limit_concurrency=settings.api_max_concurrency,
         http="httptools",
         loop="uvloop",
     )

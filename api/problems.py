@@ -40,7 +40,9 @@ async def _on_sluiceway_error(_request: Request, exc: Exception) -> JSONResponse
     assert isinstance(exc, SluicewayError)
     if exc.status >= 500:
         logger.warning("request failed: %s", exc.detail)
-    return problem(exc.status, exc.detail, exc.title)
+    retry_after = getattr(exc, "retry_after_s", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return problem(exc.status, exc.detail, exc.title, headers=headers)
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:

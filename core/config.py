@@ -59,6 +59,19 @@ class Settings(BaseSettings):
     max_input_object_mb: float = Field(default=1024.0, gt=0)
     max_artifact_mb: float = Field(default=2048.0, gt=0)
     idempotency_ttl_h: float = Field(default=24.0, gt=0)
+    max_backlog: int = Field(
+        default=10_000,
+        ge=0,
+        description="Requests waiting per variant before new ones get 429; 0 = no limit.",
+    )
+    backlog_check_ms: float = Field(
+        default=250, ge=0, description="How long an API process reuses a variant's backlog."
+    )
+    api_max_concurrency: int = Field(
+        default=2048,
+        ge=1,
+        description="Requests one API process holds at once; more get 503 (bounds its memory).",
+    )
     endpoint_cache_s: float = Field(
         default=1.0,
         ge=0,

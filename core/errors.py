@@ -60,6 +60,12 @@ class NotReady(SluicewayError):
     title = "Not ready"
 
 
+class BacklogFull(SluicewayError):
+    status = 429
+    title = "Backlog full"
+    retry_after_s = 1
+
+
 class QueueUnavailable(SluicewayError):
     status = 503
     title = "Queue unavailable"

@@ -24,7 +24,7 @@ from core.tables import new_id
 router = APIRouter(
     prefix="/v1/endpoints",
     tags=["invocations"],
-    responses=problem_responses(400, 404, 413, 415, 422, 424, 503, 504),
+    responses=problem_responses(400, 404, 413, 415, 422, 424, 429, 503, 504),
 )
 _rng = random.Random()
 
@@ -66,6 +66,7 @@ async def invoke_realtime(
     settings = get_settings()
     route = await _route(request, name)
     variant = route.choose(x_target_variant, _rng)
+    await request.app.state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     timeout_ms = _timeout_ms(x_timeout_ms, settings.realtime_timeout_ms)
     content_type = codecs.media_type(request.headers.get("content-type"))
     body = await invocations.read_body(request, settings.max_inline_body_bytes)
@@ -151,6 +152,7 @@ async def invoke_async(
     settings = get_settings()
     route = await _route(request, name)
     variant = route.choose(x_target_variant, _rng)
+    await request.app.state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     content_type = codecs.media_type(request.headers.get("content-type"))
     body = await invocations.read_body(request, settings.max_inline_body_bytes)
     if x_input_location:

@@ -1,0 +1,80 @@
+"""Past a variant's maximum backlog new requests get 429 with Retry-After; none accepted is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.servers import SeaweedServer
+from tests.integration import models
+from tests.integration.conftest import (
+    Stack,
+    create_endpoint,
+    drop_postgres_database,
+    make_stack,
+    new_postgres_database,
+    postgres_url,
+    register,
+    unique,
+    wait_for,
+    wait_job,
+)
+
+pytestmark = pytest.mark.integration
+
+LIMIT = 20
+
+
+@pytest.fixture(scope="module")
+def small_stack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    database = new_postgres_database()
+    running = make_stack(
+        tmp_path_factory.mktemp("backpressure"),
+        s3,
+        postgres_url(database),
+        SLUICEWAY_MAX_BACKLOG=str(LIMIT),
+        SLUICEWAY_BACKLOG_CHECK_MS="0",
+    )
+    try:
+        running.start_api()
+        yield running
+    finally:
+        running.stop()
+        drop_postgres_database(database)
+
+
+def test_a_full_backlog_answers_429_and_every_accepted_job_still_runs(
+    small_stack: Stack, model_files: dict[str, Path]
+) -> None:
+    with small_stack.client() as client:
+        model = register(client, unique("xgb"), "xgboost", model_files["xgb"])
+        name = unique("bp")
+        create_endpoint(client, {"name": name, "variants": [{"name": "a", "model": model["name"]}]})
+        body = {"instances": models.random_rows(1, seed=1)}
+        accepted, refused = [], []
+        for _ in range(LIMIT + 10):  # no worker yet: the queue only grows
+            response = client.post(f"/v1/endpoints/{name}/async-invocations", json=body)
+            if response.status_code == 202:
+                accepted.append(response.json()["job_id"])
+            else:
+                refused.append(response)
+        assert len(accepted) == LIMIT
+        assert len(refused) == 10
+        for response in refused:
+            assert response.status_code == 429
+            assert response.headers["content-type"] == "application/problem+json"
+            assert int(response.headers["Retry-After"]) >= 1
+            assert f"limit {LIMIT}" in response.json()["detail"]
+        realtime = client.post(f"/v1/endpoints/{name}/invocations", json=body)
+        assert realtime.status_code == 429
+
+        small_stack.start_worker()
+        for job_id in accepted:
+            assert wait_job(client, job_id)["status"] == "succeeded"
+        wait_for(
+            lambda: client.post(f"/v1/endpoints/{name}/invocations", json=body).status_code == 200,
+            timeout_s=30,
+            what="the drained variant to accept requests again",
+        )
