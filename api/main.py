@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import problems
+from api.auth import AuthMiddleware
 from api.backpressure import BacklogGate
 from api.producer import Producer
 from api.replies import ReplyWaiter
@@ -48,6 +49,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(AuthMiddleware, enabled=get_settings().auth == "on")
     for module in (models, endpoints, invocations, jobs, ops):
         app.include_router(module.router)
     return app

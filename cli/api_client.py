@@ -101,7 +101,9 @@ def make_client(base_url: str) -> httpx.Client:
     """The httpx client every command uses (tests replace this to inject a MockTransport)."""
     read_s = get_settings().realtime_timeout_ms / 1000 + _READ_MARGIN_S
     timeout = httpx.Timeout(connect=5.0, read=read_s, write=300.0, pool=5.0)
-    return httpx.Client(base_url=base_url, timeout=timeout)
+    key = get_settings().api_key
+    headers = {"Authorization": f"Bearer {key}"} if key else None
+    return httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
 
 
 class Api:

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     )
 
     # --- API -----------------------------------------------------------------
+    auth: str = Field(
+        default="off",
+        pattern=r"^(on|off)$",
+        description="`on` requires API keys (`sluice keys create`) on every non-public route.",
+    )
+    api_key: str = Field(
+        default="", description="The key the `sluice` client commands send, when auth is on."
+    )
     api_url: str = "http://127.0.0.1:8000"
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -26,7 +26,15 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"alembic_version", "models", "model_versions", "endpoints", "variants", "jobs"}
+TABLES = {
+    "alembic_version",
+    "models",
+    "model_versions",
+    "endpoints",
+    "variants",
+    "jobs",
+    "api_keys",
+}
 
 
 def _sqlite(tmp_path: Path) -> Iterator[str]:
