@@ -22,6 +22,7 @@ from core.db import session_scope
 from core.errors import (
     ERROR_KINDS,
     BadRequest,
+    Forbidden,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -66,7 +67,14 @@ def validate_payload(body: bytes, content_type: str, framework: str) -> None:
             raise InvalidInput("the request body is empty")
         return
     codecs.check_supported(content_type)
-    codecs.numeric_rows(codecs.decode_instances(body, content_type))
+    instances = codecs.decode_instances(body, content_type)
+    limit = get_settings().max_instances
+    if len(instances) > limit:
+        raise PayloadTooLarge(
+            f"the request carries {len(instances)} instances; the limit is {limit} "
+            "(send larger inputs as an async job from S3 or a batch transform)"
+        )
+    codecs.numeric_rows(instances)
 
 
 def realtime_invocation(
@@ -121,6 +129,11 @@ def submit_async(
     store = get_store()
     if input_location:
         location = S3Location.parse_object(input_location)
+        if not settings.may_read_bucket(location.bucket):
+            raise Forbidden(
+                f"bucket {location.bucket!r} is not one the platform may read "
+                "(SLUICEWAY_READABLE_BUCKETS)"
+            )
         try:
             info = store.stat(location)
         except NotFound as exc:

@@ -9,7 +9,13 @@ through safe loaders (TorchScript / torch.export archives, XGBoost JSON/UBJ).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import func, select
@@ -22,7 +28,10 @@ from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from core.storage import S3Location, get_store
 from core.tables import Model, ModelVersion, Variant
 
+logger = logging.getLogger(__name__)
+
 FRAMEWORKS = ("xgboost", "torch", "python")
+VALIDATE_TIMEOUT_S = 120
 
 
 def sniff_artifact(framework: str, head: bytes) -> None:
@@ -45,6 +54,30 @@ def sniff_artifact(framework: str, head: bytes) -> None:
             "python": "a .tar.gz handler bundle",
         }[framework]
         raise InvalidInput(f"the file is not {expected} (starts with {head[:8]!r})")
+
+
+def validate_artifact(framework: str, path: str) -> None:
+    """Load the artifact in a child process with the workers' own loaders; 422 if it fails.
+
+    A child because the API never imports torch or xgboost, and because loading a
+    hostile or broken file must not take the API process down with it.
+    """
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "workers.validate", framework, path],
+            capture_output=True,
+            text=True,
+            timeout=VALIDATE_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise InvalidInput(f"the artifact did not load within {VALIDATE_TIMEOUT_S} s") from exc
+    if result.returncode == 3:
+        raise InvalidInput(f"the artifact does not load as {framework}: {result.stdout.strip()}")
+    if result.returncode != 0:
+        logger.warning("artifact validator failed: %s", result.stderr[-2000:])
+        raise InvalidInput(
+            f"the artifact could not be checked (validator exit {result.returncode})"
+        )
 
 
 def _check_name(name: str, framework: str) -> None:
@@ -109,6 +142,12 @@ def register_upload(
     stream.seek(0)
     sniff_artifact(framework, stream.read(16))
     stream.seek(0)
+    with tempfile.TemporaryDirectory() as folder:
+        local = Path(folder) / (re.sub(r"[^A-Za-z0-9._-]", "_", filename or "artifact")[:100])
+        with local.open("wb") as out:
+            shutil.copyfileobj(stream, out)
+        validate_artifact(framework, str(local))
+    stream.seek(0)
     digest = hashlib.sha256()
     for block in iter(lambda: stream.read(1 << 20), b""):
         digest.update(block)
@@ -139,8 +178,18 @@ def register_uri(
         info = store.stat(location)
     except NotFound as exc:
         raise InvalidInput(f"artifact_uri {artifact_uri!r} does not exist") from exc
+    if info.size > get_settings().max_artifact_bytes:
+        raise PayloadTooLarge(
+            f"artifact is {info.size} bytes; the limit is {get_settings().max_artifact_bytes}"
+        )
     head = next(store.iter_chunks(location, chunk_bytes=16), b"")
     sniff_artifact(framework, head)
+    with tempfile.TemporaryDirectory() as folder:
+        local = Path(folder) / (Path(location.key).name or "artifact")
+        with local.open("wb") as out:
+            for chunk in store.iter_chunks(location):
+                out.write(chunk)
+        validate_artifact(framework, str(local))
     return _add_version(
         session,
         name=name,

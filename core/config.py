@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     realtime_timeout_ms: int = Field(default=60_000, ge=1)
     max_inline_body_mb: float = Field(default=6.0, gt=0)
     max_input_object_mb: float = Field(default=1024.0, gt=0)
+    max_instances: int = Field(
+        default=100_000, ge=1, description="Most instances (rows) one inline request may carry."
+    )
+    readable_buckets: str = Field(
+        default="*",
+        description="Comma-separated buckets X-Input-Location and transform inputs may name; "
+        "* = any bucket the S3 credentials can read.",
+    )
     max_artifact_mb: float = Field(default=2048.0, gt=0)
     idempotency_ttl_h: float = Field(default=24.0, gt=0)
     max_backlog: int = Field(
@@ -137,6 +145,10 @@ class Settings(BaseSettings):
     @property
     def model_cache_path(self) -> Path:
         return self.model_cache_dir or self.home / "model-cache"
+
+    def may_read_bucket(self, bucket: str) -> bool:
+        allowed = {b.strip() for b in self.readable_buckets.split(",") if b.strip()}
+        return "*" in allowed or bucket in allowed or bucket == self.s3_bucket
 
     @property
     def compute_threads(self) -> int:

@@ -21,6 +21,11 @@ class BadRequest(SluicewayError):
     title = "Malformed request"
 
 
+class Forbidden(SluicewayError):
+    status = 403
+    title = "Forbidden"
+
+
 class NotFound(SluicewayError):
     status = 404
     title = "Not found"

@@ -24,7 +24,7 @@ from core.tables import new_id
 router = APIRouter(
     prefix="/v1/endpoints",
     tags=["invocations"],
-    responses=problem_responses(400, 404, 413, 415, 422, 424, 429, 503, 504),
+    responses=problem_responses(400, 403, 404, 413, 415, 422, 424, 429, 503, 504),
 )
 _rng = random.Random()
 

@@ -444,16 +444,49 @@ def test_unknown_job_is_404(client: httpx.Client, job_id: str, suffix: str) -> N
 # --- a broken artifact ----------------------------------------------------------------------
 
 
+TRUNCATED_BUNDLE = gzip.compress(b"handler.py" + b"\0" * 2000)[:20]
+
+
+def test_registering_an_artifact_that_does_not_load_is_422(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    """A cut-short .tar.gz passes the magic-byte sniff; loading it at registration fails."""
+    path = tmp_path / "truncated.tar.gz"
+    path.write_bytes(TRUNCATED_BUNDLE)
+    with path.open("rb") as f:
+        response = client.post(
+            "/v1/models",
+            data={"name": unique("cut"), "framework": "python"},
+            files={"file": (path.name, f, "application/octet-stream")},
+        )
+    assert_problem(response, 422, "does not load as python")
+
+
 @pytest.fixture(scope="module")
-def broken_endpoint(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A `python` model whose .tar.gz is cut short: it passes the registry's magic-byte
-    sniff and fails only when a worker loads it."""
-    whole = gzip.compress(b"handler.py" + b"\0" * 2000)
-    path = tmp_path_factory.mktemp("broken") / "truncated.tar.gz"
-    path.write_bytes(whole[:20])
+def broken_endpoint(stack: Stack, s3: Any, model_files: dict[str, Path]) -> str:
+    """A `python` model whose artifact is corrupted in the object store after it was
+    registered (an artifact_uri is not owned by the platform): only a worker sees it."""
+    bucket = unique("artifacts")
+    s3.client().make_bucket(bucket)
+    good = model_files["slow"].read_bytes()
+    s3.client().put_object(bucket, "bundle.tar.gz", io.BytesIO(good), len(good))
     with checked(stack.client()) as client:
-        model = register(client, unique("cut"), "python", path)
-        spec = {"name": unique("cut"), "variants": [{"name": "a", "model": model["name"]}]}
+        response = client.post(
+            "/v1/models",
+            json={
+                "name": unique("cut"),
+                "framework": "python",
+                "artifact_uri": f"s3://{bucket}/bundle.tar.gz",
+            },
+        )
+        assert response.status_code == 201, response.text
+        s3.client().put_object(
+            bucket, "bundle.tar.gz", io.BytesIO(TRUNCATED_BUNDLE), len(TRUNCATED_BUNDLE)
+        )
+        spec = {
+            "name": unique("cut"),
+            "variants": [{"name": "a", "model": response.json()["name"]}],
+        }
         name: str = create_endpoint(client, spec)["name"]
     return name
 

@@ -1,10 +1,14 @@
-"""Past a variant's maximum backlog new requests get 429 with Retry-After; none accepted is lost."""
+"""Limits that keep the platform safe under floods and bad input: a variant's backlog
+(429 with Retry-After, nothing accepted lost), instances per request, readable buckets."""
 
 from __future__ import annotations
 
+import io
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cli.servers import SeaweedServer
@@ -25,6 +29,7 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.integration
 
 LIMIT = 20
+READABLE = f"readable-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +41,8 @@ def small_stack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> 
         postgres_url(database),
         SLUICEWAY_MAX_BACKLOG=str(LIMIT),
         SLUICEWAY_BACKLOG_CHECK_MS="0",
+        SLUICEWAY_MAX_INSTANCES="10",
+        SLUICEWAY_READABLE_BUCKETS=READABLE,
     )
     try:
         running.start_api()
@@ -78,3 +85,38 @@ def test_a_full_backlog_answers_429_and_every_accepted_job_still_runs(
             timeout_s=30,
             what="the drained variant to accept requests again",
         )
+
+
+def test_instances_per_request_and_readable_buckets_are_limited(
+    small_stack: Stack, model_files: dict[str, Path], s3: SeaweedServer
+) -> None:
+    client_s3 = s3.client()
+    payload = b'{"instances": [[1, 2, 3, 4]]}'
+    private = unique("private")  # exists and holds the object, but is not allowed
+    for bucket in (READABLE, private):
+        client_s3.make_bucket(bucket)
+        client_s3.put_object(bucket, "in.json", io.BytesIO(payload), len(payload))
+    with small_stack.client() as client:
+        model = register(client, unique("xgb"), "xgboost", model_files["xgb"])
+        name = unique("lim")
+        create_endpoint(client, {"name": name, "variants": [{"name": "a", "model": model["name"]}]})
+        too_many = client.post(
+            f"/v1/endpoints/{name}/invocations",
+            json={"instances": models.random_rows(11, seed=2)},
+        )
+        assert too_many.status_code == 413
+        assert "11 instances; the limit is 10" in too_many.json()["detail"]
+
+        def from_bucket(bucket: str) -> httpx.Response:
+            return client.post(
+                f"/v1/endpoints/{name}/async-invocations",
+                headers={
+                    "X-Input-Location": f"s3://{bucket}/in.json",
+                    "Content-Type": "application/json",
+                },
+            )
+
+        assert from_bucket(READABLE).status_code == 202
+        refused = from_bucket(private)
+        assert refused.status_code == 403
+        assert "SLUICEWAY_READABLE_BUCKETS" in refused.json()["detail"]
