@@ -180,6 +180,7 @@ class JobPublic(BaseModel):
     error: str | None
     inference_id: str | None = None
     attempts: int
+    dead_letter: bool = False
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None

@@ -71,6 +71,7 @@ class Request:
     error: SluicewayError | None = None
     transient: bool = False  # infrastructure trouble: leave unacknowledged
     skip: bool = False  # nothing to do (caller gone, job already finished)
+    dead_letter: bool = False  # failed every delivery: kept apart as a poison job
     queue_wait_s: float = 0.0
 
     @property
@@ -151,9 +152,10 @@ class Executor:
                 )
                 request.skip = True
             elif attempts > MAX_ATTEMPTS:
+                request.dead_letter = True
                 request.error = ModelError(
                     f"gave up after {attempts - 1} deliveries (the worker died or the "
-                    "infrastructure failed each time)"
+                    "infrastructure failed each time); dead-lettered"
                 )
 
     def _payload(self, request: Request) -> bytes | None:
@@ -342,6 +344,7 @@ def finish_job(session: Any, request: Request) -> None:
         values: dict[str, Any] = {
             "status": "failed",
             "error": f"{request.error.title}: {request.error.detail}",
+            "dead_letter": request.dead_letter,
         }
         logger.warning("job %s: failed: %s", job_id, values["error"])
     else:

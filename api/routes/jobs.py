@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy import select
 
 from api.deps import SessionDep
 from api.problems import problem_responses
 from api.schemas import JobPublic
 from core.apikeys import KeyInfo
-from core.errors import NotFound
+from core.errors import Conflict, NotFound
+from core.jobs import async_invocation
+from core.queue import enqueue
 from core.storage import S3Location, get_store
 from core.tables import Job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(404, 422, 503))
+router = APIRouter(
+    prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(404, 409, 422, 503)
+)
 
 
 def _job(session: SessionDep, job_id: str, request: Request) -> Job:
@@ -27,9 +33,7 @@ def _job(session: SessionDep, job_id: str, request: Request) -> Job:
     return job
 
 
-@router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, request: Request, session: SessionDep) -> JobPublic:
-    job = _job(session, job_id, request)
+def _public(job: Job) -> JobPublic:
     return JobPublic(
         job_id=job.id,
         endpoint=job.endpoint,
@@ -39,10 +43,51 @@ def get_job(job_id: str, request: Request, session: SessionDep) -> JobPublic:
         error=job.error,
         inference_id=job.inference_id,
         attempts=job.attempts,
+        dead_letter=job.dead_letter,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
     )
+
+
+@router.get("", response_model=list[JobPublic])
+def list_jobs(
+    session: SessionDep,
+    endpoint: str | None = None,
+    status: Literal["queued", "running", "succeeded", "failed"] | None = None,
+    dead_letter: bool | None = None,
+    limit: int = Query(default=50, ge=1, le=1000),
+) -> list[JobPublic]:
+    """Newest first; `dead_letter=true` lists the jobs that failed every delivery."""
+    query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    if endpoint is not None:
+        query = query.where(Job.endpoint == endpoint)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if dead_letter is not None:
+        query = query.where(Job.dead_letter == dead_letter)
+    return [_public(job) for job in session.scalars(query)]
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, request: Request, session: SessionDep) -> JobPublic:
+    return _public(_job(session, job_id, request))
+
+
+@router.post("/{job_id}/retry", status_code=202, response_model=JobPublic)
+def retry_job(job_id: str, request: Request, session: SessionDep) -> JobPublic:
+    """Run a failed (for instance dead-lettered) job again from its stored input."""
+    job = _job(session, job_id, request)
+    if job.status != "failed":
+        raise Conflict(f"job {job_id} is {job.status}; only failed jobs can be retried")
+    invocation = async_invocation(session, job)
+    if invocation is None:
+        raise Conflict(f"job {job_id}'s variant {job.endpoint}/{job.variant} no longer exists")
+    job.status, job.error, job.attempts, job.dead_letter = "queued", None, 0, False
+    job.started_at = job.finished_at = None
+    session.commit()
+    enqueue(invocation)
+    return _public(job)
 
 
 @router.get(

@@ -1,4 +1,4 @@
-"""api keys
+"""api keys; dead-letter flag on jobs
 
 Revision ID: 0005
 Revises: 0001
@@ -28,7 +28,13 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(
+            sa.Column("dead_letter", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("dead_letter")
     op.drop_table("api_keys")

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ import redis
 
 from cli.servers import SeaweedServer, free_port
 from core.config import get_settings
-from core.db import upgrade_schema
+from core.db import _session_factory, get_engine, upgrade_schema
+from core.queue import get_redis
+from core.storage import get_store
 from tests.integration import models
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,6 +185,26 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def stack_settings(stack: Stack) -> Iterator[None]:
+    """Point this test process's own settings, database and clients at `stack`, then back."""
+    saved = dict(os.environ)
+
+    def reset() -> None:
+        for cached in (get_settings, get_engine, get_redis, get_store):
+            cached.cache_clear()
+        _session_factory.cache_clear()
+
+    os.environ.update({k: v for k, v in stack.env.items() if k.startswith("SLUICEWAY_")})
+    reset()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        reset()
 
 
 def make_stack(home: Path, s3: SeaweedServer, database_url: str, **overrides: str) -> Stack:

@@ -1,0 +1,134 @@
+"""The reconciler: finds accepted jobs whose queue message is gone, and requeues them.
+
+A job is `queued` or `running` in SQL while its message sits in a variant's
+Redis lists or in the unacknowledged set of a worker. Messages can still be
+lost: Redis restarted without its append-only file, someone flushed a queue,
+the API died between writing the row and pushing the message. Every
+`reconcile_interval_s` this compares the two: an unfinished job older than the
+grace period (the visibility timeout, so kombu's own redelivery goes first)
+whose id appears nowhere in Redis is pushed again. Its variant gone, it fails
+with that reason; past the delivery limit it is dead-lettered.
+
+The Redis side is read in one MULTI/EXEC, so a message moving between a list
+and the unacknowledged set is never missed; a job finishing meanwhile is
+harmless, since every step of a job is guarded by its row's status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from core.db import session_scope
+from core.jobs import async_invocation
+from core.protocol import priority_lists, queue_name, unacked_keys
+from core.queue import enqueue
+from core.tables import Job, utcnow
+
+logger = logging.getLogger(__name__)
+
+# The task id is the job id; it appears as the message's correlation_id.
+JOB_ID = re.compile(rb'"correlation_id": ?"([0-9a-f-]{36})"')
+MAX_DELIVERIES = 5
+BATCH = 500
+
+
+@dataclass
+class ReconcileReport:
+    requeued: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+
+
+class Reconciler:
+    def __init__(self, *, client: redis.Redis, namespace: str, grace_s: float) -> None:
+        self.redis = client
+        self.namespace = namespace
+        self.grace_s = grace_s
+
+    def tick(self) -> ReconcileReport:
+        report = ReconcileReport()
+        suspects = self._unfinished_jobs()
+        if not suspects:
+            return report
+        present = self._ids_in_redis({(j.endpoint, j.variant) for j in suspects})
+        for job in suspects:
+            if job.id not in present:
+                self._recover(job, report)
+        if report.requeued or report.failed or report.dead_lettered:
+            logger.warning(
+                "reconciler: requeued %d, failed %d, dead-lettered %d lost job(s)",
+                report.requeued,
+                report.failed,
+                report.dead_lettered,
+            )
+        return report
+
+    def _unfinished_jobs(self) -> list[Job]:
+        cutoff = utcnow() - dt.timedelta(seconds=self.grace_s)
+        with session_scope() as session:
+            jobs = session.scalars(
+                select(Job)
+                .where(
+                    or_(
+                        (Job.status == "queued") & (Job.created_at < cutoff),
+                        (Job.status == "running") & (Job.started_at < cutoff),
+                    )
+                )
+                .limit(BATCH)
+            ).all()
+            session.expunge_all()
+            return list(jobs)
+
+    def _ids_in_redis(self, variants: set[tuple[str, str]]) -> set[str]:
+        pipe = self.redis.pipeline(transaction=True)
+        for endpoint, variant in variants:
+            for key in priority_lists(queue_name(self.namespace, endpoint, variant)):
+                pipe.lrange(key, 0, -1)
+        pipe.hvals(unacked_keys(self.namespace)[0])
+        found: set[str] = set()
+        for messages in pipe.execute():
+            for message in messages:
+                match = JOB_ID.search(message)
+                if match:
+                    found.add(match.group(1).decode())
+        return found
+
+    def _recover(self, job: Job, report: ReconcileReport) -> None:
+        with session_scope() as session:
+            current = session.get(Job, job.id)
+            if current is None or current.status not in ("queued", "running"):
+                return
+            if current.attempts >= MAX_DELIVERIES:
+                self._fail(session, job.id, "its message was lost after every delivery", dead=True)
+                report.dead_lettered += 1
+                return
+            invocation = async_invocation(session, current)
+            if invocation is None:
+                self._fail(session, job.id, "its endpoint variant was deleted before it ran")
+                report.failed += 1
+                return
+            current.status = "queued"
+        enqueue(invocation, client=self.redis)
+        logger.warning("job %s: its message was lost; requeued", job.id)
+        report.requeued += 1
+
+    @staticmethod
+    def _fail(session: Session, job_id: str, reason: str, *, dead: bool = False) -> None:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+            .values(
+                status="failed",
+                error=f"Lost: {reason}",
+                dead_letter=dead,
+                finished_at=utcnow(),
+            )
+        )
+        logger.warning("job %s: failed: %s", job_id, reason)
