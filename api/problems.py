@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -84,6 +85,16 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+async def _on_database_down(_request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
+    return problem(
+        503,
+        "the metadata database is unavailable; retry shortly",
+        "Not ready",
+        headers={"Retry-After": "2"},
+    )
+
+
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected error")
     return problem(500, "internal error; see the API log", "Internal error")
@@ -93,4 +104,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(SluicewayError, _on_sluiceway_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    # Connection-level database failures (server down, connection lost) are 503s;
+    # anything else the database raises stays a 500 that someone must look at.
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, _on_database_down)
+    app.add_exception_handler(sqlalchemy.exc.InterfaceError, _on_database_down)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -8,11 +8,13 @@ is visible at once; one made through another API process within that second.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from dataclasses import dataclass
 
+import sqlalchemy.exc
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -21,6 +23,8 @@ from core.db import session_scope
 from core.errors import NotFound, NotReady
 from core.protocol import ModelRef, queue_name
 from core.tables import Endpoint, ModelVersion, Variant
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +101,16 @@ class RouteCache:
         return None
 
     def load(self, name: str) -> EndpointRoute:
-        route = load_route(name)
+        try:
+            route = load_route(name)
+        except sqlalchemy.exc.OperationalError:
+            # The database blinked: keep routing with what we knew rather than
+            # failing every realtime call (they need no database otherwise).
+            stale = self._entries.get(name)
+            if stale is None:
+                raise
+            logger.warning("database unavailable; routing %s with its cached config", name)
+            return stale[1]
         with self._lock:
             self._entries[name] = (time.monotonic(), route)
         return route
