@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import client, demo, keys, ops
+from cli import client, demo, keys, ops, settings_table
 
 app = typer.Typer(
     name="sluice",
@@ -22,6 +22,7 @@ ops.register(app)
 client.register(app)
 demo.register(app)
 keys.register(app)
+settings_table.register(app)
 
 
 if __name__ == "__main__":
