@@ -26,7 +26,19 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"alembic_version", "models", "model_versions", "endpoints", "variants", "jobs"}
+TABLES = {
+    "alembic_version",
+    "models",
+    "model_versions",
+    "endpoints",
+    "variants",
+    "jobs",
+    "topics",
+    "subscriptions",
+    "events",
+    "deliveries",
+    "delivery_attempts",
+}
 
 
 def _sqlite(tmp_path: Path) -> Iterator[str]:
