@@ -24,6 +24,7 @@ from sqlalchemy import update
 
 from core.db import session_scope
 from core.errors import InvalidInput, ModelError, NotFound, SluicewayError, error_kind
+from core.outbox import record_job_event
 from core.protocol import Invocation, Reply
 from core.queue import pack
 from core.storage import ObjectStore, S3Location
@@ -134,12 +135,12 @@ class Executor:
     def finish(
         self, job_id: str, *, status: str, error: str | None = None, content_type: str | None = None
     ) -> None:
-        """Record the job's terminal state once; later duplicates change nothing."""
+        """Record the job's terminal state and its outbox event once; duplicates change nothing."""
         if status == "failed":
             logger.warning("job %s: failed: %s", job_id, error)
         try:
             with session_scope() as session:
-                session.execute(
+                result = session.execute(
                     update(Job)
                     .where(Job.id == job_id, Job.status.in_(("queued", "running")))
                     .values(
@@ -149,5 +150,8 @@ class Executor:
                         finished_at=utcnow(),
                     )
                 )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    # Same transaction: the job's end and its webhook event commit together.
+                    record_job_event(session, job_id)
         except sqlalchemy.exc.OperationalError as exc:
             raise TransientError(f"database unavailable: {exc}") from exc
