@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.replies import ReplyWaiter
-from api.routes import endpoints, invocations, jobs, models, ops
+from api.routes import deliveries, endpoints, invocations, jobs, models, ops, topics
 from api.routing import RouteCache
 from core.config import get_settings
 
@@ -38,7 +38,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (models, endpoints, invocations, jobs, ops):
+    for module in (models, endpoints, invocations, jobs, topics, deliveries, ops):
         app.include_router(module.router)
     return app
 
