@@ -267,6 +267,8 @@ class Notifier:
 
 def start_notifier(settings: Settings, stop: threading.Event) -> threading.Thread:
     """Run a Notifier on its own thread until `stop` is set; join the thread to wait for it."""
+    # httpx logs every request at INFO; the notifier logs its own attempts, with job ids.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     notifier = Notifier(settings)
     thread = threading.Thread(target=notifier.run, args=(stop,), name="notifier", daemon=True)
     thread.start()
