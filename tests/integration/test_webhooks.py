@@ -1,0 +1,533 @@
+"""Webhooks through real parts: API, worker and scheduler processes, PostgreSQL, Redis, S3,
+and a real HTTP receiver on loopback.
+
+The stack retries fast (backoff 0.3 s doubling to 2 s, 2 s timeout) so that a
+day of real retrying fits in seconds; everything else is as in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.server
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from cli.servers import SeaweedServer, free_port
+from core.webhooks import verify_signature
+from tests.integration import models
+from tests.integration.conftest import (
+    Stack,
+    create_endpoint,
+    drop_postgres_database,
+    make_stack,
+    new_postgres_database,
+    postgres_url,
+    register,
+    unique,
+    wait_for,
+    wait_job,
+)
+
+pytestmark = pytest.mark.integration
+
+BODY_FIELDS = {
+    "type",
+    "job_id",
+    "endpoint",
+    "variant",
+    "output_location",
+    "error",
+    "finished_at",
+    "inference_id",
+}
+CALLBACK_SECRET = "callback-secret-0123456789"
+BAD_ROW = [[-5000.0, 0.0, 0.0, 0.0]]  # the picky model raises on it
+
+
+# --- a real HTTP receiver ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    @property
+    def delivery_id(self) -> str:
+        return self.headers["x-sluiceway-delivery"]
+
+    @property
+    def event(self) -> dict[str, Any]:
+        result: dict[str, Any] = orjson.loads(self.body)
+        return result
+
+
+@dataclass
+class Receiver:
+    """A threaded HTTP/1.0 server on 127.0.0.1 that records each POST and answers `status_for`.
+
+    HTTP/1.0 closes every connection after its answer, so `stop()` really makes
+    the receiver unreachable (no kept-alive connection goes on being served).
+    """
+
+    port: int = field(default_factory=free_port)
+    status_for: Callable[[Received, int], int] = lambda _request, _nth: 204
+    delay_s: float = 0.0
+    requests: list[Received] = field(default_factory=list)
+    answered: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: http.server.ThreadingHTTPServer | None = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                request = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                with receiver.lock:
+                    receiver.requests.append(request)
+                    nth = sum(r.delivery_id == request.delivery_id for r in receiver.requests)
+                status = receiver.status_for(request, nth)
+                time.sleep(receiver.delay_s)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                with receiver.lock:
+                    receiver.answered += 1
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def received(self, path: str | None = None) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if path is None or r.path == path]
+
+    def job_ids(self, path: str) -> set[str]:
+        return {r.event["job_id"] for r in self.received(path)}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver().start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+# --- the stack -------------------------------------------------------------------------
+
+
+@dataclass
+class Scheduler:
+    stack: Stack
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = self.stack._spawn(["scheduler"], "scheduler.log")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Hooks:
+    stack: Stack
+    scheduler: Scheduler
+    xgb: str
+    picky: str
+
+    def client(self) -> httpx.Client:
+        return self.stack.client()
+
+    def topic(self, client: httpx.Client) -> str:
+        name = unique("topic")
+        response = client.post("/v1/topics", json={"name": name})
+        assert response.status_code == 201, response.text
+        return name
+
+    def subscribe(self, client: httpx.Client, topic: str, url: str, **extra: Any) -> dict[str, Any]:
+        response = client.post(f"/v1/topics/{topic}/subscriptions", json={"url": url, **extra})
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def endpoint(
+        self, client: httpx.Client, *, success: str | None = None, error: str | None = None
+    ) -> str:
+        """Variant `a` (xgboost, serves by default) and `p` (picky torch, pinned only)."""
+        spec = {
+            "name": unique("hook"),
+            "variants": [
+                {"name": "a", "model": self.xgb, "weight": 1},
+                {"name": "p", "model": self.picky, "weight": 0},
+            ],
+            "async": {"success_topic": success, "error_topic": error},
+        }
+        return str(create_endpoint(client, spec)["name"])
+
+    def submit(
+        self, client: httpx.Client, endpoint: str, *, bad: bool = False, **headers: str
+    ) -> str:
+        rows = BAD_ROW if bad else models.random_rows(2, seed=11)
+        if bad:
+            headers["X-Target-Variant"] = "p"
+        response = client.post(
+            f"/v1/endpoints/{endpoint}/async-invocations",
+            json={"instances": rows},
+            headers=headers,
+        )
+        assert response.status_code == 202, response.text
+        return str(response.json()["job_id"])
+
+    def deliveries(self, client: httpx.Client, topic: str, **params: Any) -> list[dict[str, Any]]:
+        response = client.get(f"/v1/topics/{topic}/deliveries", params={"limit": 1000, **params})
+        assert response.status_code == 200, response.text
+        result: list[dict[str, Any]] = response.json()
+        return result
+
+
+@pytest.fixture(scope="module")
+def hooks(
+    s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path]
+) -> Iterator[Hooks]:
+    database = new_postgres_database()
+    stack = make_stack(
+        tmp_path_factory.mktemp("webhooks"),
+        s3,
+        postgres_url(database),
+        SLUICEWAY_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
+        SLUICEWAY_WEBHOOK_BACKOFF_BASE_S="0.3",
+        SLUICEWAY_WEBHOOK_BACKOFF_CAP_S="2",
+        SLUICEWAY_WEBHOOK_MAX_ATTEMPTS="60",
+        SLUICEWAY_WEBHOOK_TIMEOUT_S="2",
+        SLUICEWAY_WEBHOOK_POLL_S="0.1",
+        SLUICEWAY_WEBHOOK_CALLBACK_SECRET=CALLBACK_SECRET,
+        SLUICEWAY_WORKERS="0",  # the tests start the workers themselves
+    )
+    scheduler = Scheduler(stack)
+    try:
+        stack.start_api()
+        stack.start_worker()
+        stack.start_worker()
+        scheduler.start()
+        stack.wait_workers(2)
+        with stack.client() as client:
+            xgb = register(client, unique("xgb"), "xgboost", model_files["xgb"])["name"]
+            picky = register(client, unique("picky"), "torch", model_files["picky"])["name"]
+        yield Hooks(stack=stack, scheduler=scheduler, xgb=xgb, picky=picky)
+    finally:
+        scheduler.stop()
+        stack.stop()
+        drop_postgres_database(database)
+
+
+# --- the tests -----------------------------------------------------------------------
+
+
+def test_events_are_signed_with_each_subscriptions_secret(hooks: Hooks, receiver: Receiver) -> None:
+    ok_secret, err_secret = "ok-secret-0123456789abcdef", "err-secret-0123456789abcdef"
+    with hooks.client() as client:
+        ok, err = hooks.topic(client), hooks.topic(client)
+        created = hooks.subscribe(client, ok, receiver.url("/ok"), secret=ok_secret)
+        assert "secret" not in created  # given by the user: never echoed
+        hooks.subscribe(client, err, receiver.url("/err"), secret=err_secret)
+        endpoint = hooks.endpoint(client, success=ok, error=err)
+        good = hooks.submit(client, endpoint)
+        bad = hooks.submit(client, endpoint, bad=True)
+        assert wait_job(client, good)["status"] == "succeeded"
+        assert wait_job(client, bad)["status"] == "failed"
+        wait_for(
+            lambda: receiver.received("/ok") and receiver.received("/err"),
+            timeout_s=30,
+            what="both webhooks",
+        )
+        ((success,), (failure,)) = receiver.received("/ok"), receiver.received("/err")
+        for request, secret, other in (
+            (success, ok_secret, err_secret),
+            (failure, err_secret, ok_secret),
+        ):
+            signature = request.headers["x-sluiceway-signature"]
+            digest = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+            assert signature == f"sha256={digest}"
+            assert verify_signature(secret, request.body, signature)
+            assert not verify_signature(other, request.body, signature)
+            assert request.headers["content-type"] == "application/json"
+            assert set(request.event) == BODY_FIELDS
+            assert request.headers["x-sluiceway-event"] == request.event["type"]
+        assert success.event["type"] == "InferenceSucceeded" and success.event["job_id"] == good
+        assert success.event["endpoint"] == endpoint and success.event["variant"] == "a"
+        assert success.event["output_location"].endswith(f"{good}.out")
+        assert success.event["error"] is None and success.event["finished_at"].endswith("Z")
+        assert failure.event["type"] == "InferenceFailed" and failure.event["job_id"] == bad
+        assert failure.event["output_location"] is None
+        assert "feature below -1000" in failure.event["error"]
+
+        (delivery,) = hooks.deliveries(client, ok)
+        assert delivery["delivery_id"] == success.delivery_id
+        assert (delivery["status"], delivery["attempts"], delivery["job_id"]) == (
+            "delivered",
+            1,
+            good,
+        )
+        # The secret never comes back from the API.
+        for path in (
+            f"/v1/topics/{ok}",
+            f"/v1/topics/{ok}/subscriptions",
+            f"/v1/topics/{ok}/deliveries",
+        ):
+            assert ok_secret not in client.get(path).text
+        assert ok_secret not in client.get(f"/v1/deliveries/{success.delivery_id}").text
+
+
+def test_a_generated_secret_is_shown_once_and_signs_the_deliveries(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    with hooks.client() as client:
+        topic = hooks.topic(client)
+        created = hooks.subscribe(client, topic, receiver.url("/gen"))
+        secret = created["secret"]
+        assert len(secret) >= 32
+        assert secret not in client.get(f"/v1/topics/{topic}").text
+        job_id = hooks.submit(client, hooks.endpoint(client, success=topic))
+        (request,) = wait_for(lambda: receiver.received("/gen"), timeout_s=30, what="the webhook")
+        assert request.event["job_id"] == job_id
+        assert verify_signature(secret, request.body, request.headers["x-sluiceway-signature"])
+
+
+def test_x_callback_url_gets_its_own_signed_delivery(hooks: Hooks, receiver: Receiver) -> None:
+    with hooks.client() as client:
+        endpoint = hooks.endpoint(client)  # no topics at all
+        job_id = hooks.submit(client, endpoint, **{"X-Callback-Url": receiver.url("/cb")})
+        (request,) = wait_for(lambda: receiver.received("/cb"), timeout_s=30, what="the callback")
+        assert request.event["job_id"] == job_id
+        assert verify_signature(
+            CALLBACK_SECRET, request.body, request.headers["x-sluiceway-signature"]
+        )
+        (listed,) = client.get("/v1/deliveries", params={"job_id": job_id}).json()
+        assert listed["topic"] is None and listed["delivery_id"] == request.delivery_id
+
+
+def test_a_receiver_failing_three_times_gets_the_event_with_the_same_delivery_id(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    receiver.status_for = lambda _request, nth: 500 if nth <= 3 else 200
+    with hooks.client() as client:
+        topic = hooks.topic(client)
+        hooks.subscribe(client, topic, receiver.url("/flaky"), secret="flaky-secret-0123456789")
+        job_id = hooks.submit(client, hooks.endpoint(client, success=topic))
+        wait_for(lambda: len(receiver.received("/flaky")) >= 4, timeout_s=30, what="4 attempts")
+        (delivery,) = wait_for(
+            lambda: hooks.deliveries(client, topic, status="delivered"),
+            timeout_s=10,
+            what="the delivery to be recorded as delivered",
+        )
+        detail = client.get(f"/v1/topics/{topic}/deliveries/{delivery['delivery_id']}").json()
+    attempts = receiver.received("/flaky")
+    assert len(attempts) == 4
+    assert {r.delivery_id for r in attempts} == {delivery["delivery_id"]}
+    assert {r.body for r in attempts} == {attempts[0].body}
+    assert {r.headers["x-sluiceway-signature"] for r in attempts} == {
+        attempts[0].headers["x-sluiceway-signature"]
+    }
+    assert [r.headers["x-sluiceway-attempt"] for r in attempts] == ["1", "2", "3", "4"]
+    assert attempts[0].event["job_id"] == job_id
+    assert detail["status"] == "delivered" and detail["attempts"] == 4
+    assert [a["status_code"] for a in detail["history"]] == [500, 500, 500, 200]
+    assert all(a["latency_ms"] >= 0 and a["started_at"] for a in detail["history"])
+    assert detail["history"][0]["error"].startswith("HTTP 500")
+    assert detail["body"]["job_id"] == job_id
+
+
+def test_a_dead_delivery_can_be_redriven(hooks: Hooks, receiver: Receiver) -> None:
+    receiver.status_for = lambda _request, _nth: 503
+    with hooks.client() as client:
+        topic = hooks.topic(client)
+        hooks.subscribe(client, topic, receiver.url("/dead"), max_attempts=2)
+        hooks.submit(client, hooks.endpoint(client, success=topic))
+        (dead,) = wait_for(
+            lambda: hooks.deliveries(client, topic, status="dead"), timeout_s=30, what="dead"
+        )
+        assert dead["attempts"] == 2 and dead["last_status_code"] == 503
+        receiver.status_for = lambda _request, _nth: 200
+        url = f"/v1/topics/{topic}/deliveries/{dead['delivery_id']}/redrive"
+        redriven = client.post(url)
+        assert redriven.status_code == 200, redriven.text
+        assert redriven.json()["status"] == "pending" and redriven.json()["redrives"] == 1
+        wait_for(
+            lambda: hooks.deliveries(client, topic, status="delivered"),
+            timeout_s=30,
+            what="the redriven delivery",
+        )
+        again = client.post(url)
+        assert again.status_code == 409, again.text
+        assert again.headers["content-type"] == "application/problem+json"
+    assert [r.delivery_id for r in receiver.received("/dead")] == [dead["delivery_id"]] * 3
+
+
+def test_a_receiver_down_for_30_s_gets_every_one_of_200_events(hooks: Hooks) -> None:
+    receiver = Receiver()  # not started: connections to its port are refused
+    with hooks.client() as client:
+        topic = hooks.topic(client)
+        hooks.subscribe(client, topic, receiver.url("/late"), secret="late-secret-0123456789")
+        endpoint = hooks.endpoint(client, success=topic)
+        down_since = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            jobs = set(pool.map(lambda _: hooks.submit(client, endpoint), range(200)))
+        assert len(jobs) == 200
+
+        def all_tried_and_failing() -> bool:
+            pending = hooks.deliveries(client, topic, status="pending")
+            return len(pending) == 200 and all(d["attempts"] >= 1 for d in pending)
+
+        wait_for(all_tried_and_failing, timeout_s=25, what="200 deliveries failing", every_s=0.5)
+        time.sleep(max(0.0, 30 - (time.monotonic() - down_since)))  # the outage itself
+        receiver.start()
+        try:
+            wait_for(
+                lambda: receiver.job_ids("/late") == jobs,
+                timeout_s=60,
+                what="all 200 events after the receiver came back",
+                every_s=0.5,
+            )
+            delivered = wait_for(
+                lambda: len(hooks.deliveries(client, topic, status="delivered")) == 200,
+                timeout_s=15,
+                what="200 deliveries recorded as delivered",
+            )
+            assert delivered
+        finally:
+            receiver.stop()
+    ids = [r.delivery_id for r in receiver.received("/late")]
+    assert len(ids) == len(set(ids)) == 200  # refused connections are never ambiguous
+
+
+def test_a_scheduler_killed_mid_delivery_loses_nothing(hooks: Hooks, receiver: Receiver) -> None:
+    receiver.delay_s = 0.5  # answers slowly, so the kill finds attempts in flight
+    with hooks.client() as client:
+        topic = hooks.topic(client)
+        hooks.subscribe(client, topic, receiver.url("/kill"), secret="kill-secret-0123456789")
+        endpoint = hooks.endpoint(client, success=topic)
+        # Jobs finish while no scheduler runs: their events wait in the outbox.
+        hooks.scheduler.kill()
+        jobs = {hooks.submit(client, endpoint) for _ in range(40)}
+        for job_id in jobs:
+            assert wait_job(client, job_id)["status"] == "succeeded"
+        assert receiver.received("/kill") == []
+        hooks.scheduler.start()
+        wait_for(lambda: receiver.answered >= 1, timeout_s=30, what="the first answer")
+        answered_at_kill = receiver.answered
+        hooks.scheduler.kill()  # SIGKILL, with attempts in flight and others not yet sent
+        assert answered_at_kill < 40
+        hooks.scheduler.start()
+        wait_for(
+            lambda: receiver.job_ids("/kill") == jobs,
+            timeout_s=60,
+            what="every event after the restart",
+            every_s=0.5,
+        )
+        wait_for(
+            lambda: len(hooks.deliveries(client, topic, status="delivered")) == 40,
+            timeout_s=30,
+            what="40 deliveries recorded as delivered",
+        )
+    # At least once: a request the kill interrupted may have arrived twice.
+    assert len({r.delivery_id for r in receiver.received("/kill")}) == 40
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://127.0.0.1/hook",
+        "file:///etc/passwd",
+        "not a url",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://169.254.1.1/hook",
+        "http://10.0.0.7/hook",
+        "http://192.168.0.7/hook",
+        "http://metadata.google.internal/",
+    ],
+)
+def test_bad_subscription_urls_get_422(hooks: Hooks, url: str) -> None:
+    with hooks.client() as client:
+        topic = hooks.topic(client)
+        response = client.post(f"/v1/topics/{topic}/subscriptions", json={"url": url})
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["status"] == 422
+        assert client.get(f"/v1/topics/{topic}/subscriptions").json() == []
+
+
+def test_bad_callback_urls_and_unknown_topics_are_refused(hooks: Hooks) -> None:
+    with hooks.client() as client:
+        endpoint = hooks.endpoint(client)
+        response = client.post(
+            f"/v1/endpoints/{endpoint}/async-invocations",
+            json={"instances": models.random_rows(1, seed=1)},
+            headers={"X-Callback-Url": "http://169.254.169.254/latest/"},
+        )
+        assert response.status_code == 422, response.text
+        assert "cloud metadata" in response.json()["detail"]
+
+        missing = unique("nope")
+        response = client.post(
+            "/v1/endpoints",
+            json={
+                "name": unique("ep"),
+                "variants": [{"name": "a", "model": hooks.xgb}],
+                "async": {"error_topic": missing},
+            },
+        )
+        assert response.status_code == 422, response.text
+        assert f"async.error_topic {missing!r}" in response.json()["detail"]
+
+        topic = hooks.topic(client)
+        hooks.endpoint(client, success=topic)
+        assert client.delete(f"/v1/topics/{topic}").status_code == 409
+        assert client.post("/v1/topics", json={"name": topic}).status_code == 409
+        short = client.post(
+            f"/v1/topics/{topic}/subscriptions",
+            json={"url": "https://hooks.example.com/x", "secret": "short"},
+        )
+        assert short.status_code == 422
