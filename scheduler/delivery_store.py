@@ -237,3 +237,15 @@ def record(session: Session, results: Sequence[Result], *, now: dt.datetime) -> 
     ]
     if attempts:
         session.execute(insert(DeliveryAttempt), attempts)
+
+
+def release(session: Session, claimed: Sequence[Claimed]) -> None:
+    """Give back leases of deliveries this notifier took but never sent (it is stopping)."""
+    if not claimed:
+        return
+    session.connection().execute(
+        update(_table)
+        .where(_table.c.id == bindparam("b_id"), _table.c.lease_owner == bindparam("b_lease"))
+        .values(lease_owner=None, lease_until=None),
+        [{"b_id": c.delivery_id, "b_lease": c.lease} for c in claimed],
+    )

@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import sqlalchemy.exc
 
@@ -81,6 +81,7 @@ class Notifier:
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
         self.finished: queue.SimpleQueue[tuple[Claimed, Outcome]] = queue.SimpleQueue()
         self.unrecorded: list[tuple[Claimed, Outcome]] = []
+        self.submitted: dict[Future[None], Claimed] = {}  # not yet done, for a clean stop
         self.in_flight = 0
         self.delivered = 0
         self.dead = 0
@@ -141,9 +142,10 @@ class Notifier:
         self.unrecorded = []
         for result in results:
             self._log(result)
+        self.submitted = {f: c for f, c in self.submitted.items() if not f.done()}
         for item in claimed:
             self.in_flight += 1
-            self.pool.submit(self._attempt, item)
+            self.submitted[self.pool.submit(self._attempt, item)] = item
         return bool(fanned or results or claimed)
 
     def _fan_out(self) -> int:
@@ -246,7 +248,10 @@ class Notifier:
             )
 
     def _finish_in_flight(self) -> None:
-        """On stop: wait for attempts already sent (bounded) and record them."""
+        """On stop: hand back what was never sent, wait (bounded) for what was, record it."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        never_sent = [item for future, item in self.submitted.items() if future.cancelled()]
+        self.in_flight -= len(never_sent)
         deadline = time.monotonic() + self.settings.webhook_timeout_s + 2
         while self.in_flight > len(self.unrecorded) and time.monotonic() < deadline:
             self._wait_for_attempts(0.1)
@@ -255,12 +260,13 @@ class Notifier:
             results = self._decide(self.unrecorded)
             with session_scope() as session:
                 delivery_store.record(session, results, now=utcnow())
+                # Due again at once for the next notifier, instead of after the lease.
+                delivery_store.release(session, never_sent)
             for result in results:
                 self._log(result)
         except sqlalchemy.exc.SQLAlchemyError as exc:
             # Not lost: their leases expire and the deliveries are sent again.
             logger.warning("notifier: could not record the last attempts: %s", exc)
-        self.pool.shutdown(wait=False, cancel_futures=True)
         self.sender.close()
         logger.info("notifier stopped: %d delivered, %d dead", self.delivered, self.dead)
 

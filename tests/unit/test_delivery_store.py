@@ -1,14 +1,18 @@
-"""The outbox and the notifier's SQL on a real SQLite file, with a fake clock.
+"""The outbox, the notifier's SQL and its loop, on a real SQLite file (no network).
 
 What is checked is what makes "never lost" true: the event commits with the
 job's final status or not at all, once; an event is expanded once; a lease
 keeps other notifiers off a delivery until it expires (a killed notifier's
-deliveries come back); and a recorded attempt moves the delivery on.
+deliveries come back); a recorded attempt moves the delivery on; and a
+stopping notifier gives back what it leased but never sent. The SQL tests use
+a fake clock; the loop tests a fake sender in place of HTTP.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +21,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core import db
-from core.config import get_settings
+from core.config import Settings, get_settings
 from core.db import make_engine, upgrade_schema
 from core.outbox import record_job_event, record_transform_event
 from core.tables import Delivery, DeliveryAttempt, Endpoint, Event, Job, Subscription, Topic
 from scheduler import delivery_store
 from scheduler.delivery_store import Result
+from scheduler.notifier import Notifier
 from scheduler.retry_policy import Decision
 from scheduler.webhook_sender import Outcome
 from workers.execution import Executor
@@ -211,3 +216,86 @@ def test_a_transform_event_goes_to_the_endpoints_topic(session: Session) -> None
     event = session.scalars(select(Event)).one()
     assert (event.type, event.topic) == ("TransformSucceeded", "ok")
     assert '"total_records":10' in event.payload
+
+
+def test_released_leases_are_due_again_at_once(session: Session) -> None:
+    finish(session, seed(session, subscribers=2))
+    delivery_store.fan_out(session, limit=10, default_max_attempts=5, now=T0)
+    claim = {"limit": 10, "lease_s": 30, "callback_secret": None}
+    taken = delivery_store.claim(session, lease="a", now=T0, **claim)
+    delivery_store.release(session, taken[:1])
+    session.commit()
+    (again,) = delivery_store.claim(session, lease="b", now=at(1), **claim)
+    assert again.delivery_id == taken[0].delivery_id
+
+
+# --- the notifier's loop, with a fake sender (no network) --------------------------
+
+
+class FakeSender:
+    """Answers from a script per attempt number; `gate` holds every attempt until set."""
+
+    def __init__(self, codes: dict[int, int], gate: threading.Event | None = None) -> None:
+        self.codes = codes
+        self.gate = gate
+        self.calls: list[tuple[str, dict[str, str]]] = []
+        self.lock = threading.Lock()
+
+    def send(self, *, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+        if self.gate is not None:
+            self.gate.wait(10)
+        with self.lock:
+            self.calls.append((url, headers))
+        code = self.codes.get(int(headers["X-Sluiceway-Attempt"]), 200)
+        return Outcome(started_at=dt.datetime.now(dt.UTC), latency_ms=1.0, status_code=code)
+
+    def close(self) -> None:
+        pass
+
+
+def notifier_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "webhook_backoff_base_s": 0.05,
+        "webhook_backoff_cap_s": 0.05,
+        "webhook_poll_s": 0.01,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_the_notifier_retries_until_2xx_with_one_delivery_id(session: Session) -> None:
+    finish(session, seed(session, subscribers=1))
+    session.commit()
+    sender = FakeSender({1: 500, 2: 502})
+    notifier = Notifier(notifier_settings(), sender=sender)  # type: ignore[arg-type]
+
+    def delivered() -> bool:
+        notifier.step()
+        session.expire_all()
+        return session.scalar(select(Delivery.status)) == "delivered"
+
+    deadline = time.monotonic() + 10
+    while not delivered():
+        assert time.monotonic() < deadline, "not delivered within 10 s"
+        time.sleep(0.01)
+    assert [h["X-Sluiceway-Attempt"] for _, h in sender.calls] == ["1", "2", "3"]
+    assert len({h["X-Sluiceway-Delivery"] for _, h in sender.calls}) == 1
+    assert count(session, DeliveryAttempt) == 3
+    notifier.pool.shutdown()
+
+
+def test_a_stopping_notifier_hands_back_what_it_never_sent(session: Session) -> None:
+    """One sending thread, two leased: the queued one is released for the next notifier."""
+    finish(session, seed(session, subscribers=2))
+    session.commit()
+    gate = threading.Event()
+    sender = FakeSender({}, gate=gate)
+    notifier = Notifier(notifier_settings(webhook_concurrency=1), sender=sender)  # type: ignore[arg-type]
+    notifier.step()
+    assert notifier.in_flight == 2  # one sending (held at the gate), one queued behind it
+    threading.Timer(0.2, gate.set).start()
+    notifier._finish_in_flight()
+    session.expire_all()
+    rows = session.execute(select(Delivery.status, Delivery.lease_owner)).all()
+    assert sorted(tuple(row) for row in rows) == [("delivered", None), ("pending", None)]
+    assert len(sender.calls) == 1
