@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,15 +228,15 @@ class Hooks:
         return result
 
 
-@pytest.fixture(scope="module")
-def hooks(
-    s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path]
+@contextmanager
+def running_hooks(
+    home: Path, s3: SeaweedServer, database_url: str, model_files: dict[str, Path], *, workers: int
 ) -> Iterator[Hooks]:
-    database = new_postgres_database()
+    """API, `workers` worker processes and a scheduler (notifier) on `database_url`."""
     stack = make_stack(
-        tmp_path_factory.mktemp("webhooks"),
+        home,
         s3,
-        postgres_url(database),
+        database_url,
         SLUICEWAY_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
         SLUICEWAY_WEBHOOK_BACKOFF_BASE_S="0.3",
         SLUICEWAY_WEBHOOK_BACKOFF_CAP_S="2",
@@ -248,10 +249,10 @@ def hooks(
     scheduler = Scheduler(stack)
     try:
         stack.start_api()
-        stack.start_worker()
-        stack.start_worker()
+        for _ in range(workers):
+            stack.start_worker()
         scheduler.start()
-        stack.wait_workers(2)
+        stack.wait_workers(workers)
         with stack.client() as client:
             xgb = register(client, unique("xgb"), "xgboost", model_files["xgb"])["name"]
             picky = register(client, unique("picky"), "torch", model_files["picky"])["name"]
@@ -259,6 +260,24 @@ def hooks(
     finally:
         scheduler.stop()
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def hooks(
+    s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path]
+) -> Iterator[Hooks]:
+    """The PostgreSQL-backed stack most tests here share."""
+    database = new_postgres_database()
+    try:
+        with running_hooks(
+            tmp_path_factory.mktemp("webhooks"),
+            s3,
+            postgres_url(database),
+            model_files,
+            workers=2,
+        ) as running:
+            yield running
+    finally:
         drop_postgres_database(database)
 
 
@@ -333,6 +352,32 @@ def test_a_generated_secret_is_shown_once_and_signs_the_deliveries(
         (request,) = wait_for(lambda: receiver.received("/gen"), timeout_s=30, what="the webhook")
         assert request.event["job_id"] == job_id
         assert verify_signature(secret, request.body, request.headers["x-sluiceway-signature"])
+
+
+def test_webhooks_on_the_sqlite_default(
+    s3: SeaweedServer,
+    tmp_path: Path,
+    model_files: dict[str, Path],
+    receiver: Receiver,
+) -> None:
+    """API, worker and scheduler all writing one SQLite file: every event still arrives."""
+    with (
+        running_hooks(
+            tmp_path, s3, f"sqlite:///{tmp_path / 'sluiceway.db'}", model_files, workers=1
+        ) as lite,
+        lite.client() as client,
+    ):
+        topic = lite.topic(client)
+        lite.subscribe(client, topic, receiver.url("/lite"), secret="lite-secret-0123456789")
+        endpoint = lite.endpoint(client, success=topic, error=topic)
+        jobs = {lite.submit(client, endpoint) for _ in range(10)}
+        jobs.add(lite.submit(client, endpoint, bad=True))
+        wait_for(lambda: receiver.job_ids("/lite") == jobs, timeout_s=60, what="11 webhooks")
+        for request in receiver.received("/lite"):
+            signature = request.headers["x-sluiceway-signature"]
+            assert verify_signature("lite-secret-0123456789", request.body, signature)
+        types = sorted(r.event["type"] for r in receiver.received("/lite"))
+        assert types == ["InferenceFailed"] + ["InferenceSucceeded"] * 10
 
 
 def test_x_callback_url_gets_its_own_signed_delivery(hooks: Hooks, receiver: Receiver) -> None:
