@@ -2,20 +2,22 @@
 
 It runs in the scheduler process on its own thread (`start_notifier`), so a
 slow receiver never delays worker supervision, and workers never wait for it:
-their only part is the outbox row (core/outbox.py). One loop, three short
-transactions per turn (scheduler/delivery_store.py):
+their only part is the outbox row (core/outbox.py). Each turn of its loop
+(SQL in scheduler/delivery_store.py):
 
-1. fan out new events into delivery rows;
-2. record the attempts that finished since the last turn (one transaction for
-   all of them) and schedule retries with scheduler/retry_policy.py;
-3. lease as many due deliveries as there are free sending slots and hand each
-   to a pool of `webhook_concurrency` threads that POST it
-   (scheduler/webhook_sender.py).
+1. fans out new events into delivery rows (at once while events keep coming,
+   else every `webhook_poll_s`);
+2. in one transaction, records the attempts that finished since the last turn,
+   scheduling retries with scheduler/retry_policy.py, and leases as many due
+   deliveries as there are free slots;
+3. hands those to a pool of `webhook_concurrency` threads that POST them
+   (scheduler/webhook_sender.py), up to PREFETCH queued per thread.
 
 An idle loop sleeps `webhook_poll_s` but wakes as soon as an attempt finishes.
 A SIGKILL at any point loses nothing: an uncommitted step changed nothing, and
-leases of a dead notifier expire after `lease_s` (twice the request timeout plus
-5 s), when the deliveries are due again. Delivery is therefore at least once.
+the leases of a dead notifier expire after `lease_s` (65 s with the 10 s
+default timeout), when the deliveries are due again. Delivery is therefore at
+least once; receivers de-duplicate on X-Sluiceway-Delivery.
 """
 
 from __future__ import annotations
@@ -64,11 +66,12 @@ class Notifier:
         )
         self.concurrency = settings.webhook_concurrency
         # Leased deliveries queue up to PREFETCH deep per sending thread, so a
-        # thread never idles while the loop is in the database. An attempt takes
-        # at most about two timeouts (connecting, then the answer), so a lease
-        # must outlast PREFETCH of them; 10 s timeout → 45 s lease.
+        # thread never idles while the loop is in the database. One attempt
+        # takes at most three timeouts (connect, send, the answer's first byte;
+        # reading stops at the deadline), so a lease outlasts PREFETCH attempts:
+        # 2 x 3 x 10 s + 5 s = 65 s.
         self.slots = self.concurrency * PREFETCH
-        self.lease_s = PREFETCH * 2 * settings.webhook_timeout_s + 5
+        self.lease_s = PREFETCH * 3 * settings.webhook_timeout_s + 5
         self._fan_out_hot = True
         self._next_fan_out = 0.0
         self.sender = sender or WebhookSender(
