@@ -21,6 +21,7 @@ from api.schemas import (
     WeightsPatch,
     WorkersPublic,
 )
+from api.topic_service import require_topics
 from core import queue_state
 from core.config import get_settings
 from core.errors import Conflict, InvalidInput, NotFound
@@ -106,6 +107,13 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
     if not output_prefix.endswith("/"):
         output_prefix += "/"
     S3Location.parse(output_prefix)
+    require_topics(
+        session,
+        {
+            "async.success_topic": spec.async_.success_topic,
+            "async.error_topic": spec.async_.error_topic,
+        },
+    )
     endpoint = Endpoint(
         name=spec.name,
         output_prefix=output_prefix,

@@ -13,7 +13,7 @@ from api.auth import AuthMiddleware
 from api.backpressure import BacklogGate
 from api.producer import Producer
 from api.replies import ReplyWaiter
-from api.routes import endpoints, invocations, jobs, models, ops
+from api.routes import deliveries, endpoints, invocations, jobs, models, ops, topics
 from api.routing import RouteCache
 from core.config import get_settings
 
@@ -50,7 +50,7 @@ def create_app() -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(AuthMiddleware, enabled=get_settings().auth == "on")
-    for module in (models, endpoints, invocations, jobs, ops):
+    for module in (models, endpoints, invocations, jobs, topics, deliveries, ops):
         app.include_router(module.router)
     return app
 

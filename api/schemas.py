@@ -6,7 +6,7 @@ These are the HTTP contract of ../shared/API.md; ORM tables live in core/tables.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -193,3 +193,81 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
+
+
+# --- notifications ------------------------------------------------------------
+
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+
+
+class TopicCreate(Strict):
+    name: Name
+
+
+class SubscriptionCreate(Strict):
+    url: str = Field(
+        min_length=1, max_length=2048, examples=["https://hooks.example.com/sluiceway"]
+    )
+    secret: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=256,
+        description="Key of the HMAC-SHA256 signature of every delivery. Omitted: one is "
+        "generated and returned once, in this reply. Never returned afterwards.",
+    )
+    max_attempts: int | None = Field(
+        default=None, ge=1, le=1000, description="Default: SLUICEWAY_WEBHOOK_MAX_ATTEMPTS."
+    )
+
+
+class SubscriptionPublic(BaseModel):
+    subscription_id: str
+    topic: str
+    url: str
+    max_attempts: int | None
+    created_at: dt.datetime
+
+
+class SubscriptionCreated(SubscriptionPublic):
+    secret: str | None = Field(
+        default=None, description="Only when the server generated it: shown once, here."
+    )
+
+
+class TopicPublic(BaseModel):
+    name: str
+    created_at: dt.datetime
+    subscriptions: list[SubscriptionPublic]
+
+
+class DeliveryAttemptPublic(BaseModel):
+    attempt: int
+    started_at: dt.datetime
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+
+
+class DeliveryPublic(BaseModel):
+    delivery_id: str = Field(description="Sent as X-Sluiceway-Delivery, the same on every retry.")
+    event_id: str
+    type: str
+    job_id: str
+    topic: str | None = Field(description="None for a job's X-Callback-Url.")
+    subscription_id: str | None
+    url: str
+    status: DeliveryStatus
+    attempts: int
+    max_attempts: int
+    redrives: int
+    next_attempt_at: dt.datetime | None = Field(description="Set while pending.")
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class DeliveryDetail(DeliveryPublic):
+    body: dict[str, Any] = Field(description="The event, exactly as each attempt sent it.")
+    history: list[DeliveryAttemptPublic]

@@ -2,7 +2,9 @@
 
 It builds two small models itself (an XGBoost classifier and a PyTorch MLP),
 registers them, puts them behind one endpoint as variants a and b, and calls it
-realtime, pinned to a variant, as an async job, and with a bad payload. Every
+realtime, pinned to a variant, as an async job, and with a bad payload; then an
+async job on an endpoint with a success topic whose signed webhook reaches a
+tiny receiver the demo runs itself (cli/demo_receiver.py). Every
 prediction that comes back is compared with the same artifact called directly
 in this process, so "it worked" means the numbers are right, not merely that
 the API answered. Each step is one function in STEPS; a step either returns a
@@ -35,6 +37,8 @@ from rich.table import Table
 
 from cli import api_client as http
 from cli.api_client import ApiUrlOption
+from cli.demo_receiver import LoopbackReceiver
+from core.webhooks import verify_signature
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,6 +52,7 @@ BATCHING = {"max_batch_size": 8, "max_delay_ms": 2}
 REALTIME_CALLS = 6
 PINNED_CALLS = 3
 JOB_TIMEOUT_S = 120.0
+WEBHOOK_TIMEOUT_S = 60.0
 # The worker may run on another device or BLAS; float32 results agree to ~1e-6
 # there, so these bounds catch a wrong model or a mixed-up row, not rounding.
 RTOL, ATOL = 1e-4, 1e-5
@@ -351,6 +356,52 @@ def step_async_job(tour: Tour) -> str:
     return f"job {short_id(job_id)} succeeded on variant {variant}, output stored"
 
 
+def step_webhook(tour: Tour) -> str:
+    """An async job on an endpoint with a success topic; its signed event reaches us."""
+    secret = secrets.token_hex(16)
+    topic, endpoint = f"demo-done-{tour.suffix}", f"demo-hook-{tour.suffix}"
+    model, version = tour.registered["xgboost"]
+    with LoopbackReceiver() as receiver:
+        tour.api.request("POST", "/v1/topics", json={"name": topic})
+        tour.api.request(
+            "POST",
+            http.path("/v1/topics/{}/subscriptions", topic),
+            json={"url": receiver.url, "secret": secret},
+        )
+        tour.api.request(
+            "POST",
+            "/v1/endpoints",
+            json={
+                "name": endpoint,
+                "variants": [{"name": "a", "model": model, "model_version": version}],
+                "async": {"success_topic": topic, "error_topic": topic},
+            },
+        )
+        tour.say(f"topic {topic} → {receiver.url} (this process); endpoint {endpoint} uses it")
+        accepted = tour.api.request(
+            "POST",
+            http.path("/v1/endpoints/{}/async-invocations", endpoint),
+            json={"instances": tour.rows(1)},
+        ).json()
+        job_id = str(field_of(accepted, "job_id", what="an async invocation"))
+        hook = receiver.wait(timeout_s=WEBHOOK_TIMEOUT_S)
+    if hook is None:
+        raise DemoFailure(
+            f"no webhook for job {job_id} within {WEBHOOK_TIMEOUT_S:g} s: is the scheduler "
+            f"running, and on this machine? See GET /v1/topics/{topic}/deliveries"
+        )
+    signature = hook.header("X-Sluiceway-Signature")
+    if not verify_signature(secret, hook.body, signature):
+        raise DemoFailure(f"the webhook's signature {signature!r} does not verify with the secret")
+    event = json.loads(hook.body)
+    if event.get("job_id") != job_id or event.get("type") != "InferenceSucceeded":
+        raise DemoFailure(f"expected InferenceSucceeded for job {job_id}, got {event}")
+    delivery = short_id(hook.header("X-Sluiceway-Delivery"))
+    tour.say(f"POST {hook.path}  delivery {delivery}  {signature[:23]}…  verified")
+    tour.say(f"body {hook.body.decode(errors='replace')}")
+    return f"job {short_id(job_id)} → {event['type']} webhook, signature verified"
+
+
 def step_bad_input(tour: Tour) -> str:
     # Pinned to the xgboost variant: the booster knows it takes 4 features, so a
     # 3-feature row must come back as a 422 problem, never a 500 or a 200.
@@ -381,6 +432,7 @@ STEPS: list[tuple[str, Step]] = [
     ("realtime calls", step_realtime),
     ("pin variant b", step_pinned_variant),
     ("async job", step_async_job),
+    ("async job with a webhook", step_webhook),
     ("bad input", step_bad_input),
 ]
 

@@ -41,6 +41,9 @@ from core.config import Settings
 logger = logging.getLogger(__name__)
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# Everything runs on this machine, so webhooks to it (a receiver under
+# development, `sluice demo`'s own) are allowed on top of any configured networks.
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 DEFAULT_S3_PORT = 9000
 # A child that dies this many times within CRASH_WINDOW_S is broken, not
 # unlucky: stop the stack instead of restarting it forever.
@@ -224,10 +227,15 @@ class Stack:
                 "SLUICEWAY_API_HOST": self.host,
                 "SLUICEWAY_API_PORT": str(self.port),
                 "SLUICEWAY_WORKERS": str(self.workers),
+                "SLUICEWAY_WEBHOOK_ALLOWED_NETWORKS": self._webhook_networks(),
                 "PYTHONUNBUFFERED": "1",
             }
         )
         return env
+
+    def _webhook_networks(self) -> str:
+        configured = [n.strip() for n in self.settings.webhook_allowed_networks.split(",")]
+        return ",".join(dict.fromkeys([*filter(None, configured), *LOOPBACK_NETWORKS]))
 
     def _print_table(self, database_url: str) -> None:
         started = {type(server) for server in self.servers}

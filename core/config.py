@@ -7,10 +7,11 @@ pydantic's message naming the variable and the value.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -124,6 +125,43 @@ class Settings(BaseSettings):
     )
     scheduler_interval_s: float = Field(default=2.0, gt=0)
 
+    # --- webhooks (scheduler/notifier.py) --------------------------------------
+    # Defaults retry for about a day: delays 5, 10, 20 ... 2560 s (10 retries,
+    # 1.4 h), then 23 more at the 1 h cap → 34 attempts over ~24.4 h.
+    webhook_max_attempts: int = Field(
+        default=34, ge=1, le=1000, description="Attempts per delivery before it is marked dead."
+    )
+    webhook_backoff_base_s: float = Field(
+        default=5.0, gt=0, description="Delay before the first retry; doubles each retry."
+    )
+    webhook_backoff_cap_s: float = Field(
+        default=3600.0, gt=0, description="Longest delay between two attempts."
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Whole-request limit for one delivery attempt."
+    )
+    webhook_max_response_kb: int = Field(
+        default=64, ge=1, description="Bytes of a receiver's answer read at most (then dropped)."
+    )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description=(
+            "Comma-separated CIDRs that webhooks may target although they are not public "
+            "(e.g. 127.0.0.0/8,::1/128, which `sluice up` and the tests set). Link-local is "
+            "refused unless listed here; cloud metadata addresses are refused always."
+        ),
+    )
+    webhook_callback_secret: str = Field(
+        default="",
+        description="Signs deliveries to X-Callback-Url; empty sends them unsigned.",
+    )
+    webhook_concurrency: int = Field(
+        default=32, ge=1, le=1024, description="Deliveries one notifier sends at the same time."
+    )
+    webhook_poll_s: float = Field(
+        default=0.25, gt=0, description="How often an idle notifier looks for new events."
+    )
+
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("s3_endpoint", "api_url")
@@ -137,6 +175,33 @@ class Settings(BaseSettings):
         if not value.startswith("s3://"):
             raise ValueError(f"must be an s3:// URI, got {value!r}")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{part!r} is not a CIDR network such as 127.0.0.0/8") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _backoff_bounds(self) -> Settings:
+        if self.webhook_backoff_cap_s < self.webhook_backoff_base_s:
+            raise ValueError(
+                f"webhook_backoff_cap_s {self.webhook_backoff_cap_s} is below "
+                f"webhook_backoff_base_s {self.webhook_backoff_base_s}"
+            )
+        return self
+
+    @property
+    def webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """`webhook_allowed_networks`, parsed."""
+        return [
+            ipaddress.ip_network(part, strict=False)
+            for part in filter(None, (p.strip() for p in self.webhook_allowed_networks.split(",")))
+        ]
 
     @property
     def sqlalchemy_url(self) -> str:

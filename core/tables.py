@@ -1,8 +1,9 @@
-"""SQLAlchemy 2 ORM tables: models, model versions, endpoints, variants, jobs.
+"""SQLAlchemy 2 ORM tables: models, model versions, endpoints, variants, jobs,
+and the notification tables (topics, subscriptions, the events outbox, deliveries).
 
-The schema itself is created only by the Alembic migration in migrations/.
+The schema itself is created only by the Alembic migrations in migrations/.
 Jobs keep endpoint and variant *names*, not foreign keys: a job's record must
-outlive a deleted endpoint.
+outlive a deleted endpoint. Events likewise keep the job id and topic name.
 """
 
 from __future__ import annotations
@@ -140,6 +141,116 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# --- notifications (migration 0002) ---------------------------------------------
+
+DELIVERY_STATUSES = ("pending", "delivered", "dead")
+
+
+class Topic(Base):
+    """An SNS-like topic: endpoints publish job outcomes to it, subscriptions receive them."""
+
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        back_populates="topic", order_by="Subscription.created_at", cascade="all, delete-orphan"
+    )
+
+
+class Subscription(Base):
+    """A webhook on a topic. `secret` signs each delivery; the API never returns it."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    max_attempts: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    topic: Mapped[Topic] = relationship(back_populates="subscriptions")
+
+
+class Event(Base):
+    """The outbox: one row per finished job, written in the transaction that finishes it.
+
+    `payload` is the exact JSON body every delivery sends (and signs).
+    `fanned_out_at` is set when the notifier has expanded the event into deliveries.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_fanned_out_at", "fanned_out_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    type: Mapped[str] = mapped_column(String(32))
+    # Not unique: a failed job retried by a person finishes, and publishes, again.
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
+    topic: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    fanned_out_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+
+
+class Delivery(Base):
+    """One event to one subscription (or, without one, to a job's X-Callback-Url).
+
+    The row id is the `X-Sluiceway-Delivery` header: the same on every retry.
+    A notifier owns a pending row while `lease_until` is in the future.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscription_id"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[str | None] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    redrives: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    event: Mapped[Event] = relationship()
+
+
+class DeliveryAttempt(Base):
+    """One HTTP attempt of a delivery: when, the answer's status (if any), latency, error."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ApiKey(Base):

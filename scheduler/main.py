@@ -1,9 +1,9 @@
 """`sluice scheduler`: the control loop.
 
-Today it supervises `SLUICEWAY_WORKERS` local worker processes (one per GPU on a
-GPU machine, CPU workers elsewhere) and replaces any that die. Queue-depth
-scaling, webhook delivery and transform fan-out join this loop as their own
-components.
+It supervises `SLUICEWAY_WORKERS` local worker processes (one per GPU on a
+GPU machine, CPU workers elsewhere) and replaces any that die. Webhook delivery
+runs beside it on its own thread (scheduler/notifier.py). Queue-depth scaling
+and transform fan-out join this loop as their own components.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from types import FrameType
 
 from core.config import get_settings
 from scheduler.actuators.local import LocalWorkers
+from scheduler.notifier import start_notifier
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,13 @@ def run_scheduler() -> None:
 
     workers = LocalWorkers(devices=detect_devices(), log_dir=str(settings.home / "logs"))
     logger.info("scheduler up: keeping %d worker(s) alive on %s", settings.workers, workers.devices)
+    notifier = start_notifier(settings, stop)  # webhooks: its own thread, never blocks this loop
     try:
         while not stop.is_set():
             workers.reconcile(settings.workers)
             stop.wait(settings.scheduler_interval_s)
     finally:
+        stop.set()
         workers.stop_all()
+        notifier.join(settings.webhook_timeout_s + 5)
         logger.info("scheduler stopped")

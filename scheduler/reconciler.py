@@ -20,13 +20,15 @@ import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import redis
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
 from core.jobs import async_invocation
+from core.outbox import record_job_event
 from core.protocol import priority_lists, queue_name, unacked_keys
 from core.queue import enqueue
 from core.tables import Job, utcnow
@@ -121,7 +123,7 @@ class Reconciler:
 
     @staticmethod
     def _fail(session: Session, job_id: str, reason: str, *, dead: bool = False) -> None:
-        session.execute(
+        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
             update(Job)
             .where(Job.id == job_id, Job.status.in_(("queued", "running")))
             .values(
@@ -131,4 +133,6 @@ class Reconciler:
                 finished_at=utcnow(),
             )
         )
+        if result.rowcount:
+            record_job_event(session, job_id)  # same transaction, like a worker's finish
         logger.warning("job %s: failed: %s", job_id, reason)

@@ -43,6 +43,7 @@ from core.errors import (
     describe,
     error_kind,
 )
+from core.outbox import record_job_event
 from core.protocol import Invocation, Reply
 from core.queue import pack
 from core.storage import ObjectStore, S3Location
@@ -351,8 +352,12 @@ def finish_job(session: Any, request: Request) -> None:
         assert request.output is not None
         values = {"status": "succeeded", "output_content_type": request.output[1], "error": None}
         logger.info("job %s: succeeded, output at %s", job_id, request.inv.output_location)
-    session.execute(
+    result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_(("queued", "running")))
         .values(finished_at=utcnow(), **values)
     )
+    # The outbox event goes in the same transaction, and only when this call
+    # actually finished the job: a duplicate delivery publishes nothing.
+    if result.rowcount:
+        record_job_event(session, job_id)

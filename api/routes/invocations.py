@@ -20,6 +20,7 @@ from core import codecs
 from core.config import get_settings
 from core.errors import BadRequest, InvalidInput, QueueUnavailable, RealtimeTimeout
 from core.tables import new_id
+from core.url_safety import check_webhook_url
 
 router = APIRouter(
     prefix="/v1/endpoints",
@@ -164,6 +165,8 @@ async def invoke_async(
         invocations.validate_payload(body, content_type, variant.model.framework)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
+    if x_callback_url is not None:
+        x_callback_url = check_webhook_url(x_callback_url, allowed=settings.webhook_networks)
     job = await run_in_threadpool(
         lambda: invocations.submit_async(
             route=route,

@@ -34,6 +34,11 @@ TABLES = {
     "variants",
     "jobs",
     "api_keys",
+    "topics",
+    "subscriptions",
+    "events",
+    "deliveries",
+    "delivery_attempts",
 }
 
 
