@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import redis.exceptions
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -95,6 +96,16 @@ async def _on_database_down(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_redis_down(_request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("Redis unavailable: %s", exc)
+    return problem(
+        503,
+        "the queue (Redis) is unavailable; retry shortly",
+        "Queue unavailable",
+        headers={"Retry-After": "2"},
+    )
+
+
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected error")
     return problem(500, "internal error; see the API log", "Internal error")
@@ -108,4 +119,6 @@ def install(app: FastAPI) -> None:
     # anything else the database raises stays a 500 that someone must look at.
     app.add_exception_handler(sqlalchemy.exc.OperationalError, _on_database_down)
     app.add_exception_handler(sqlalchemy.exc.InterfaceError, _on_database_down)
+    app.add_exception_handler(redis.exceptions.ConnectionError, _on_redis_down)
+    app.add_exception_handler(redis.exceptions.TimeoutError, _on_redis_down)
     app.add_exception_handler(Exception, _on_unexpected)

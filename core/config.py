@@ -124,6 +124,11 @@ class Settings(BaseSettings):
         default=1, ge=0, description="Worker processes the scheduler keeps alive on this host."
     )
     scheduler_interval_s: float = Field(default=2.0, gt=0)
+    reconcile_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the scheduler looks for accepted jobs whose message was lost.",
+    )
 
     # --- webhooks (scheduler/notifier.py) --------------------------------------
     # Defaults retry for about a day: delays 5, 10, 20 ... 2560 s (10 retries,

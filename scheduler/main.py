@@ -16,6 +16,7 @@ from types import FrameType
 from core.config import get_settings
 from scheduler.actuators.local import LocalWorkers
 from scheduler.notifier import start_notifier
+from scheduler.reconciler import start_reconciler
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def run_scheduler() -> None:
     workers = LocalWorkers(devices=detect_devices(), log_dir=str(settings.home / "logs"))
     logger.info("scheduler up: keeping %d worker(s) alive on %s", settings.workers, workers.devices)
     notifier = start_notifier(settings, stop)  # webhooks: its own thread, never blocks this loop
+    start_reconciler(settings, stop)  # requeues jobs whose message was lost
     try:
         while not stop.is_set():
             workers.reconcile(settings.workers)

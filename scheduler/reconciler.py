@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +27,12 @@ import redis
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.config import Settings
 from core.db import session_scope
 from core.jobs import async_invocation
 from core.outbox import record_job_event
 from core.protocol import priority_lists, queue_name, unacked_keys
-from core.queue import enqueue
+from core.queue import enqueue, get_redis
 from core.tables import Job, utcnow
 
 logger = logging.getLogger(__name__)
@@ -136,3 +138,29 @@ class Reconciler:
         if result.rowcount:
             record_job_event(session, job_id)  # same transaction, like a worker's finish
         logger.warning("job %s: failed: %s", job_id, reason)
+
+
+def start_reconciler(settings: Settings, stop: threading.Event) -> threading.Thread:
+    """Run the reconciler every `reconcile_interval_s` on its own thread until `stop` is set."""
+    reconciler = Reconciler(
+        client=get_redis(),
+        namespace=settings.namespace,
+        # kombu restores a dead worker's messages after the visibility timeout:
+        # give it that long (and a margin) before calling a message lost.
+        grace_s=settings.visibility_timeout_s * 2,
+    )
+
+    def loop() -> None:
+        while not stop.wait(settings.reconcile_interval_s):
+            try:
+                reconciler.tick()
+            except Exception:
+                logger.warning(
+                    "reconciler pass failed; next in %s s",
+                    settings.reconcile_interval_s,
+                    exc_info=True,
+                )
+
+    thread = threading.Thread(target=loop, name="reconciler", daemon=True)
+    thread.start()
+    return thread
