@@ -112,3 +112,27 @@ def worker_key(namespace: str, hostname: str) -> str:
 def desired_workers_key(namespace: str) -> str:
     """Hash queue → worker count the scheduler wants for it."""
     return f"{namespace}:desired-workers"
+
+
+def scaling_events_key(namespace: str, queue: str) -> str:
+    """Redis list of a variant queue's latest scaling events, newest first (capped)."""
+    return f"{namespace}:scaling-events:{queue}"
+
+
+def arrivals_key(namespace: str) -> str:
+    """Hash queue → epoch ms of the last message a producer put on it (about once a second)."""
+    return f"{namespace}:last-arrival"
+
+
+def unacked_key(namespace: str) -> str:
+    """kombu's hash of reserved, unacknowledged messages: tag → JSON [message, exchange, queue]."""
+    return f"{namespace}:unacked"
+
+
+def unacked_index_key(namespace: str) -> str:
+    """kombu's zset of unacknowledged delivery tags, scored by reserve time."""
+    return f"{namespace}:unacked_index"
+
+
+def unacked_mutex_key(namespace: str) -> str:
+    return f"{namespace}:unacked_mutex"

@@ -16,8 +16,17 @@ import msgpack
 import redis
 from celery import Celery
 
+from core.arrivals import note_arrival
 from core.config import Settings, get_settings
-from core.protocol import PRIORITY, TASK_NAME, Invocation, queue_name
+from core.protocol import (
+    PRIORITY,
+    TASK_NAME,
+    Invocation,
+    queue_name,
+    unacked_index_key,
+    unacked_key,
+    unacked_mutex_key,
+)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -46,9 +55,9 @@ def make_celery(settings: Settings) -> Celery:
             "queue_order_strategy": "priority",
             "priority_steps": sorted(set(PRIORITY.values()) | {9}),
             # Keep each stack's bookkeeping apart when several share one Redis.
-            "unacked_key": f"{ns}:unacked",
-            "unacked_index_key": f"{ns}:unacked_index",
-            "unacked_mutex_key": f"{ns}:unacked_mutex",
+            "unacked_key": unacked_key(ns),
+            "unacked_index_key": unacked_index_key(ns),
+            "unacked_mutex_key": unacked_mutex_key(ns),
         },
     )
     return app
@@ -68,12 +77,15 @@ def enqueue(invocation: Invocation, *, celery: Celery | None = None) -> None:
     """Put one invocation on its variant's queue at its mode's priority."""
     settings = get_settings()
     app = celery or get_celery()
+    queue = queue_name(settings.namespace, invocation.endpoint, invocation.variant)
     app.send_task(
         TASK_NAME,
         args=(invocation.to_wire(),),
-        queue=queue_name(settings.namespace, invocation.endpoint, invocation.variant),
+        queue=queue,
         priority=PRIORITY[invocation.mode],
     )
+    # For the scaler's idle clock; a dict write here, the Redis write comes later.
+    note_arrival(settings.redis_url, settings.namespace, queue)
 
 
 def pack(value: dict[str, Any]) -> bytes:
