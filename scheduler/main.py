@@ -1,8 +1,10 @@
 """`sluice scheduler`: the control loop.
 
-Today it supervises `SLUICEWAY_WORKERS` local worker processes (one per GPU on a
-GPU machine, CPU workers elsewhere) and replaces any that die. Queue-depth
-scaling, webhook delivery and transform fan-out join this loop as their own
+Every `scheduler_interval_s` (1 s by default) the scaler reads each endpoint
+variant's backlog, decides its worker count and has the backend run that many
+(`scaler_backend`: local `sluice worker` processes — one per GPU device on a GPU
+machine, CPU workers within the core budget elsewhere — or Kubernetes
+Deployments). Webhook delivery and transform fan-out join this loop as their own
 components.
 """
 
@@ -13,8 +15,11 @@ import signal
 import threading
 from types import FrameType
 
-from core.config import get_settings
-from scheduler.actuators.local import LocalWorkers
+from core.config import Settings, get_settings
+from core.queue import get_redis
+from scheduler.actuators.base import Actuator, WorkerTarget
+from scheduler.policy import Timings
+from scheduler.scaler import Scaler
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +46,48 @@ def detect_devices() -> list[str]:
     return ["cpu"]
 
 
+class NoWorkers:
+    """`scaler_backend=none`: decide and publish only; someone else runs the workers."""
+
+    def apply(self, targets: list[WorkerTarget]) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def make_actuator(settings: Settings) -> Actuator:
+    if settings.scaler_backend == "kubernetes":
+        from scheduler.actuators.kubernetes import KubernetesDeployments, load_apps_api
+
+        logger.info(
+            "scaling Deployments %s in namespace %s",
+            settings.kubernetes_deployment,
+            settings.kubernetes_namespace,
+        )
+        return KubernetesDeployments(
+            apps_api=load_apps_api(),
+            namespace=settings.kubernetes_namespace,
+            deployment=settings.kubernetes_deployment,
+        )
+    if settings.scaler_backend == "none":
+        return NoWorkers()
+    from scheduler.actuators.local import LocalWorkers
+
+    gpus = [d for d in detect_devices() if d.startswith("cuda")]
+    logger.info(
+        "local workers: %s, %d CPU slot(s)",
+        f"one per GPU on {gpus}" if gpus else "no GPU",
+        settings.cpu_slots,
+    )
+    return LocalWorkers(
+        gpus=gpus,
+        cpu_slots=settings.cpu_slots,
+        stop_grace_s=settings.worker_stop_grace_s,
+        log_dir=settings.home / "logs",
+    )
+
+
 def run_scheduler() -> None:
     settings = get_settings()
     logging.basicConfig(
@@ -55,12 +102,25 @@ def run_scheduler() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 
-    workers = LocalWorkers(devices=detect_devices(), log_dir=str(settings.home / "logs"))
-    logger.info("scheduler up: keeping %d worker(s) alive on %s", settings.workers, workers.devices)
+    scaler = Scaler(
+        namespace=settings.namespace,
+        redis_client=get_redis(),
+        actuator=make_actuator(settings),
+        timings=Timings(
+            scale_in_cooldown_s=settings.scale_in_cooldown_s,
+            scale_in_window_s=settings.scale_in_window_s,
+            scale_to_zero_idle_s=settings.scale_to_zero_idle_s,
+        ),
+    )
+    logger.info("scheduler up: scaling every %.1f s", settings.scheduler_interval_s)
     try:
         while not stop.is_set():
-            workers.reconcile(settings.workers)
+            try:
+                scaler.tick()
+            except Exception:
+                # One bad tick (a bug, an unexpected reply) must not stop the workers.
+                logger.exception("scaler tick failed")
             stop.wait(settings.scheduler_interval_s)
     finally:
-        workers.stop_all()
+        scaler.close()
         logger.info("scheduler stopped")
