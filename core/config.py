@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         default=None, description="Where workers keep downloaded artifacts; default under home."
     )
     model_cache_size: int = Field(default=8, ge=1, description="Models kept loaded per worker.")
+    worker_preload: str = Field(
+        default="torch,xgboost",
+        pattern=r"^((torch|xgboost)(,(torch|xgboost))*)?$",
+        description="Frameworks a worker imports at start instead of on its first request "
+        "(comma-separated; empty imports none). The scaler sets its workers' own.",
+    )
     queue_refresh_s: float = Field(
         default=2.0, gt=0, description="How often a worker looks for new endpoint variants."
     )
@@ -163,6 +169,10 @@ class Settings(BaseSettings):
     @property
     def model_cache_path(self) -> Path:
         return self.model_cache_dir or self.home / "model-cache"
+
+    @property
+    def preload_frameworks(self) -> list[str]:
+        return [name for name in self.worker_preload.split(",") if name]
 
     @property
     def cpu_slots(self) -> int:

@@ -15,7 +15,7 @@ from core import queue_state
 from core.db import session_scope
 from core.protocol import queue_name
 from core.queue_state import QueueLoad
-from core.tables import Endpoint, Variant
+from core.tables import Endpoint, ModelVersion, Variant
 from scheduler.policy import Bounds
 
 
@@ -25,6 +25,7 @@ class VariantConfig:
     variant: str
     queue: str
     accelerator: str
+    framework: str
     bounds: Bounds
 
 
@@ -43,11 +44,13 @@ def read_variants(namespace: str) -> list[VariantConfig]:
                 Endpoint.name,
                 Variant.name,
                 Variant.accelerator,
+                ModelVersion.framework,
                 Variant.min_workers,
                 Variant.max_workers,
                 Variant.target_backlog_per_worker,
             )
             .join(Variant, Variant.endpoint_id == Endpoint.id)
+            .join(ModelVersion, ModelVersion.id == Variant.model_version_id)
             .order_by(Endpoint.name, Variant.name)
         ).all()
     return [
@@ -56,13 +59,14 @@ def read_variants(namespace: str) -> list[VariantConfig]:
             variant=variant,
             queue=queue_name(namespace, endpoint, variant),
             accelerator=accelerator,
+            framework=framework,
             bounds=Bounds(
                 min_workers=min_workers,
                 max_workers=max_workers,
                 target_backlog_per_worker=target,
             ),
         )
-        for endpoint, variant, accelerator, min_workers, max_workers, target in rows
+        for endpoint, variant, accelerator, framework, min_workers, max_workers, target in rows
     ]
 
 

@@ -94,6 +94,7 @@ class Scaler:
                     variant=variant.variant,
                     accelerator=variant.accelerator,
                     count=decision.desired,
+                    framework=variant.framework,
                 )
             )
         # Forget deleted variants: a re-created one starts afresh.

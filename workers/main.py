@@ -8,6 +8,7 @@ so models load once and stay hot.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -45,9 +46,11 @@ def run_worker(*, device: str, variants: list[str], name: str | None) -> None:
     os.environ["SLUICEWAY_WORKER_VARIANTS"] = ",".join(variants)
     get_settings.cache_clear()
 
-    # Import the frameworks now, not on the first request.
-    import torch  # noqa: F401
-    import xgboost  # noqa: F401
+    # Import the frameworks now, not on the first request. The scaler names only
+    # the one its variant's model needs, so a cold start skips torch (seconds of
+    # a small machine's CPU) for an XGBoost or python-handler model.
+    for framework in get_settings().preload_frameworks:
+        importlib.import_module(framework)
 
     from workers.celery_app import app
 

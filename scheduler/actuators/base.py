@@ -20,6 +20,7 @@ class WorkerTarget:
     variant: str
     accelerator: str  # "cpu" or "gpu"
     count: int
+    framework: str = ""  # the model's: torch, xgboost or python ("" when unknown)
 
     @property
     def key(self) -> str:

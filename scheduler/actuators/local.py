@@ -36,6 +36,9 @@ from scheduler.policy import share_slots
 
 logger = logging.getLogger(__name__)
 
+# Frameworks `sluice worker` can import at start (SLUICEWAY_WORKER_PRELOAD).
+PRELOADABLE = ("torch", "xgboost")
+
 # A worker that dies sooner than this after its start is crash-looping.
 QUICK_CRASH_S = 10.0
 MAX_RESTART_DELAY_S = 60.0
@@ -198,6 +201,11 @@ class LocalWorkers:
 
     def _start(self, target: WorkerTarget, pool: str, now: float) -> None:
         env = dict(self.env)
+        if target.framework:
+            # Import at start only what this variant's model needs (see workers/main.py).
+            env["SLUICEWAY_WORKER_PRELOAD"] = (
+                target.framework if target.framework in PRELOADABLE else ""
+            )
         if pool == "gpu":
             device = self._free_gpu()
             # The process sees only its device, as its cuda:0.
