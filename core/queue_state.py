@@ -32,9 +32,10 @@ from core.protocol import (
 
 # Count the unacked messages per routing key inside Redis, so a large hash (a
 # batching worker reserves many messages, each with its payload) never crosses
-# the wire. The routing key is the last JSON string of the value: read it from
-# the value's tail (queue names hold no quotes), decoding the whole value only
-# if the tail does not look as expected.
+# the wire. kombu writes each value with json.dumps as [message, exchange,
+# routing_key], and routing keys are queue names (no quotes, no escapes), so the
+# routing key is the last JSON string of the value: read it from the tail
+# instead of decoding the whole message.
 _COUNT_RESERVED = """
 local counts = {}
 local cursor = "0"
@@ -43,12 +44,7 @@ repeat
   cursor = page[1]
   local items = page[2]
   for i = 2, #items, 2 do
-    local value = items[i]
-    local queue = string.match(string.sub(value, -400), '"([^"]*)"%s*%]%s*$')
-    if not queue then
-      local ok, decoded = pcall(cjson.decode, value)
-      if ok and type(decoded) == "table" then queue = decoded[3] end
-    end
+    local queue = string.match(string.sub(items[i], -400), '"([^"]*)"%s*%]%s*$')
     if queue then counts[queue] = (counts[queue] or 0) + 1 end
   end
 until cursor == "0"
@@ -96,7 +92,8 @@ class QueueLoad:
 
 def reserved_counts(client: redis.Redis, namespace: str) -> Counter[str]:
     """Unacknowledged messages per queue (reserved by a worker, waiting there or running)."""
-    flat = client.eval(_COUNT_RESERVED, 1, unacked_key(namespace))
+    # EVALSHA, with the script sent once per Redis server.
+    flat = client.register_script(_COUNT_RESERVED)(keys=[unacked_key(namespace)])
     counts: Counter[str] = Counter()
     for i in range(0, len(flat), 2):
         counts[_text(flat[i])] = int(flat[i + 1])
