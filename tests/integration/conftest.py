@@ -7,6 +7,7 @@ namespace (random names), so runs never collide. API and workers are real
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -170,6 +171,41 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextlib.contextmanager
+def stack_settings(stack: Stack) -> Iterator[None]:
+    """Let this test process read the stack's database, Redis and object store directly.
+
+    Sets the stack's SLUICEWAY_* variables and drops every cached client built
+    from the settings before (and again after, restoring the environment), so no
+    later test talks to this stack's database once it is dropped.
+    """
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in stack.env.items() if k.startswith("SLUICEWAY_")})
+    _forget_clients()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        _forget_clients()
+
+
+def _forget_clients() -> None:
+    from core import db, queue, storage
+
+    if db.get_engine.cache_info().currsize:
+        db.get_engine().dispose()
+    for cached in (
+        get_settings,
+        db.get_engine,
+        db._session_factory,
+        queue.get_celery,
+        queue.get_redis,
+        storage.get_store,
+    ):
+        cached.cache_clear()
 
 
 def make_stack(home: Path, s3: SeaweedServer, database_url: str, **overrides: str) -> Stack:

@@ -9,7 +9,6 @@ showing it all.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import Counter
@@ -24,7 +23,6 @@ import redis
 from sqlalchemy import select
 
 from cli.servers import SeaweedServer
-from core.config import get_settings
 from core.db import session_scope
 from core.tables import Job
 from tests.integration import models
@@ -36,6 +34,7 @@ from tests.integration.conftest import (
     new_postgres_database,
     postgres_url,
     register,
+    stack_settings,
     unique,
     wait_for,
 )
@@ -57,20 +56,16 @@ def scaled(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """A stack whose only workers are those the scheduler starts."""
     database = new_postgres_database()
     running = make_stack(tmp_path_factory.mktemp("scaling"), s3, postgres_url(database), **TIMINGS)
-    saved = dict(os.environ)
-    os.environ.update({k: v for k, v in running.env.items() if k.startswith("SLUICEWAY_")})
-    get_settings.cache_clear()
-    scheduler = None
     try:
-        running.start_api()
-        scheduler = running._spawn(["scheduler"], "scheduler.log")
-        running.workers.append(scheduler)  # stopped (SIGTERM) with the stack
-        yield running
+        with stack_settings(running):
+            running.start_api()
+            scheduler = running._spawn(["scheduler"], "scheduler.log")
+            running.workers.append(scheduler)  # stopped (SIGTERM) with the stack
+            try:
+                yield running
+            finally:
+                running.stop()
     finally:
-        running.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        get_settings.cache_clear()
         drop_postgres_database(database)
 
 
