@@ -1,10 +1,11 @@
 """`sluice scheduler`: the control loop.
 
-Every `scheduler_interval_s` (1 s by default) the scaler reads each endpoint
-variant's backlog, decides its worker count and has the backend run that many
-(`scaler_backend`: local `sluice worker` processes — one per GPU device on a GPU
-machine, CPU workers within the core budget elsewhere — or Kubernetes
-Deployments). Webhook delivery and transform fan-out join this loop as their own
+Every `scheduler_interval_s` (1 s by default), and at once when a variant at
+zero workers gets a message (checked every 0.2 s), the scaler reads each
+endpoint variant's backlog, decides its worker count and has the backend run
+that many (`scaler_backend`: local `sluice worker` processes — one per GPU
+device on a GPU machine, CPU workers within the core budget elsewhere — or
+Kubernetes Deployments). Webhook delivery and transform fan-out join this loop as their own
 components.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 
 from core.config import Settings, get_settings
@@ -22,6 +24,8 @@ from scheduler.policy import Timings
 from scheduler.scaler import Scaler
 
 logger = logging.getLogger(__name__)
+
+WAKE_POLL_S = 0.2
 
 
 def detect_devices() -> list[str]:
@@ -112,15 +116,21 @@ def run_scheduler() -> None:
             scale_to_zero_idle_s=settings.scale_to_zero_idle_s,
         ),
     )
-    logger.info("scheduler up: scaling every %.1f s", settings.scheduler_interval_s)
+    interval_s = settings.scheduler_interval_s
+    logger.info("scheduler up: scaling every %.1f s", interval_s)
+    next_tick = 0.0
     try:
         while not stop.is_set():
             try:
-                scaler.tick()
+                # A full tick every interval, and at once when a variant at zero
+                # workers gets its first message (checked every WAKE_POLL_S).
+                if time.monotonic() >= next_tick or scaler.wake_pending():
+                    next_tick = time.monotonic() + interval_s
+                    scaler.tick()
             except Exception:
                 # One bad tick (a bug, an unexpected reply) must not stop the workers.
                 logger.exception("scaler tick failed")
-            stop.wait(settings.scheduler_interval_s)
+            stop.wait(min(WAKE_POLL_S, interval_s))
     finally:
         scaler.close()
         logger.info("scheduler stopped")

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import redis
 import sqlalchemy.exc
 
+from core import queue_state
 from core.protocol import desired_workers_key, scaling_events_key
 from core.queue_state import ScalingEvent
 from scheduler.actuators.base import Actuator, WorkerTarget
@@ -104,6 +105,20 @@ class Scaler:
         self.actuator.apply(targets)
         self._publish(decisions, gone, now)
         return decisions
+
+    def wake_pending(self) -> bool:
+        """Whether a variant at zero workers has a message waiting (then tick now).
+
+        One LLEN pipeline: cheap enough to ask several times a second, so a
+        cold start does not wait up to a whole interval for the next tick.
+        """
+        sleeping = [queue for queue, state in self.states.items() if state.desired == 0]
+        if not sleeping:
+            return False
+        try:
+            return any(queue_state.backlogs(self.redis, sleeping).values())
+        except redis.RedisError:
+            return False
 
     def _publish(self, decisions: dict[str, Decision], gone: list[str], now: float) -> None:
         pipe = self.redis.pipeline(transaction=True)
