@@ -16,12 +16,19 @@ Each tick `apply` moves the processes towards the scaler's counts per variant:
   tick; one that keeps dying within seconds of its start is restarted with a
   growing delay (2, 4, ... 60 s). Its unacknowledged message comes back to the
   queue after the visibility timeout.
+- A warm spare (`python -m workers.standby`, see there) waits with the worker
+  modules imported and becomes the next worker started, whatever its variant
+  and device: a cold start skips most of a process's boot. It takes no slot
+  (it runs nothing); a new one boots `SPARE_DELAY_S` after the last start, so
+  it never competes with a booting worker for the CPU.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -38,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 # Frameworks `sluice worker` can import at start (SLUICEWAY_WORKER_PRELOAD).
 PRELOADABLE = ("torch", "xgboost")
+
+# A new warm spare boots this long after the last worker start.
+SPARE_DELAY_S = 5.0
 
 # A worker that dies sooner than this after its start is crash-looping.
 QUICK_CRASH_S = 10.0
@@ -60,6 +70,10 @@ def worker_command(key: str, device: str, name: str) -> list[str]:
         "--name",
         name,
     ]
+
+
+def spare_command() -> list[str]:
+    return [sys.executable, "-m", "workers.standby"]
 
 
 def _die_with_parent() -> None:
@@ -94,6 +108,7 @@ class LocalWorkers:
         stop_grace_s: float = 60.0,
         log_dir: Path | None = None,
         command: CommandFactory = worker_command,
+        spare: Callable[[], list[str]] | None = spare_command,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -102,6 +117,7 @@ class LocalWorkers:
         self.stop_grace_s = stop_grace_s
         self.log_dir = log_dir
         self.command = command
+        self.spare_command = spare
         self.env = dict(os.environ if env is None else env)
         self.clock = clock
         self.processes: list[WorkerProcess] = []
@@ -110,6 +126,8 @@ class LocalWorkers:
         self._crash_streak: dict[str, int] = {}
         self._hold_until: dict[str, float] = {}
         self._short: dict[str, int] = {}  # last logged budget shortfall per key
+        self._spare: subprocess.Popen[bytes] | None = None
+        self._last_start = -math.inf
 
     # --- the tick ----------------------------------------------------------------
 
@@ -132,6 +150,7 @@ class LocalWorkers:
                 and self._hold_until.get(target.key, 0.0) <= now
             ):
                 self._start(target, pool, now)
+        self._keep_spare(now)
         return {t.key: len(self._running(t.key)) for t in targets}
 
     def close(self) -> None:
@@ -140,6 +159,10 @@ class LocalWorkers:
         for worker in self.processes:
             if not worker.stopping:
                 self._begin_stop(worker, now)
+        if self._spare is not None:
+            self._spare.terminate()  # it runs nothing yet
+            self._spare.wait()
+            self._spare = None
         deadline = time.monotonic() + self.stop_grace_s
         for worker in self.processes:
             try:
@@ -216,17 +239,37 @@ class LocalWorkers:
             device = argument = "cpu"
             env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU worker never takes GPU memory
             name = f"{target.endpoint}-{target.variant}"
-        output: int = subprocess.DEVNULL
-        log = None
+        log_path = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            log = (self.log_dir / f"worker-{target.endpoint}.{target.variant}.log").open("ab")
-            output = log.fileno()
+            log_path = self.log_dir / f"worker-{target.endpoint}.{target.variant}.log"
+        process = self._from_spare(target.key, argument, name, env, log_path)
+        via = "the warm spare"
+        if process is None:
+            process = self._spawn(self.command(target.key, argument, name), env, log_path)
+            via = "a new process"
+        self._last_start = now
+        self.processes.append(
+            WorkerProcess(key=target.key, pool=pool, device=device, process=process, started_at=now)
+        )
+        logger.info(
+            "started a worker for %s on %s: %s (pid %d)", target.key, device, via, process.pid
+        )
+
+    def _spawn(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        log_path: Path | None,
+        *,
+        stdin: int = subprocess.DEVNULL,
+    ) -> subprocess.Popen[bytes]:
+        log = log_path.open("ab") if log_path is not None else None
         try:
-            process = subprocess.Popen(
-                self.command(target.key, argument, name),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
+            return subprocess.Popen(
+                argv,
+                stdin=stdin,
+                stdout=log.fileno() if log is not None else subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
                 env=env,
                 preexec_fn=_die_with_parent,
@@ -234,10 +277,45 @@ class LocalWorkers:
         finally:
             if log is not None:
                 log.close()
-        self.processes.append(
-            WorkerProcess(key=target.key, pool=pool, device=device, process=process, started_at=now)
-        )
-        logger.info("started a worker for %s on %s (pid %d)", target.key, device, process.pid)
+
+    def _from_spare(
+        self, key: str, device: str, name: str, env: dict[str, str], log_path: Path | None
+    ) -> subprocess.Popen[bytes] | None:
+        """Hand the warm spare its orders; None when there is no live spare."""
+        spare, self._spare = self._spare, None
+        if spare is None or spare.poll() is not None or spare.stdin is None:
+            return None
+        order = {
+            "variant": key,
+            "device": device,
+            "name": name,
+            "env": env,
+            "log": str(log_path) if log_path is not None else None,
+        }
+        try:
+            spare.stdin.write(json.dumps(order).encode() + b"\n")
+            spare.stdin.close()
+        except OSError:  # it died just now
+            spare.kill()
+            spare.wait()
+            return None
+        return spare
+
+    def _keep_spare(self, now: float) -> None:
+        if self.spare_command is None:
+            return
+        if self._spare is not None and self._spare.poll() is not None:
+            logger.warning("the warm spare exited with %s", self._spare.returncode)
+            self._spare = None
+        if self._spare is None and now - self._last_start >= SPARE_DELAY_S:
+            env = dict(self.env)
+            env["CUDA_VISIBLE_DEVICES"] = ""  # set for real once it knows its device
+            env["SLUICEWAY_WORKER_PRELOAD"] = ""
+            log_path = self.log_dir / "worker-spare.log" if self.log_dir is not None else None
+            if log_path is not None:
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._spare = self._spawn(self.spare_command(), env, log_path, stdin=subprocess.PIPE)
+            logger.debug("warm spare booting (pid %d)", self._spare.pid)
 
     def _free_gpu(self) -> str:
         taken = {p.device for p in self.processes if p.pool == "gpu"}

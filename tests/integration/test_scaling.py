@@ -74,20 +74,27 @@ def scheduler_pid(stack: Stack) -> int:
 
 
 def worker_processes(parent: int) -> set[int]:
-    """Live `sluice worker` processes started by `parent`, read from /proc."""
+    """Live worker processes started by `parent`, read from /proc.
+
+    Not the idle warm spare: a `workers.standby` process counts once it has
+    been given a variant (it then names itself `sluice-worker`).
+    """
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        state = stat.rsplit(")", 1)[1].split()[0]
-        if ppid == parent and b"worker" in cmdline and state != "Z":
-            pids.add(int(entry.name))
+        comm, rest = stat.split(" (", 1)[1].rsplit(") ", 1)
+        state, ppid = rest.split()[:2]
+        if int(ppid) != parent or state == "Z":
+            continue
+        if b"workers.standby" in cmdline and comm != "sluice-worker":
+            continue
+        pids.add(int(entry.name))
     return pids
 
 

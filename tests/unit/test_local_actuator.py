@@ -41,17 +41,44 @@ def fake_command(key: str, device: str, name: str) -> list[str]:
     return [sys.executable, "-c", FAKE_WORKER, key, device, name]
 
 
+# Stands in for `python -m workers.standby`: waits for its order, then becomes
+# the fake worker for it.
+FAKE_SPARE = """
+import json, os, sys
+order = json.loads(sys.stdin.readline())
+os.environ.update(order["env"])
+sys.argv = ["spare", order["variant"], order["device"], order["name"]]
+exec(os.environ["FAKE_WORKER"])
+"""
+
+
+def fake_spare() -> list[str]:
+    return [sys.executable, "-c", FAKE_SPARE]
+
+
 @pytest.fixture
 def make_workers(tmp_path: Path) -> Iterator[Callable[..., LocalWorkers]]:
     made: list[LocalWorkers] = []
 
-    def make(*, gpus: list[str] | None = None, cpu_slots: int = 4, **env: str) -> LocalWorkers:
+    def make(
+        *,
+        gpus: list[str] | None = None,
+        cpu_slots: int = 4,
+        spare: Callable[[], list[str]] | None = None,
+        **env: str,
+    ) -> LocalWorkers:
         workers = LocalWorkers(
             gpus=gpus or [],
             cpu_slots=cpu_slots,
             stop_grace_s=float(env.pop("grace_s", "5")),
             command=fake_command,
-            env={**os.environ, "FAKE_LOG": str(tmp_path / "started.log"), **env},
+            spare=spare,
+            env={
+                **os.environ,
+                "FAKE_LOG": str(tmp_path / "started.log"),
+                "FAKE_WORKER": FAKE_WORKER,
+                **env,
+            },
         )
         made.append(workers)
         return workers
@@ -182,3 +209,32 @@ def test_a_worker_ignoring_sigterm_is_killed_after_the_grace(
     assert process.returncode == -signal.SIGKILL
     workers.apply([])
     assert workers.processes == []
+
+
+def test_the_warm_spare_becomes_the_next_worker_and_a_new_one_boots_later(
+    make_workers: Callable[..., LocalWorkers], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("scheduler.actuators.local.SPARE_DELAY_S", 0.3)
+    workers = make_workers(gpus=["cuda:0", "cuda:1"], spare=fake_spare)
+    workers.apply([])  # idle: only the spare boots
+    spare = workers._spare
+    assert spare is not None and workers.processes == []
+
+    workers.apply([gpu("g", 1)])
+    (worker,) = workers.processes
+    assert worker.process is spare, "the spare became the worker"
+    wait_until(lambda: started(tmp_path))
+    (_pid, key, device, visible) = started(tmp_path)[0]
+    assert (key, device, visible) == ("ep/g", "cuda", "'0'"), "pinned to its GPU by the order"
+    assert workers._spare is None, "no new spare while the worker boots"
+
+    time.sleep(0.4)
+    workers.apply([gpu("g", 1)])
+    assert workers._spare is not None and workers._spare is not spare
+    # A second worker when the spare is not there: a fresh process, as before.
+    workers._spare.kill()
+    workers._spare.wait()
+    workers.apply([gpu("g", 2)])
+    assert len(workers.processes) == 2
+    wait_until(lambda: len(started(tmp_path)) == 2)
+    assert {visible for *_, visible in started(tmp_path)} == {"'0'", "'1'"}
