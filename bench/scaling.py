@@ -206,6 +206,11 @@ def main() -> int:
         # The bench itself reads Redis and SQL: the same settings as the stack's children.
         os.environ.update({k: v for k, v in stack._env.items() if k.startswith("SLUICEWAY_")})
         get_settings.cache_clear()
+        # The load generator yields the CPU to the system it measures (already
+        # started, so not niced): on a small machine its HTTP client would
+        # otherwise compete with the booting workers. Clients are elsewhere in
+        # production.
+        os.nice(10)
         return run(stack, args, home)
     finally:
         stack.stop()
