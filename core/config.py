@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         description="CPU worker processes the local backend may run at once on this host; "
         "0 means one per CPU core. GPU workers are always one per device.",
     )
+    local_warm_spare: bool = Field(
+        default=True,
+        description="Keep one pre-booted worker process that becomes the next worker "
+        "started (local backend): a cold start skips most of a process's boot.",
+    )
     kubernetes_namespace: str = Field(
         default="default", description="Namespace of the worker Deployments (kubernetes backend)."
     )

@@ -76,7 +76,7 @@ def make_actuator(settings: Settings) -> Actuator:
         )
     if settings.scaler_backend == "none":
         return NoWorkers()
-    from scheduler.actuators.local import LocalWorkers
+    from scheduler.actuators.local import LocalWorkers, spare_command
 
     gpus = [d for d in detect_devices() if d.startswith("cuda")]
     logger.info(
@@ -89,6 +89,7 @@ def make_actuator(settings: Settings) -> Actuator:
         cpu_slots=settings.cpu_slots,
         stop_grace_s=settings.worker_stop_grace_s,
         log_dir=settings.home / "logs",
+        spare=spare_command if settings.local_warm_spare else None,
     )
 
 
