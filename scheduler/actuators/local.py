@@ -127,6 +127,7 @@ class LocalWorkers:
         self._hold_until: dict[str, float] = {}
         self._short: dict[str, int] = {}  # last logged budget shortfall per key
         self._spare: subprocess.Popen[bytes] | None = None
+        self._cpu_fallback: set[str] = set()  # GPU variants already told they run on CPU
         self._last_start = -math.inf
 
     # --- the tick ----------------------------------------------------------------
@@ -176,7 +177,12 @@ class LocalWorkers:
     # --- budget ------------------------------------------------------------------
 
     def _pool(self, target: WorkerTarget) -> str:
-        return "gpu" if target.accelerator == "gpu" and self.gpus else "cpu"
+        if target.accelerator != "gpu":
+            return "cpu"
+        if not self.gpus and target.key not in self._cpu_fallback:
+            logger.warning("%s asks for a GPU; this host has none: CPU workers", target.key)
+            self._cpu_fallback.add(target.key)
+        return "gpu" if self.gpus else "cpu"
 
     def slots(self, pool: str) -> int:
         return len(self.gpus) if pool == "gpu" else self.cpu_slots
