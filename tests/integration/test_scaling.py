@@ -77,7 +77,8 @@ def worker_processes(parent: int) -> set[int]:
     """Live worker processes started by `parent`, read from /proc.
 
     Not the idle warm spare: a `workers.standby` process counts once it has
-    been given a variant (it then names itself `sluice-worker`).
+    been given a variant (it then names itself `sluice-worker`). Nor a child
+    between fork and exec, which still shows the scheduler's command line.
     """
     pids = set()
     for entry in Path("/proc").iterdir():
@@ -90,7 +91,7 @@ def worker_processes(parent: int) -> set[int]:
             continue
         comm, rest = stat.split(" (", 1)[1].rsplit(") ", 1)
         state, ppid = rest.split()[:2]
-        if int(ppid) != parent or state == "Z":
+        if int(ppid) != parent or state == "Z" or b"worker" not in cmdline:
             continue
         if b"workers.standby" in cmdline and comm != "sluice-worker":
             continue
@@ -261,3 +262,47 @@ def test_a_realtime_call_wakes_a_variant_at_zero(
         woke_at = events[-1]["at"]
         assert woke_at, events
         print(f"cold-start realtime call answered in {waited:.1f} s")
+
+
+def test_a_worker_stopped_mid_job_finishes_it_first(scaled: Stack, tmp_path: Path) -> None:
+    """Scale-in is a warm shutdown: the job in hand finishes, once, before the worker exits."""
+    name = unique("warm")
+    bundle = models.build_slow_handler(tmp_path / "slower.tar.gz", delay_s=2.0)
+    with scaled.client() as client:
+        slow = register(client, unique("slower"), "python", bundle)
+        create_endpoint(
+            client,
+            {
+                "name": name,
+                "variants": [
+                    {
+                        "name": "a",
+                        "model": slow["name"],
+                        "max_workers": 2,
+                        "target_backlog_per_worker": 1,
+                    }
+                ],
+            },
+        )
+        job_ids = [submit(client, name, seed)[0] for seed in range(5)]
+
+        def two_running() -> bool:
+            return sum(1 for status, _ in job_rows(job_ids) if status == "running") == 2
+
+        wait_for(two_running, timeout_s=60, what="two jobs running on two workers")
+        # Both workers are 2 s into a job: take one away now.
+        response = client.patch(f"/v1/endpoints/{name}/variants/a", json={"max_workers": 1})
+        assert response.status_code == 200, response.text
+        wait_for(
+            lambda: "stopped (exit 0)" in scaled.log("scheduler.log").split(name)[-1],
+            timeout_s=60,
+            what="the stopped worker to exit on its own",
+        )
+        wait_for(
+            lambda: Counter(s for s, _ in job_rows(job_ids))["succeeded"] == len(job_ids),
+            timeout_s=60,
+            what="every job to succeed",
+        )
+    assert Counter(attempts for _, attempts in job_rows(job_ids)) == Counter({1: len(job_ids)})
+    events = variant_view(httpx.Client(base_url=scaled.api_url), name)["scaling_events"]
+    assert events[0]["reason"] == "max_workers is 1", events
