@@ -1,10 +1,14 @@
 """Endpoints and their weighted variants: create, read, delete, re-weight, re-tune.
 
 Each variant owns one Redis queue; the set of live queues is published in Redis
-(`variants_key`) so workers start consuming a new variant within seconds.
+(`variants_key`) so workers start consuming a new variant within seconds. The
+scaler reads `min_workers`, `max_workers` and `target_backlog_per_worker` from
+SQL every tick, so a PATCH reaches it within a second or two.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +20,7 @@ from api.schemas import (
     Batching,
     EndpointCreate,
     EndpointPublic,
+    ScalingEventPublic,
     VariantPatch,
     VariantPublic,
     WeightsPatch,
@@ -52,13 +57,14 @@ def _queues(endpoint: Endpoint) -> list[str]:
 
 
 def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
-    """Config plus live state (backlog, workers) read from Redis in a few round trips."""
+    """Config plus live state (backlog, workers, scaling) read from Redis in a few round trips."""
     settings = get_settings()
     redis = get_redis()
     queues = [q for e in endpoints for q in _queues(e)]
-    backlog = queue_state.backlogs(redis, queues) if queues else {}
+    loads = queue_state.queue_loads(redis, settings.namespace, queues)
     current = queue_state.workers_per_queue(redis, settings.namespace)
     desired = queue_state.desired_workers(redis, settings.namespace)
+    events = queue_state.scaling_events(redis, settings.namespace, queues)
     result = []
     for endpoint in endpoints:
         variants = []
@@ -74,14 +80,25 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
                     accelerator=variant.accelerator,
                     min_workers=variant.min_workers,
                     max_workers=variant.max_workers,
+                    target_backlog_per_worker=variant.target_backlog_per_worker,
                     batching=Batching(
                         max_batch_size=variant.max_batch_size, max_delay_ms=variant.max_delay_ms
                     ),
-                    backlog=backlog.get(queue, 0),
+                    backlog=loads[queue].backlog,
+                    reserved=loads[queue].reserved,
                     workers=WorkersPublic(
                         current=current.get(queue, 0),
                         desired=desired.get(queue, current.get(queue, 0)),
                     ),
+                    scaling_events=[
+                        ScalingEventPublic(
+                            at=dt.datetime.fromtimestamp(event.at, dt.UTC),
+                            from_=event.from_workers,
+                            to=event.to_workers,
+                            reason=event.reason,
+                        )
+                        for event in events.get(queue, [])
+                    ],
                 )
             )
         result.append(
@@ -130,6 +147,7 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
                 accelerator=v.accelerator,
                 min_workers=v.min_workers,
                 max_workers=v.max_workers,
+                target_backlog_per_worker=v.target_backlog_per_worker,
                 max_batch_size=v.batching.max_batch_size,
                 max_delay_ms=v.batching.max_delay_ms,
             )
@@ -203,5 +221,7 @@ def update_variant(
     if max_workers < min_workers:
         raise InvalidInput(f"max_workers {max_workers} is below min_workers {min_workers}")
     variant.min_workers, variant.max_workers = min_workers, max_workers
+    if patch.target_backlog_per_worker is not None:
+        variant.target_backlog_per_worker = patch.target_backlog_per_worker
     session.commit()
     return get_endpoint(session, name)

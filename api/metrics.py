@@ -2,7 +2,7 @@
 
 Per endpoint variant: invocations by mode and outcome, end-to-end latency, model
 latency and overhead latency (end-to-end minus model time) of realtime calls,
-backlog and live workers.
+backlog, reserved messages, live and desired workers, and the scaler's last event.
 """
 
 from __future__ import annotations
@@ -58,10 +58,52 @@ OVERHEAD_LATENCY = Histogram(
     registry=REGISTRY,
 )
 BACKLOG = Gauge(
-    "sluiceway_backlog", "Messages waiting in the variant's queue.", LABELS, registry=REGISTRY
+    "sluiceway_backlog",
+    "Messages not yet done: queued, plus reserved by workers.",
+    LABELS,
+    registry=REGISTRY,
+)
+RESERVED = Gauge(
+    "sluiceway_backlog_reserved",
+    "Of the backlog, messages reserved by workers (waiting there or running).",
+    LABELS,
+    registry=REGISTRY,
 )
 WORKERS = Gauge(
     "sluiceway_workers", "Live workers consuming the variant's queue.", LABELS, registry=REGISTRY
+)
+WORKERS_DESIRED = Gauge(
+    "sluiceway_workers_desired",
+    "Workers the scaler wants for the variant.",
+    LABELS,
+    registry=REGISTRY,
+)
+LAST_SCALING_AT = Gauge(
+    "sluiceway_scaling_last_event_timestamp_seconds",
+    "When the scaler last changed the variant's worker count (Unix time).",
+    LABELS,
+    registry=REGISTRY,
+)
+LAST_SCALING_FROM = Gauge(
+    "sluiceway_scaling_last_event_from_workers",
+    "Worker count before the variant's last scaling event.",
+    LABELS,
+    registry=REGISTRY,
+)
+LAST_SCALING_TO = Gauge(
+    "sluiceway_scaling_last_event_to_workers",
+    "Worker count after the variant's last scaling event.",
+    LABELS,
+    registry=REGISTRY,
+)
+QUEUE_GAUGES = (
+    BACKLOG,
+    RESERVED,
+    WORKERS,
+    WORKERS_DESIRED,
+    LAST_SCALING_AT,
+    LAST_SCALING_FROM,
+    LAST_SCALING_TO,
 )
 
 
@@ -145,15 +187,25 @@ REGISTRY.register(WorkerMetrics())
 def _refresh_queue_gauges() -> None:
     settings = get_settings()
     redis = get_redis()
-    queues = queue_state.live_queues(redis, settings.namespace)
-    backlog = queue_state.backlogs(redis, queues) if queues else {}
-    workers = queue_state.workers_per_queue(redis, settings.namespace)
-    BACKLOG.clear()
-    WORKERS.clear()
+    ns = settings.namespace
+    queues = queue_state.live_queues(redis, ns)
+    loads = queue_state.queue_loads(redis, ns, queues)
+    workers = queue_state.workers_per_queue(redis, ns)
+    desired = queue_state.desired_workers(redis, ns)
+    events = queue_state.scaling_events(redis, ns, queues, limit=1)
+    for gauge in QUEUE_GAUGES:
+        gauge.clear()
     for queue in queues:
         endpoint, variant = _labels(queue)
-        BACKLOG.labels(endpoint, variant).set(backlog.get(queue, 0))
+        BACKLOG.labels(endpoint, variant).set(loads[queue].backlog)
+        RESERVED.labels(endpoint, variant).set(loads[queue].reserved)
         WORKERS.labels(endpoint, variant).set(workers.get(queue, 0))
+        WORKERS_DESIRED.labels(endpoint, variant).set(desired.get(queue, workers.get(queue, 0)))
+        if events.get(queue):
+            last = events[queue][0]
+            LAST_SCALING_AT.labels(endpoint, variant).set(last.at)
+            LAST_SCALING_FROM.labels(endpoint, variant).set(last.from_workers)
+            LAST_SCALING_TO.labels(endpoint, variant).set(last.to_workers)
 
 
 def render() -> tuple[bytes, str]:

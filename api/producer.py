@@ -16,6 +16,7 @@ import logging
 
 import redis.asyncio as aioredis
 
+from core.arrivals import note_arrival
 from core.config import get_settings
 from core.protocol import Invocation, bell_key, queue_name
 from core.queue import BELL_DEPTH, task_message
@@ -30,6 +31,7 @@ class Producer:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._namespace = get_settings().namespace
+        self._redis_url = get_settings().redis_url
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever(), name="producer")
@@ -46,6 +48,7 @@ class Producer:
         key, message = task_message(invocation, queue)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((key, message, bell_key(self._namespace, queue), done))
+        note_arrival(self._redis_url, self._namespace, queue)  # the scaler's idle clock
         self._wake.set()
         await done
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.config import NAME_PATTERN
+from core.tables import DEFAULT_TARGET_BACKLOG
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["churn"])]
 Framework = Literal["xgboost", "torch", "python"]
@@ -71,6 +72,12 @@ class VariantCreate(Strict):
     accelerator: Literal["cpu", "gpu"] = "cpu"
     min_workers: int = Field(default=0, ge=0, le=1024)
     max_workers: int = Field(default=1, ge=0, le=1024)
+    target_backlog_per_worker: int = Field(
+        default=DEFAULT_TARGET_BACKLOG,
+        ge=1,
+        le=1_000_000,
+        description="The scaler runs one worker per this many waiting messages.",
+    )
     batching: Batching = Field(default_factory=Batching)
 
     @model_validator(mode="after")
@@ -107,8 +114,15 @@ class EndpointCreate(Strict):
 
 
 class WorkersPublic(BaseModel):
-    current: int
-    desired: int
+    current: int = Field(description="Live workers consuming the variant's queue.")
+    desired: int = Field(description="What the scaler wants now.")
+
+
+class ScalingEventPublic(BaseModel):
+    at: dt.datetime
+    from_: int = Field(serialization_alias="from")
+    to: int
+    reason: str
 
 
 class VariantPublic(BaseModel):
@@ -120,9 +134,18 @@ class VariantPublic(BaseModel):
     accelerator: str
     min_workers: int
     max_workers: int
+    target_backlog_per_worker: int
     batching: Batching
-    backlog: int
+    backlog: int = Field(
+        description="Messages not yet done: queued, plus reserved by workers (`reserved`)."
+    )
+    reserved: int = Field(
+        description="Of the backlog, messages reserved by workers, waiting there or running."
+    )
     workers: WorkersPublic
+    scaling_events: list[ScalingEventPublic] = Field(
+        default_factory=list, description="The latest scaling events, newest first."
+    )
 
 
 class AsyncPublic(BaseModel):
@@ -160,6 +183,7 @@ class VariantPatch(Strict):
     batching: BatchingPatch | None = None
     min_workers: int | None = Field(default=None, ge=0, le=1024)
     max_workers: int | None = Field(default=None, ge=0, le=1024)
+    target_backlog_per_worker: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 # --- jobs ---------------------------------------------------------------------

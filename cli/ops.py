@@ -132,10 +132,12 @@ def up(
     host: Annotated[
         str | None, typer.Option(help="API interface (default SLUICEWAY_API_HOST).")
     ] = None,
-    workers: Annotated[
+    cpu_slots: Annotated[
         int | None,
         typer.Option(
-            min=0, help="Worker processes the scheduler keeps (default SLUICEWAY_WORKERS)."
+            min=0,
+            help="CPU worker processes the scaler may run here "
+            "(default SLUICEWAY_LOCAL_CPU_SLOTS; 0 = one per core).",
         ),
     ] = None,
     ready_timeout_s: Annotated[
@@ -151,7 +153,7 @@ def up(
         settings,
         host=host or settings.api_host,
         port=port or settings.api_port,
-        workers=settings.workers if workers is None else workers,
+        cpu_slots=settings.local_cpu_slots if cpu_slots is None else cpu_slots,
         ready_timeout_s=ready_timeout_s,
     )
     code = run_stack(stack)

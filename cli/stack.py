@@ -118,7 +118,7 @@ class Stack:
         *,
         host: str,
         port: int,
-        workers: int,
+        cpu_slots: int = 0,
         ready_timeout_s: float = 120.0,
         stop_timeout_s: float = 20.0,
         console: Console | None = None,
@@ -126,7 +126,7 @@ class Stack:
         self.settings = settings
         self.host = host
         self.port = port
-        self.workers = workers
+        self.cpu_slots = cpu_slots
         self.ready_timeout_s = ready_timeout_s
         self.stop_timeout_s = stop_timeout_s
         # Piped to a log (as `make demo` does), rich would wrap at 80 columns
@@ -226,7 +226,7 @@ class Stack:
                 "SLUICEWAY_API_URL": self.api_url,
                 "SLUICEWAY_API_HOST": self.host,
                 "SLUICEWAY_API_PORT": str(self.port),
-                "SLUICEWAY_WORKERS": str(self.workers),
+                "SLUICEWAY_LOCAL_CPU_SLOTS": str(self.cpu_slots),
                 "SLUICEWAY_WEBHOOK_ALLOWED_NETWORKS": self._webhook_networks(),
                 "PYTHONUNBUFFERED": "1",
             }
@@ -257,7 +257,12 @@ class Stack:
         table.add_row(
             "database", make_url(database_url).render_as_string(hide_password=True), "migrated"
         )
-        table.add_row("workers", str(self.workers), "started by the scheduler")
+        slots = self.cpu_slots or os.cpu_count() or 1
+        table.add_row(
+            "workers",
+            f"per variant, up to {slots} on CPU (one per GPU)",
+            "scaled from queue depth by the scheduler",
+        )
         self.console.print(table)
 
     def _wait_ready(self) -> None:

@@ -115,15 +115,67 @@ class Settings(BaseSettings):
         description="Compute threads per worker (torch, XGBoost); 0 = half the cores, at least 1.",
     )
     model_cache_size: int = Field(default=8, ge=1, description="Models kept loaded per worker.")
+    worker_preload: str = Field(
+        default="torch,xgboost",
+        pattern=r"^((torch|xgboost)(,(torch|xgboost))*)?$",
+        description="Frameworks a worker imports at start instead of on its first request "
+        "(comma-separated; empty imports none). The scaler sets its workers' own.",
+    )
     queue_refresh_s: float = Field(
         default=2.0, gt=0, description="How often a worker looks for new endpoint variants."
     )
 
-    # --- scheduler -----------------------------------------------------------
-    workers: int = Field(
-        default=1, ge=0, description="Worker processes the scheduler keeps alive on this host."
+    # --- scheduler and scaler ------------------------------------------------
+    scheduler_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the scheduler's loop runs; the scaler decides once per tick.",
     )
-    scheduler_interval_s: float = Field(default=2.0, gt=0)
+    scaler_backend: str = Field(
+        default="local",
+        pattern=r"^(local|kubernetes|none)$",
+        description="Who runs the workers the scaler wants: local processes, Kubernetes "
+        "Deployments, or nobody (decide and publish only).",
+    )
+    scale_in_cooldown_s: float = Field(
+        default=60.0, ge=0, description="No scale-in sooner than this after any scaling event."
+    )
+    scale_in_window_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Scale in only to the largest need seen over this look-back window.",
+    )
+    scale_to_zero_idle_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="A variant with min_workers 0 and nothing queued, running or arriving "
+        "for this long goes to zero workers.",
+    )
+    worker_stop_grace_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a worker asked to stop (SIGTERM, warm shutdown) may take "
+        "before it is killed.",
+    )
+    local_cpu_slots: int = Field(
+        default=0,
+        ge=0,
+        description="CPU worker processes the local backend may run at once on this host; "
+        "0 means one per CPU core. GPU workers are always one per device.",
+    )
+    local_warm_spare: bool = Field(
+        default=True,
+        description="Keep one pre-booted worker process that becomes the next worker "
+        "started (local backend): a cold start skips most of a process's boot.",
+    )
+    kubernetes_namespace: str = Field(
+        default="default", description="Namespace of the worker Deployments (kubernetes backend)."
+    )
+    kubernetes_deployment: str = Field(
+        default="sluiceway-worker-{endpoint}-{variant}",
+        description="Name of a variant's worker Deployment; {endpoint} and {variant} are "
+        "replaced (kubernetes backend).",
+    )
     reconcile_interval_s: float = Field(
         default=30.0,
         gt=0,
@@ -208,6 +260,17 @@ class Settings(BaseSettings):
             for part in filter(None, (p.strip() for p in self.webhook_allowed_networks.split(",")))
         ]
 
+    @field_validator("kubernetes_deployment")
+    @classmethod
+    def _deployment_pattern(cls, value: str) -> str:
+        try:
+            value.format(endpoint="e", variant="v")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"{value!r} may use only {{endpoint}} and {{variant}} placeholders"
+            ) from exc
+        return value
+
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'sluiceway.db').resolve()}"
@@ -225,6 +288,15 @@ class Settings(BaseSettings):
         # Half the cores by default: the API, Redis and the other workers need
         # the rest, and idle OpenMP threads spin-wait on the cores they hold.
         return self.worker_threads or max(1, (os.cpu_count() or 2) // 2)
+
+    @property
+    def preload_frameworks(self) -> list[str]:
+        return [name for name in self.worker_preload.split(",") if name]
+
+    @property
+    def cpu_slots(self) -> int:
+        """CPU worker processes the local backend may run (`local_cpu_slots`, else the cores)."""
+        return self.local_cpu_slots or os.cpu_count() or 1
 
     @property
     def max_inline_body_bytes(self) -> int:

@@ -114,7 +114,7 @@ def bell_key(namespace: str, queue: str) -> str:
 
 def unacked_keys(namespace: str) -> tuple[str, str]:
     """kombu's bookkeeping of reserved messages: hash tag → message, zset tag → time."""
-    return f"{namespace}:unacked", f"{namespace}:unacked_index"
+    return unacked_key(namespace), unacked_index_key(namespace)
 
 
 def metrics_key(namespace: str, queue: str) -> str:
@@ -130,3 +130,27 @@ def worker_key(namespace: str, hostname: str) -> str:
 def desired_workers_key(namespace: str) -> str:
     """Hash queue → worker count the scheduler wants for it."""
     return f"{namespace}:desired-workers"
+
+
+def scaling_events_key(namespace: str, queue: str) -> str:
+    """Redis list of a variant queue's latest scaling events, newest first (capped)."""
+    return f"{namespace}:scaling-events:{queue}"
+
+
+def arrivals_key(namespace: str) -> str:
+    """Hash queue → epoch ms of the last message a producer put on it (about once a second)."""
+    return f"{namespace}:last-arrival"
+
+
+def unacked_key(namespace: str) -> str:
+    """kombu's hash of reserved, unacknowledged messages: tag → JSON [message, exchange, queue]."""
+    return f"{namespace}:unacked"
+
+
+def unacked_index_key(namespace: str) -> str:
+    """kombu's zset of unacknowledged delivery tags, scored by reserve time."""
+    return f"{namespace}:unacked_index"
+
+
+def unacked_mutex_key(namespace: str) -> str:
+    return f"{namespace}:unacked_mutex"

@@ -21,6 +21,7 @@ import orjson
 import redis
 from celery import Celery
 
+from core.arrivals import note_arrival
 from core.config import Settings, get_settings
 from core.protocol import (
     PRIORITY,
@@ -30,7 +31,9 @@ from core.protocol import (
     bell_key,
     priority_lists,
     queue_name,
-    unacked_keys,
+    unacked_index_key,
+    unacked_key,
+    unacked_mutex_key,
 )
 
 # Workers block on a variant's "bell" list when idle; producers push a token with
@@ -66,9 +69,9 @@ def make_celery(settings: Settings) -> Celery:
             "queue_order_strategy": "priority",
             "priority_steps": list(PRIORITY_STEPS),
             # Keep each stack's bookkeeping apart when several share one Redis.
-            "unacked_key": unacked_keys(ns)[0],
-            "unacked_index_key": unacked_keys(ns)[1],
-            "unacked_mutex_key": f"{ns}:unacked_mutex",
+            "unacked_key": unacked_key(ns),
+            "unacked_index_key": unacked_index_key(ns),
+            "unacked_mutex_key": unacked_mutex_key(ns),
         },
     )
     return app
@@ -145,21 +148,19 @@ def decode_task_message(raw: bytes) -> tuple[Invocation, str | None]:
     return Invocation.from_wire(args[0]), envelope["properties"].get("delivery_tag")
 
 
-def _push_commands(invocation: Invocation) -> tuple[str, bytes, str]:
+def enqueue(invocation: Invocation, *, client: redis.Redis | None = None) -> None:
+    """Put one invocation on its variant's queue at its mode's priority, and ring its bell."""
     settings = get_settings()
     queue = queue_name(settings.namespace, invocation.endpoint, invocation.variant)
     key, message = task_message(invocation, queue)
-    return key, message, bell_key(settings.namespace, queue)
-
-
-def enqueue(invocation: Invocation, *, client: redis.Redis | None = None) -> None:
-    """Put one invocation on its variant's queue at its mode's priority, and ring its bell."""
-    key, message, bell = _push_commands(invocation)
+    bell = bell_key(settings.namespace, queue)
     pipe = (client or get_redis()).pipeline(transaction=False)
     pipe.lpush(key, message)
     pipe.lpush(bell, 1)
     pipe.ltrim(bell, 0, BELL_DEPTH - 1)
     pipe.execute()
+    # For the scaler's idle clock: a dict write here, the Redis write comes later.
+    note_arrival(settings.redis_url, settings.namespace, queue)
 
 
 def pack(value: dict[str, Any]) -> bytes:

@@ -25,6 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# A batch or two per worker: enough to keep a worker busy between scaler ticks,
+# small enough that a burst of 2,000 jobs asks for every worker it may have.
+DEFAULT_TARGET_BACKLOG = 10
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -101,6 +105,10 @@ class Variant(Base):
     accelerator: Mapped[str] = mapped_column(String(8), default="cpu")
     min_workers: Mapped[int] = mapped_column(Integer, default=0)
     max_workers: Mapped[int] = mapped_column(Integer, default=1)
+    # The scaler wants one worker per this many waiting messages (migration 0003).
+    target_backlog_per_worker: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_TARGET_BACKLOG, server_default=str(DEFAULT_TARGET_BACKLOG)
+    )
     max_batch_size: Mapped[int] = mapped_column(Integer, default=1)
     max_delay_ms: Mapped[float] = mapped_column(Float, default=0.0)
 

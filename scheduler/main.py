@@ -1,9 +1,12 @@
 """`sluice scheduler`: the control loop.
 
-It supervises `SLUICEWAY_WORKERS` local worker processes (one per GPU on a
-GPU machine, CPU workers elsewhere) and replaces any that die. Webhook delivery
-runs beside it on its own thread (scheduler/notifier.py). Queue-depth scaling
-and transform fan-out join this loop as their own components.
+Every `scheduler_interval_s` (1 s by default), and at once when a variant at
+zero workers gets a message (checked every 0.2 s), the scaler reads each
+endpoint variant's backlog, decides its worker count and has the backend run
+that many (`scaler_backend`: local `sluice worker` processes — one per GPU
+device on a GPU machine, CPU workers within the core budget elsewhere — or
+Kubernetes Deployments). Webhook delivery (scheduler/notifier.py) and the
+reconciler (scheduler/reconciler.py) run beside it on their own threads.
 """
 
 from __future__ import annotations
@@ -11,14 +14,20 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 
-from core.config import get_settings
-from scheduler.actuators.local import LocalWorkers
+from core.config import Settings, get_settings
+from core.queue import get_redis
+from scheduler.actuators.base import Actuator, WorkerTarget
 from scheduler.notifier import start_notifier
+from scheduler.policy import Timings
 from scheduler.reconciler import start_reconciler
+from scheduler.scaler import Scaler
 
 logger = logging.getLogger(__name__)
+
+WAKE_POLL_S = 0.2
 
 
 def detect_devices() -> list[str]:
@@ -43,6 +52,49 @@ def detect_devices() -> list[str]:
     return ["cpu"]
 
 
+class NoWorkers:
+    """`scaler_backend=none`: decide and publish only; someone else runs the workers."""
+
+    def apply(self, targets: list[WorkerTarget]) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def make_actuator(settings: Settings) -> Actuator:
+    if settings.scaler_backend == "kubernetes":
+        from scheduler.actuators.kubernetes import KubernetesDeployments, load_apps_api
+
+        logger.info(
+            "scaling Deployments %s in namespace %s",
+            settings.kubernetes_deployment,
+            settings.kubernetes_namespace,
+        )
+        return KubernetesDeployments(
+            apps_api=load_apps_api(),
+            namespace=settings.kubernetes_namespace,
+            deployment=settings.kubernetes_deployment,
+        )
+    if settings.scaler_backend == "none":
+        return NoWorkers()
+    from scheduler.actuators.local import LocalWorkers, spare_command
+
+    gpus = [d for d in detect_devices() if d.startswith("cuda")]
+    logger.info(
+        "local workers: %s, %d CPU slot(s)",
+        f"one per GPU on {gpus}" if gpus else "no GPU",
+        settings.cpu_slots,
+    )
+    return LocalWorkers(
+        gpus=gpus,
+        cpu_slots=settings.cpu_slots,
+        stop_grace_s=settings.worker_stop_grace_s,
+        log_dir=settings.home / "logs",
+        spare=spare_command if settings.local_warm_spare else None,
+    )
+
+
 def run_scheduler() -> None:
     settings = get_settings()
     logging.basicConfig(
@@ -57,16 +109,35 @@ def run_scheduler() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 
-    workers = LocalWorkers(devices=detect_devices(), log_dir=str(settings.home / "logs"))
-    logger.info("scheduler up: keeping %d worker(s) alive on %s", settings.workers, workers.devices)
+    scaler = Scaler(
+        namespace=settings.namespace,
+        redis_client=get_redis(),
+        actuator=make_actuator(settings),
+        timings=Timings(
+            scale_in_cooldown_s=settings.scale_in_cooldown_s,
+            scale_in_window_s=settings.scale_in_window_s,
+            scale_to_zero_idle_s=settings.scale_to_zero_idle_s,
+        ),
+    )
+    interval_s = settings.scheduler_interval_s
+    logger.info("scheduler up: scaling every %.1f s", interval_s)
+    next_tick = 0.0
     notifier = start_notifier(settings, stop)  # webhooks: its own thread, never blocks this loop
     start_reconciler(settings, stop)  # requeues jobs whose message was lost
     try:
         while not stop.is_set():
-            workers.reconcile(settings.workers)
-            stop.wait(settings.scheduler_interval_s)
+            try:
+                # A full tick every interval, and at once when a variant at zero
+                # workers gets its first message (checked every WAKE_POLL_S).
+                if time.monotonic() >= next_tick or scaler.wake_pending():
+                    next_tick = time.monotonic() + interval_s
+                    scaler.tick()
+            except Exception:
+                # One bad tick (a bug, an unexpected reply) must not stop the workers.
+                logger.exception("scaler tick failed")
+            stop.wait(min(WAKE_POLL_S, interval_s))
     finally:
         stop.set()
-        workers.stop_all()
+        scaler.close()
         notifier.join(settings.webhook_timeout_s + 5)
         logger.info("scheduler stopped")

@@ -8,9 +8,11 @@ so models load once and stay hot.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
+import sys
 import uuid
 
 from core.config import get_settings
@@ -47,11 +49,13 @@ def run_worker(*, device: str, variants: list[str], name: str | None) -> None:
     threads = get_settings().compute_threads
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
-    # Import the frameworks now, not on the first request.
-    import torch
-    import xgboost  # noqa: F401
-
-    torch.set_num_threads(threads)
+    # Import the frameworks now, not on the first request. The scaler names only
+    # the one its variant's model needs, so a cold start skips torch (seconds of
+    # a small machine's CPU) for an XGBoost or python-handler model.
+    for framework in get_settings().preload_frameworks:
+        importlib.import_module(framework)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
     from workers.celery_app import app
 

@@ -1,1 +1,1 @@
-"""Actuators: the scheduler's only side effects on the world (processes, containers)."""
+"""Actuators: the scheduler's only side effects on the world (processes, Deployments)."""

@@ -7,6 +7,7 @@ namespace (random names), so runs never collide. API and workers are real
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +15,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,7 @@ import redis
 
 from cli.servers import SeaweedServer, free_port
 from core.config import get_settings
-from core.db import _session_factory, get_engine, upgrade_schema
-from core.queue import get_redis
-from core.storage import get_store
+from core.db import upgrade_schema
 from tests.integration import models
 
 REPO = Path(__file__).resolve().parents[2]
@@ -187,24 +185,39 @@ class Stack:
                 process.wait()
 
 
-@contextmanager
+@contextlib.contextmanager
 def stack_settings(stack: Stack) -> Iterator[None]:
-    """Point this test process's own settings, database and clients at `stack`, then back."""
+    """Let this test process read the stack's database, Redis and object store directly.
+
+    Sets the stack's SLUICEWAY_* variables and drops every cached client built
+    from the settings before (and again after, restoring the environment), so no
+    later test talks to this stack's database once it is dropped.
+    """
     saved = dict(os.environ)
-
-    def reset() -> None:
-        for cached in (get_settings, get_engine, get_redis, get_store):
-            cached.cache_clear()
-        _session_factory.cache_clear()
-
     os.environ.update({k: v for k, v in stack.env.items() if k.startswith("SLUICEWAY_")})
-    reset()
+    _forget_clients()
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        reset()
+        _forget_clients()
+
+
+def _forget_clients() -> None:
+    from core import db, queue, storage
+
+    if db.get_engine.cache_info().currsize:
+        db.get_engine().dispose()
+    for cached in (
+        get_settings,
+        db.get_engine,
+        db._session_factory,
+        queue.get_celery,
+        queue.get_redis,
+        storage.get_store,
+    ):
+        cached.cache_clear()
 
 
 def make_stack(home: Path, s3: SeaweedServer, database_url: str, **overrides: str) -> Stack:

@@ -59,7 +59,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         s3,
         url,
         SLUICEWAY_REDIS_URL=redis_server.url,
-        SLUICEWAY_WORKERS="0",
+        SLUICEWAY_SCALER_BACKEND="none",  # the test starts and kills the workers itself
         SLUICEWAY_RECONCILE_INTERVAL_S="3",
         SLUICEWAY_VISIBILITY_TIMEOUT_S="8",
     )

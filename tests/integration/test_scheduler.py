@@ -1,10 +1,12 @@
-"""`sluice scheduler` keeps its workers alive: a worker killed with SIGKILL is replaced."""
+"""`sluice scheduler` keeps each variant's workers alive: a worker killed with SIGKILL is
+replaced, a PATCH of min_workers is picked up within seconds, and SIGTERM stops them all."""
 
 from __future__ import annotations
 
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -13,10 +15,13 @@ import redis
 from cli.servers import SeaweedServer
 from tests.integration.conftest import (
     Stack,
+    create_endpoint,
     drop_postgres_database,
     make_stack,
     new_postgres_database,
     postgres_url,
+    register,
+    unique,
     wait_for,
 )
 
@@ -26,15 +31,17 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def bare_stack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     database = new_postgres_database()
+    running = make_stack(
+        tmp_path_factory.mktemp("scheduler"),
+        s3,
+        postgres_url(database),
+        SLUICEWAY_SCHEDULER_INTERVAL_S="0.5",
+    )
     try:
-        yield make_stack(
-            tmp_path_factory.mktemp("scheduler"),
-            s3,
-            postgres_url(database),
-            SLUICEWAY_WORKERS="1",
-            SLUICEWAY_SCHEDULER_INTERVAL_S="0.5",
-        )
+        running.start_api()
+        yield running
     finally:
+        running.stop()
         drop_postgres_database(database)
 
 
@@ -52,7 +59,19 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(bare_stack: Stack) -> None:
+def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(
+    bare_stack: Stack, model_files: dict[str, Path]
+) -> None:
+    with bare_stack.client() as client:
+        model = register(client, unique("xgb"), "xgboost", model_files["xgb"])
+        name = unique("kept")
+        create_endpoint(
+            client,
+            {
+                "name": name,
+                "variants": [{"name": "a", "model": model["name"], "min_workers": 1}],
+            },
+        )
     scheduler = bare_stack._spawn(["scheduler"], "scheduler.log")
     try:
         first = wait_for(
@@ -66,10 +85,23 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(bare_stack: Stac
             what="a replacement worker",
         )
         assert len(replacement) == 1
+
+        with bare_stack.client() as client:
+            response = client.patch(
+                f"/v1/endpoints/{name}/variants/a", json={"min_workers": 2, "max_workers": 2}
+            )
+            assert response.status_code == 200, response.text
+
+        def two_alive() -> set[int] | None:
+            pids = {p for p in worker_pids(bare_stack) if alive(p)}
+            return pids if len(pids) == 2 else None
+
+        both = wait_for(two_alive, timeout_s=60, what="a second worker after the PATCH")
+
         scheduler.send_signal(signal.SIGTERM)
         assert scheduler.wait(60) == 0, bare_stack.log("scheduler.log")
-        (new_pid,) = replacement
-        wait_for(lambda: not alive(new_pid), timeout_s=30, what="the worker to stop")
+        for pid in both:
+            wait_for(lambda pid=pid: not alive(pid), timeout_s=30, what=f"worker {pid} to stop")
     finally:
         if scheduler.poll() is None:
             scheduler.kill()

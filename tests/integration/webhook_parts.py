@@ -206,7 +206,7 @@ def running_hooks(
         SLUICEWAY_WEBHOOK_TIMEOUT_S="2",
         SLUICEWAY_WEBHOOK_POLL_S="0.1",
         SLUICEWAY_WEBHOOK_CALLBACK_SECRET=CALLBACK_SECRET,
-        SLUICEWAY_WORKERS="0",  # the tests start the workers themselves
+        SLUICEWAY_SCALER_BACKEND="none",  # the tests start the workers themselves
     )
     scheduler = Scheduler(stack)
     try:

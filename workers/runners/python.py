@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -46,13 +48,7 @@ class PythonRunner(Runner):
     def __init__(self, path: Path, device: str) -> None:
         self.model_dir = path.parent / (path.name + ".d")
         if not self.model_dir.exists():
-            staging = path.parent / (path.name + ".staging")
-            try:
-                with tarfile.open(path, "r:gz") as bundle:
-                    bundle.extractall(staging, filter="data")
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise InvalidInput(f"{path.name} is not a valid .tar.gz bundle: {exc}") from exc
-            staging.rename(self.model_dir)
+            self._unpack(path)
         module = self._import_handler()
         self.input_fn: Callable[[bytes, str], Any] = getattr(module, "input_fn", _default_input)
         self.predict_fn: Callable[[Any, Any], Any] = getattr(module, "predict_fn", _default_predict)
@@ -63,6 +59,28 @@ class PythonRunner(Runner):
         except Exception as exc:
             raise ModelError(f"model_fn raised {describe(exc)}") from exc
         self.device = device
+
+    def _unpack(self, path: Path) -> None:
+        """Unpack into a folder of this process's own, then move it into place.
+
+        The workers of a host share the model cache, and the scaler starts several
+        at once: each extracts apart, the first rename wins, the others drop theirs.
+        """
+        staging = path.parent / f"{path.name}.staging-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            with tarfile.open(path, "r:gz") as bundle:
+                bundle.extractall(staging, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise InvalidInput(f"{path.name} is not a valid .tar.gz bundle: {exc}") from exc
+        try:
+            staging.rename(self.model_dir)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not self.model_dir.is_dir():
+                raise
+            logger.info("model folder %s unpacked by another worker first", self.model_dir)
 
     def _import_handler(self) -> ModuleType:
         for relative in HANDLER_FILES:

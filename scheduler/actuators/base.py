@@ -1,0 +1,38 @@
+"""What every actuator is given and answers: worker counts per endpoint variant.
+
+The scaler decides; an actuator makes the world match (local processes,
+Kubernetes Deployments) and reports how many workers it has running per
+variant. `apply` is called once per scheduler tick and must not block for long:
+stopping workers is started in one tick and finished in later ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTarget:
+    """How many workers one endpoint variant should have, and on what kind of device."""
+
+    endpoint: str
+    variant: str
+    accelerator: str  # "cpu" or "gpu"
+    count: int
+    framework: str = ""  # the model's: torch, xgboost or python ("" when unknown)
+
+    @property
+    def key(self) -> str:
+        """`ENDPOINT/VARIANT`, as `sluice worker --variant` takes it."""
+        return f"{self.endpoint}/{self.variant}"
+
+
+class Actuator(Protocol):
+    def apply(self, targets: list[WorkerTarget]) -> dict[str, int]:
+        """Move towards `targets` (variants not listed get none); workers per `key` now."""
+        ...
+
+    def close(self) -> None:
+        """Stop managing: the local backend stops its processes, Kubernetes leaves replicas."""
+        ...

@@ -1,0 +1,78 @@
+"""The scaler's reads: endpoint variants and their bounds from SQL, queue state from Redis.
+
+No decisions here (scheduler/policy.py) and no side effects (scheduler/actuators/).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import select
+
+from core import queue_state
+from core.db import session_scope
+from core.protocol import queue_name
+from core.queue_state import QueueLoad
+from core.tables import Endpoint, ModelVersion, Variant
+from scheduler.policy import Bounds
+
+
+@dataclass(frozen=True, slots=True)
+class VariantConfig:
+    endpoint: str
+    variant: str
+    queue: str
+    accelerator: str
+    framework: str
+    bounds: Bounds
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    loads: dict[str, QueueLoad]
+    workers: Counter[str]  # live workers (heartbeats) per queue
+    arrivals: dict[str, float]  # epoch seconds of the last enqueue per queue
+
+
+def read_variants(namespace: str) -> list[VariantConfig]:
+    """Every endpoint variant with its scaling bounds, in a stable order."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(
+                Endpoint.name,
+                Variant.name,
+                Variant.accelerator,
+                ModelVersion.framework,
+                Variant.min_workers,
+                Variant.max_workers,
+                Variant.target_backlog_per_worker,
+            )
+            .join(Variant, Variant.endpoint_id == Endpoint.id)
+            .join(ModelVersion, ModelVersion.id == Variant.model_version_id)
+            .order_by(Endpoint.name, Variant.name)
+        ).all()
+    return [
+        VariantConfig(
+            endpoint=endpoint,
+            variant=variant,
+            queue=queue_name(namespace, endpoint, variant),
+            accelerator=accelerator,
+            framework=framework,
+            bounds=Bounds(
+                min_workers=min_workers,
+                max_workers=max_workers,
+                target_backlog_per_worker=target,
+            ),
+        )
+        for endpoint, variant, accelerator, framework, min_workers, max_workers, target in rows
+    ]
+
+
+def read_queues(client: redis.Redis, namespace: str, queues: list[str]) -> QueueSnapshot:
+    return QueueSnapshot(
+        loads=queue_state.queue_loads(client, namespace, queues),
+        workers=queue_state.workers_per_queue(client, namespace),
+        arrivals=queue_state.last_arrivals(client, namespace),
+    )
