@@ -29,7 +29,9 @@ class Settings(BaseSettings):
         default="",
         description="SQLAlchemy URL; empty means a SQLite file under `home`.",
     )
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis for queues, replies and counters."
+    )
     namespace: str = Field(
         default="sluiceway",
         pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$",
@@ -39,9 +41,12 @@ class Settings(BaseSettings):
         default="",
         description="S3 URL such as http://127.0.0.1:9000; empty lets `sluice up` start one.",
     )
-    s3_access_key: str = "sluiceway"
-    s3_secret_key: str = "sluiceway-secret"
-    s3_region: str = "us-east-1"
+    s3_access_key: str = Field(
+        default="sluiceway",
+        description="S3 access key (also the key of the SeaweedFS server `sluice up` starts).",
+    )
+    s3_secret_key: str = Field(default="sluiceway-secret", description="S3 secret key (likewise).")
+    s3_region: str = Field(default="us-east-1", description="S3 region used to sign requests.")
     s3_bucket: str = Field(
         default="sluiceway",
         description="Bucket for model artifacts and async inputs.",
@@ -60,12 +65,24 @@ class Settings(BaseSettings):
     api_key: str = Field(
         default="", description="The key the `sluice` client commands send, when auth is on."
     )
-    api_url: str = "http://127.0.0.1:8000"
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=1, le=65535)
-    realtime_timeout_ms: int = Field(default=60_000, ge=1)
-    max_inline_body_mb: float = Field(default=6.0, gt=0)
-    max_input_object_mb: float = Field(default=1024.0, gt=0)
+    api_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where the `sluice` client commands find the API.",
+    )
+    api_host: str = Field(default="127.0.0.1", description="Interface `sluice api` listens on.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port `sluice api` listens on.")
+    realtime_timeout_ms: int = Field(
+        default=60_000,
+        ge=1,
+        description="Longest a realtime call waits for its answer before a 504 "
+        "(`X-Timeout-Ms` lowers it).",
+    )
+    max_inline_body_mb: float = Field(
+        default=6.0, gt=0, description="Largest request body accepted inline (413 above)."
+    )
+    max_input_object_mb: float = Field(
+        default=1024.0, gt=0, description="Largest async input object read from X-Input-Location."
+    )
     max_instances: int = Field(
         default=100_000, ge=1, description="Most instances (rows) one inline request may carry."
     )
@@ -74,8 +91,12 @@ class Settings(BaseSettings):
         description="Comma-separated buckets X-Input-Location and transform inputs may name; "
         "* = any bucket the S3 credentials can read.",
     )
-    max_artifact_mb: float = Field(default=2048.0, gt=0)
-    idempotency_ttl_h: float = Field(default=24.0, gt=0)
+    max_artifact_mb: float = Field(
+        default=2048.0, gt=0, description="Largest model artifact accepted."
+    )
+    idempotency_ttl_h: float = Field(
+        default=24.0, gt=0, description="How long an Idempotency-Key returns the first job."
+    )
     max_backlog: int = Field(
         default=10_000,
         ge=0,
@@ -96,7 +117,11 @@ class Settings(BaseSettings):
     )
 
     # --- workers -------------------------------------------------------------
-    worker_device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
+    worker_device: str = Field(
+        default="cpu",
+        pattern=r"^(cpu|cuda(:\d+)?)$",
+        description="Device of `sluice worker` without --device: cpu, cuda or cuda:N.",
+    )
     worker_variants: str = Field(
         default="",
         description="Comma-separated ENDPOINT/VARIANT list a worker serves; empty serves all.",
@@ -219,7 +244,11 @@ class Settings(BaseSettings):
         default=0.25, gt=0, description="How often an idle notifier looks for new events."
     )
 
-    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_level: str = Field(
+        default="INFO",
+        pattern=r"^(DEBUG|INFO|WARNING|ERROR)$",
+        description="DEBUG, INFO, WARNING or ERROR.",
+    )
 
     @field_validator("s3_endpoint", "api_url")
     @classmethod
