@@ -23,6 +23,15 @@ from core.config import Settings, get_settings
 from core.errors import InvalidInput, NotFound, StorageError
 
 PART_SIZE = 16 * 1024 * 1024
+# Answers about the request itself (a name the store will not take), not its health.
+REFUSED_CODES = {
+    "BadRequest",
+    "InvalidArgument",
+    "InvalidObjectName",
+    "InvalidBucketName",
+    "KeyTooLongError",
+    "InvalidURI",
+}
 MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"}
 
 
@@ -63,7 +72,10 @@ class S3Location:
                 f"{parsed.netloc!r} in {uri!r} is not a valid S3 bucket name "
                 "(3-63 lowercase letters, digits, dots and hyphens; not an IP address)"
             )
-        return cls(bucket=parsed.netloc, key=parsed.path.lstrip("/"))
+        key = parsed.path.lstrip("/")
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
+            raise InvalidInput(f"the key in {uri!r} holds control characters")
+        return cls(bucket=parsed.netloc, key=key)
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
@@ -183,6 +195,8 @@ def _mapped_errors(action: str, what: S3Location | str) -> Iterator[None]:
     except S3Error as exc:
         if exc.code in MISSING_CODES:
             raise NotFound(f"no object at {what}") from exc
+        if exc.code in REFUSED_CODES:
+            raise InvalidInput(f"the object store refuses to {action} {what}: {exc.code}") from exc
         raise StorageError(f"cannot {action} {what}: {exc.code}") from exc
     except ValueError as exc:
         raise InvalidInput(f"cannot {action} {what}: {exc}") from exc

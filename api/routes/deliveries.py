@@ -6,10 +6,15 @@ from fastapi import APIRouter
 
 from api import topic_service
 from api.deps import SessionDep
+from api.problems import problem_responses
 from api.routes.topics import Limit
 from api.schemas import DeliveryDetail, DeliveryPublic, DeliveryStatus
 
-router = APIRouter(prefix="/v1/deliveries", tags=["notifications"])
+router = APIRouter(
+    prefix="/v1/deliveries",
+    tags=["notifications"],
+    responses=problem_responses(400, 404, 409, 422, 503),
+)
 
 
 @router.get("", response_model=list[DeliveryPublic])

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from api import topic_service
 from api.deps import SessionDep
+from api.problems import problem_responses
 from api.schemas import (
     DeliveryDetail,
     DeliveryPublic,
@@ -19,7 +20,11 @@ from api.schemas import (
     TopicPublic,
 )
 
-router = APIRouter(prefix="/v1/topics", tags=["notifications"])
+router = APIRouter(
+    prefix="/v1/topics",
+    tags=["notifications"],
+    responses=problem_responses(400, 404, 409, 422, 503),
+)
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 

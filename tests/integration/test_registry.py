@@ -398,9 +398,11 @@ def _spec(two_models: dict[str, str], **fields: Any) -> dict[str, Any]:
 def test_create_returns_the_stored_config_status_and_live_state(
     stack: Stack, client: httpx.Client, two_models: dict[str, str]
 ) -> None:
+    topic = unique("ok-topic")
+    assert client.post("/v1/topics", json={"name": topic}).status_code == 201
     spec = _spec(
         two_models,
-        **{"async": {"output_prefix": "s3://my-results/x/", "success_topic": "ok-topic"}},
+        **{"async": {"output_prefix": "s3://my-results/x/", "success_topic": topic}},
     )
     response = client.post("/v1/endpoints", json=spec)
     assert response.status_code == 201, response.text
@@ -410,7 +412,7 @@ def test_create_returns_the_stored_config_status_and_live_state(
     assert created["created_at"] and created["updated_at"]
     assert created["async"] == {
         "output_prefix": "s3://my-results/x/",
-        "success_topic": "ok-topic",
+        "success_topic": topic,
         "error_topic": None,
     }
     a, b = created["variants"]
