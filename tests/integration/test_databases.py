@@ -26,7 +26,17 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"alembic_version", "models", "model_versions", "endpoints", "variants", "jobs"}
+TABLES = {
+    "alembic_version",
+    "models",
+    "model_versions",
+    "endpoints",
+    "variants",
+    "jobs",
+    "transform_jobs",
+    "transform_objects",
+    "transform_chunks",
+}
 
 
 def _sqlite(tmp_path: Path) -> Iterator[str]:
