@@ -1,9 +1,9 @@
 """`sluice scheduler`: the control loop.
 
 Today it supervises `SLUICEWAY_WORKERS` local worker processes (one per GPU on a
-GPU machine, CPU workers elsewhere) and replaces any that die. Queue-depth
-scaling, webhook delivery and transform fan-out join this loop as their own
-components.
+GPU machine, CPU workers elsewhere) and replaces any that die, and runs the
+transform coordinator (scheduler/transform.py) on its own thread. Queue-depth
+scaling and webhook delivery join this loop as their own components.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import threading
 from types import FrameType
 
 from core.config import get_settings
+from core.queue import get_redis
+from core.storage import get_store
 from scheduler.actuators.local import LocalWorkers
+from scheduler.transform import start_transform_coordinator
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ def run_scheduler() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 
+    transform = start_transform_coordinator(settings, get_store(), get_redis(), stop)
     workers = LocalWorkers(devices=detect_devices(), log_dir=str(settings.home / "logs"))
     logger.info("scheduler up: keeping %d worker(s) alive on %s", settings.workers, workers.devices)
     try:
@@ -62,5 +66,6 @@ def run_scheduler() -> None:
             workers.reconcile(settings.workers)
             stop.wait(settings.scheduler_interval_s)
     finally:
+        transform.join(timeout=30)
         workers.stop_all()
         logger.info("scheduler stopped")
