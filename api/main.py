@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api import problems
 from api.producer import Producer
 from api.replies import ReplyWaiter
-from api.routes import endpoints, invocations, jobs, models, ops
+from api.routes import endpoints, invocations, jobs, models, ops, transform_jobs
 from api.routing import RouteCache
 from core.config import get_settings
 
@@ -42,7 +42,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (models, endpoints, invocations, jobs, ops):
+    for module in (models, endpoints, invocations, jobs, transform_jobs, ops):
         app.include_router(module.router)
     return app
 
