@@ -3,13 +3,14 @@
 - cli/ops.py:    up, api, worker, scheduler, db upgrade (runs processes)
 - cli/client.py: invoke, jobs, models, endpoints (an HTTP client of api/)
 - cli/demo.py:   demo (a guided tour against a running stack)
+- cli/transform.py: transform, transform-jobs (batch transform with a progress bar)
 """
 
 from __future__ import annotations
 
 import typer
 
-from cli import client, demo, ops
+from cli import client, demo, ops, transform
 
 app = typer.Typer(
     name="sluice",
@@ -20,6 +21,7 @@ app = typer.Typer(
 ops.register(app)
 client.register(app)
 demo.register(app)
+transform.register(app)
 
 
 if __name__ == "__main__":
