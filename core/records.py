@@ -45,9 +45,11 @@ JSON_LINES = "application/jsonlines"
 CONTENT_TYPES = (CSV, JSON_LINES)
 
 _NONBLANK = re.compile(rb"[^ \t\r\n]")
-# Matches once per line that holds a record (from the line's start to its first
-# visible character), so `findall` counts records without splitting lines.
-_RECORD_LINE = re.compile(rb"^[ \t\r]*[^ \t\r\n]", re.MULTILINE)
+# A blank line after a newline, ended by a newline. Starting with a literal
+# "\n" lets the regex engine skip ahead at memchr speed (~3 GB/s), where a
+# pattern anchored at "^" would be tried at every byte.
+_BLANK_AFTER_NEWLINE = re.compile(rb"\n[ \t\r]*(?=\n)")
+_BLANK_FIRST = re.compile(rb"[ \t\r]*\n")
 _NUMBER_TYPES = (int, float)
 
 
@@ -61,8 +63,21 @@ def has_visible(data: bytes, start: int = 0, end: int | None = None) -> bool:
 
 
 def count_record_lines(data: bytes, start: int, end: int) -> int:
-    """Records among the lines starting in data[start:end]; `start` must begin a line."""
-    return len(_RECORD_LINE.findall(data, start, end))
+    """Records among the lines starting in data[start:end]; `start` must begin a line.
+
+    Lines minus blank lines: "1\n\n \n2" holds 4 lines, 2 of them blank → 2.
+    """
+    if end <= start:
+        return 0
+    last_newline = data.rfind(b"\n", start, end)
+    partial = last_newline < end - 1  # a last line without its newline
+    lines = data.count(b"\n", start, end) + partial
+    blank = len(_BLANK_AFTER_NEWLINE.findall(data, start, end))
+    if _BLANK_FIRST.match(data, start, end):
+        blank += 1
+    if partial and not has_visible(data, last_newline + 1, end):
+        blank += 1
+    return lines - blank
 
 
 def split_lines(data: bytes) -> list[bytes]:
@@ -80,7 +95,7 @@ class ParsedChunk:
     """A chunk's lines, and its records as rows for the model or as failures."""
 
     lines: list[bytes]
-    record_lines: list[int]  # index in `lines` of each record
+    record_lines: Sequence[int]  # index in `lines` of each record
     row_of: list[int]  # per record: its row in `rows`, or -1 when it failed to parse
     rows: np.ndarray  # float32, one row per record that parsed
     failures: dict[int, str] = field(default_factory=dict)  # record index → reason
@@ -104,11 +119,17 @@ class ParsedChunk:
 def parse_chunk(data: bytes, content_type: str, expected_features: int | None) -> ParsedChunk:
     """Parse the records of a chunk; bad records become failures, never exceptions."""
     lines = split_lines(data)
-    record_lines = [i for i, line in enumerate(lines) if is_record(line)]
-    texts = [lines[i] for i in record_lines]
+    record_lines: Sequence[int]
+    whole: bytes | None = None
+    if count_record_lines(data, 0, len(data)) == len(lines):  # no blank line: the usual case
+        record_lines, texts = range(len(lines)), lines
+        whole = data if b"\r" not in data else None
+    else:
+        record_lines = [i for i, line in enumerate(lines) if is_record(line)]
+        texts = [lines[i] for i in record_lines]
     failures: dict[int, str] = {}
     if content_type == CSV:
-        values = _csv_values(texts, failures)
+        values = _csv_values(texts, failures, whole)
     elif content_type == JSON_LINES:
         values = _jsonl_values(texts, failures)
     else:
@@ -147,13 +168,18 @@ def _width_reason(got: int, width: int, expected_features: int | None) -> str:
     return f"the record has {got} features; the first record of its chunk has {width}"
 
 
-def _csv_values(texts: list[bytes], failures: dict[int, str]) -> np.ndarray | list[Any]:
-    """All rows at C speed when every record parses; else record by record."""
+def _csv_values(
+    texts: list[bytes], failures: dict[int, str], whole: bytes | None
+) -> np.ndarray | list[Any]:
+    """All rows at C speed when every record parses; else record by record.
+
+    `whole` is the chunk itself when its lines are exactly the records (no copy needed).
+    """
     if not texts:
         return np.empty((0, 0), dtype=np.float32)
     try:
         rows = np.loadtxt(
-            io.BytesIO(b"\n".join(texts)),
+            io.BytesIO(whole if whole is not None else b"\n".join(texts)),
             delimiter=",",
             dtype=np.float32,
             ndmin=2,
@@ -206,10 +232,14 @@ def output_line(content_type: str, join_source: str, line: bytes, prediction: An
     if content_type == CSV:
         cells = csv_line(prediction).encode()
         return line + b"," + cells if join_source == "input" else cells
-    encoded = orjson.dumps(prediction, option=orjson.OPT_SERIALIZE_NUMPY)
+    encoded = _json(prediction)
     if join_source != "input":
         return encoded
     return _join_json(line, {"prediction": encoded})
+
+
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def failure_line(content_type: str, join_source: str, line: bytes | None, reason: str) -> bytes:
@@ -259,6 +289,16 @@ def render_chunk(
     `predictions` holds one entry per row of `parsed.rows` (entries of failed
     rows are ignored). Returns (output, errors), each newline-terminated or empty.
     """
+    if (
+        join_source != "input"
+        and parsed.lines
+        and not parsed.failures
+        and len(parsed.record_lines) == len(parsed.lines)
+    ):
+        # Every line a record, every record answered: one join, no per-line branches.
+        if content_type == CSV:
+            return ("\n".join(map(csv_line, predictions)) + "\n").encode(), b""
+        return b"\n".join(map(_json, predictions)) + b"\n", b""
     out: list[bytes] = []
     errors: list[bytes] = []
     record = 0

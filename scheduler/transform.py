@@ -48,40 +48,33 @@ from core.config import Settings
 from core.db import session_scope
 from core.errors import NotFound, SluicewayError
 from core.protocol import (
-    TRANSFORM_POOL,
-    Invocation,
-    ModelRef,
     transform_done_key,
-    transform_pool_variant,
 )
 from core.queue import enqueue
 from core.storage import ObjectStore, S3Location
 from core.tables import (
     TRANSFORM_ACTIVE,
-    Endpoint,
-    Model,
-    ModelVersion,
     TransformChunk,
     TransformJob,
     TransformObject,
-    Variant,
     utcnow,
 )
-from scheduler.transform_output import OutputWriter, parts_prefix
+from scheduler.transform_dispatch import JobFailed, chunk_invocation, load_targets
+from scheduler.transform_output import OutputWriter
 from scheduler.transform_plan import cut_chunks
 
 logger = logging.getLogger(__name__)
 
-STEP_BUDGET_S = 2.0  # planning or assembling yields to dispatch after this long per job
+# Planning and assembling yield to dispatch after this long per job, so workers
+# start on the first objects while the rest are still being split, and never
+# run dry while outputs are written.
+PLAN_BUDGET_S = 0.25
+ASSEMBLE_BUDGET_S = 1.0
 
 
 def rowcount(result: Any) -> int:
     """Rows an UPDATE matched (a CursorResult's count; Result's type does not show it)."""
     return int(result.rowcount)
-
-
-class JobFailed(Exception):
-    """The job cannot go on (its endpoint is gone, its input is gone)."""
 
 
 class TransformCoordinator:
@@ -193,9 +186,9 @@ class TransformCoordinator:
         logger.info("job %s: %d object(s) under %s", job.id, len(found), job.input_prefix)
 
     def _plan(self, job: TransformJob) -> bool:
-        """Cut listed objects into chunks, for up to STEP_BUDGET_S; True if some remain."""
+        """Cut listed objects into chunks, for up to PLAN_BUDGET_S; True if some remain."""
         max_bytes = int(job.max_payload_mb * 1024 * 1024)
-        deadline = time.monotonic() + STEP_BUDGET_S
+        deadline = time.monotonic() + PLAN_BUDGET_S
         with session_scope() as session:
             listed = session.execute(
                 select(TransformObject.id, TransformObject.key)
@@ -314,13 +307,15 @@ class TransformCoordinator:
             ).all()
             if not rows:
                 return
-            targets = self._targets(session, job)
+            targets = load_targets(session, job)
+            weights = [t.weight for t in targets]
             sends = []
             for chunk, key in rows:
                 if chunk.sent_at is not None:
                     logger.warning("job %s: chunk %d was sent long ago; re-sent", job.id, chunk.id)
                 chunk.token, chunk.sent_at = uuid.uuid4().hex, now
-                sends.append(self._invocation(job, chunk, key, targets))
+                target = self.rng.choices(targets, weights=weights, k=1)[0]
+                sends.append(chunk_invocation(job, chunk, key, target, self.settings.s3_bucket))
         # Marked sent first, then sent: a worker never sees a token the database lacks.
         for index, invocation in enumerate(sends):
             try:
@@ -337,82 +332,11 @@ class TransformCoordinator:
                 raise
         logger.debug("job %s: sent %d chunk(s)", job.id, len(sends))
 
-    def _targets(
-        self, session: Session, job: TransformJob
-    ) -> list[tuple[str, str, float, ModelRef]]:
-        """(endpoint, variant, weight, model) the job's chunks may go to."""
-        if job.model is not None:
-            row = session.execute(
-                select(ModelVersion)
-                .join(Model)
-                .where(Model.name == job.model, ModelVersion.version == job.model_version)
-            ).scalar_one_or_none()
-            if row is None:
-                raise JobFailed(f"version {job.model_version} of model {job.model!r} was deleted")
-            ref = ModelRef(job.model, row.version, row.framework, row.artifact_uri)
-            variant = transform_pool_variant(job.model, row.version)
-            return [(TRANSFORM_POOL, variant, 1.0, ref)]
-        variants = session.execute(
-            select(Variant.name, Variant.weight, ModelVersion, Model.name)
-            .join(Endpoint, Endpoint.id == Variant.endpoint_id)
-            .join(ModelVersion, ModelVersion.id == Variant.model_version_id)
-            .join(Model, Model.id == ModelVersion.model_id)
-            .where(Endpoint.name == job.endpoint)
-            .order_by(Variant.id)
-        ).all()
-        if not variants:
-            raise JobFailed(f"endpoint {job.endpoint!r} was deleted")
-        targets = [
-            (
-                str(job.endpoint),
-                name,
-                weight,
-                ModelRef(model, v.version, v.framework, v.artifact_uri),
-            )
-            for name, weight, v, model in variants
-        ]
-        if not any(weight > 0 for *_, weight, _ref in targets):
-            return [(e, n, 1.0, r) for e, n, _w, r in targets]
-        return targets
-
-    def _invocation(
-        self,
-        job: TransformJob,
-        chunk: TransformChunk,
-        key: str,
-        targets: list[tuple[str, str, float, ModelRef]],
-    ) -> Invocation:
-        endpoint, variant, _weight, model = self.rng.choices(
-            targets, weights=[t[2] for t in targets], k=1
-        )[0]
-        bucket = S3Location.parse(job.input_prefix).bucket
-        return Invocation(
-            job_id=job.id,
-            mode="transform",
-            endpoint=endpoint,
-            variant=variant,
-            model=model,
-            content_type=job.content_type,
-            input_location=f"s3://{bucket}/{key}",
-            output_location=f"s3://{self.settings.s3_bucket}/{parts_prefix(job.id)}{chunk.id}",
-            enqueued_ms=int(time.time() * 1000),
-            extra={
-                "chunk_id": chunk.id,
-                "token": chunk.token,
-                "start": chunk.start_byte,
-                "end": chunk.end_byte,
-                "first_line": chunk.first_line,
-                "lines": chunk.lines,
-                "join_source": job.join_source,
-                "batch_strategy": job.batch_strategy,
-            },
-        )
-
     # --- assembly ---------------------------------------------------------------------
 
     def _assemble(self, job: TransformJob) -> bool:
         """Write the outputs of objects whose chunks are all done; True if time ran out."""
-        deadline = time.monotonic() + STEP_BUDGET_S
+        deadline = time.monotonic() + ASSEMBLE_BUDGET_S
         unfinished = exists().where(
             TransformChunk.object_id == TransformObject.id, TransformChunk.status != "done"
         )

@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from core.records import (
+    count_record_lines,
     error_line,
     failure_line,
     output_line,
@@ -130,3 +131,20 @@ def test_failure_lines_keep_their_place() -> None:
 
 def test_error_lines_are_one_line_each() -> None:
     assert error_line(7, "a\tb\nc") == b"7\ta b c"
+
+
+@pytest.mark.parametrize(
+    ("data", "records"),
+    [
+        (b"", 0),
+        (b"1\n\n \n2", 2),
+        (b"\n\n", 0),
+        (b" \t\r\n1\n", 1),
+        (b"1\n  ", 1),
+        (b"1", 1),
+        (b"1\n2\n", 2),
+    ],
+)
+def test_count_record_lines(data: bytes, records: int) -> None:
+    assert count_record_lines(data, 0, len(data)) == records
+    assert records == sum(1 for line in split_lines(data) if line.strip())
