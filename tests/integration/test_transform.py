@@ -373,6 +373,12 @@ def test_stop_halts_within_seconds_and_the_same_name_resumes(
         what="the first object to be written",
     )
     submit(tstack, spec, status=409)  # running: the same name is refused
+    with tstack.client() as client:  # realtime goes ahead of the queued chunks
+        answer = client.post(
+            f"/v1/endpoints/{endpoints['slow']}/invocations", json={"instances": [[1, 2, 3, 4]]}
+        )
+    assert answer.status_code == 200 and answer.json() == {"predictions": [10.0]}
+    assert job(tstack, first["job_id"])["status"] == "running"
     with tstack.client() as client:
         stopping = client.post(f"/v1/transform-jobs/{first['job_id']}/stop")
     assert stopping.status_code == 202 and stopping.json()["status"] == "stopping"
