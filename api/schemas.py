@@ -186,7 +186,18 @@ class Problem(BaseModel):
 
 
 class TransformJobCreate(Strict):
-    """A transform over every object under `input_prefix` (API.md, Batch transform)."""
+    """A transform over every object under `input_prefix` (API.md, Batch transform).
+
+    Every input object `<input_prefix>a/x.csv` gets `<output_prefix>a/x.csv.out`:
+    one line per input line, in order; records that fail (they do not parse, the
+    model rejects them, or a line is over `max_payload_mb`) keep an empty line
+    (JSON Lines: `null`) and are listed as `LINE<TAB>REASON` in `a/x.csv.err`.
+    CSV records are rows of numbers; a JSON Lines record is an array of numbers
+    or an object with a `"features"` array. `split_type=none` sends each object
+    whole (an object over `max_payload_mb` fails as a whole). A missing output
+    bucket is created. Resubmitting the name of a stopped or failed job resumes
+    it, skipping the objects and chunks already done.
+    """
 
     name: Name | None = Field(
         default=None,
