@@ -15,7 +15,6 @@ from types import FrameType
 
 from core.config import get_settings
 from core.queue import get_redis
-from core.storage import get_store
 from scheduler.actuators.local import LocalWorkers
 from scheduler.transform import start_transform_coordinator
 
@@ -58,7 +57,7 @@ def run_scheduler() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 
-    transform = start_transform_coordinator(settings, get_store(), get_redis(), stop)
+    transform = start_transform_coordinator(settings, get_redis(), stop)
     workers = LocalWorkers(devices=detect_devices(), log_dir=str(settings.home / "logs"))
     logger.info("scheduler up: keeping %d worker(s) alive on %s", settings.workers, workers.devices)
     try:

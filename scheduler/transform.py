@@ -51,7 +51,7 @@ from core.protocol import (
     transform_done_key,
 )
 from core.queue import enqueue
-from core.storage import ObjectStore, S3Location
+from core.storage import ObjectStore, S3Location, get_store
 from core.tables import (
     TRANSFORM_ACTIVE,
     TransformChunk,
@@ -446,12 +446,22 @@ def record_finished_job(session: Session, job_id: str, status: str) -> None:
 
 
 def start_transform_coordinator(
-    settings: Settings, store: ObjectStore, client: redis.Redis, stop: threading.Event
+    settings: Settings, client: redis.Redis, stop: threading.Event
 ) -> threading.Thread:
-    """Run the coordinator on a daemon thread until `stop` is set."""
-    coordinator = TransformCoordinator(settings=settings, store=store, client=client)
-    thread = threading.Thread(
-        target=coordinator.run, args=(stop,), name="transform-coordinator", daemon=True
-    )
+    """Run the coordinator on a daemon thread until `stop` is set.
+
+    Without an object store (SLUICEWAY_S3_ENDPOINT unset) it says so and does
+    not run; the rest of the scheduler goes on.
+    """
+
+    def run() -> None:
+        try:
+            store = get_store()
+        except SluicewayError as exc:
+            logger.error("transform coordinator not started: %s", exc.detail)
+            return
+        TransformCoordinator(settings=settings, store=store, client=client).run(stop)
+
+    thread = threading.Thread(target=run, name="transform-coordinator", daemon=True)
     thread.start()
     return thread
