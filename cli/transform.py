@@ -127,7 +127,7 @@ def wait_with_progress(
     console: Console,
     poll_s: float = 0.5,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     """Poll the job until it ends, drawing records done / total; JobWaitTimeout at the deadline."""
     deadline = clock() + timeout_s if timeout_s > 0 else None
@@ -158,7 +158,7 @@ def wait_with_progress(
                 raise http.JobWaitTimeout(
                     job_id=str(job["job_id"]), status=str(job.get("status")), timeout_s=timeout_s
                 )
-            sleep(poll_s)
+            (sleep or time.sleep)(poll_s)
             job = api.get_json(url)
 
 
