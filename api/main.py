@@ -13,7 +13,16 @@ from api.auth import AuthMiddleware
 from api.backpressure import BacklogGate
 from api.producer import Producer
 from api.replies import ReplyWaiter
-from api.routes import deliveries, endpoints, invocations, jobs, models, ops, topics
+from api.routes import (
+    deliveries,
+    endpoints,
+    invocations,
+    jobs,
+    models,
+    ops,
+    topics,
+    transform_jobs,
+)
 from api.routing import RouteCache
 from core.config import get_settings
 
@@ -50,7 +59,7 @@ def create_app() -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(AuthMiddleware, enabled=get_settings().auth == "on")
-    for module in (models, endpoints, invocations, jobs, topics, deliveries, ops):
+    for module in (models, endpoints, invocations, jobs, transform_jobs, topics, deliveries, ops):
         app.include_router(module.router)
     return app
 

@@ -295,3 +295,75 @@ class DeliveryPublic(BaseModel):
 class DeliveryDetail(DeliveryPublic):
     body: dict[str, Any] = Field(description="The event, exactly as each attempt sent it.")
     history: list[DeliveryAttemptPublic]
+
+
+# --- batch transform ----------------------------------------------------------
+
+
+class TransformJobCreate(Strict):
+    """A transform over every object under `input_prefix` (API.md, Batch transform).
+
+    Every input object `<input_prefix>a/x.csv` gets `<output_prefix>a/x.csv.out`:
+    one line per input line, in order; records that fail (they do not parse, the
+    model rejects them, or a line is over `max_payload_mb`) keep an empty line
+    (JSON Lines: `null`) and are listed as `LINE<TAB>REASON` in `a/x.csv.err`.
+    CSV records are rows of numbers; a JSON Lines record is an array of numbers
+    or an object with a `"features"` array. `split_type=none` sends each object
+    whole (an object over `max_payload_mb` fails as a whole). A missing output
+    bucket is created. Resubmitting the name of a stopped or failed job resumes
+    it, skipping the objects and chunks already done.
+    """
+
+    name: Name | None = Field(
+        default=None,
+        description="Resubmitting a stopped or failed job's name resumes it; default: generated.",
+    )
+    endpoint: Name | None = Field(default=None, description="Run on this endpoint's variants.")
+    model: Name | None = Field(
+        default=None, description="Or run this registered model on the transform pool."
+    )
+    model_version: int | None = Field(default=None, ge=1, description="With model; default latest.")
+    input_prefix: S3Uri
+    output_prefix: S3Uri
+    content_type: Literal["text/csv", "application/jsonlines"] = "text/csv"
+    split_type: Literal["line", "none"] = "line"
+    batch_strategy: Literal["multi_record", "single_record"] = "multi_record"
+    max_payload_mb: float = Field(default=6.0, gt=0, le=100)
+    assemble_with: Literal["line"] = "line"
+    join_source: Literal["none", "input"] = "none"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TransformJobCreate:
+        if (self.endpoint is None) == (self.model is None):
+            raise ValueError("give exactly one of endpoint or model")
+        if self.model_version is not None and self.model is None:
+            raise ValueError("model_version goes with model, not endpoint")
+        return self
+
+
+class TransformJobPublic(BaseModel):
+    job_id: str
+    name: str
+    status: Literal["queued", "running", "stopping", "stopped", "succeeded", "failed"]
+    endpoint: str | None
+    model: str | None
+    model_version: int | None
+    input_prefix: str
+    output_prefix: str
+    content_type: str
+    split_type: str
+    batch_strategy: str
+    max_payload_mb: float
+    assemble_with: str
+    join_source: str
+    total_records: int | None = Field(
+        description="Known once every input object has been listed and split; null until then."
+    )
+    processed_records: int = Field(description="Records done, the failed ones included.")
+    failed_records: int
+    input_objects: int | None = Field(description="Null until the input prefix is listed.")
+    completed_objects: int
+    error: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None

@@ -4,13 +4,14 @@
 - cli/client.py: invoke, jobs, models, endpoints (an HTTP client of api/)
 - cli/demo.py:   demo (a guided tour against a running stack)
 - cli/keys.py:   keys create|revoke (API keys, in the database)
+- cli/transform.py: transform, transform-jobs (batch transform with a progress bar)
 """
 
 from __future__ import annotations
 
 import typer
 
-from cli import client, demo, keys, ops, settings_table
+from cli import client, demo, keys, ops, settings_table, transform
 
 app = typer.Typer(
     name="sluice",
@@ -23,6 +24,7 @@ client.register(app)
 demo.register(app)
 keys.register(app)
 settings_table.register(app)
+transform.register(app)
 
 
 if __name__ == "__main__":

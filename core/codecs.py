@@ -87,12 +87,15 @@ def numeric_rows(instances: list[Any]) -> list[list[float]]:
 def encode_predictions(predictions: list[Any], accept: str) -> tuple[bytes, str]:
     """Serialize predictions for the caller's Accept type (CSV or JSON)."""
     if accept == CSV:
-        lines = [
-            ",".join(_csv_cell(v) for v in p) if isinstance(p, list) else _csv_cell(p)
-            for p in predictions
-        ]
-        return ("\n".join(lines) + "\n").encode(), CSV
+        return ("\n".join(csv_line(p) for p in predictions) + "\n").encode(), CSV
     return orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY), JSON
+
+
+def csv_line(prediction: Any) -> str:
+    """One prediction as a CSV line (no newline): `0.73`, or `0.1,0.9` for a list."""
+    if isinstance(prediction, list):
+        return ",".join(_csv_cell(v) for v in prediction)
+    return _csv_cell(prediction)
 
 
 def _csv_cell(value: Any) -> str:

@@ -244,6 +244,30 @@ class Settings(BaseSettings):
         default=0.25, gt=0, description="How often an idle notifier looks for new events."
     )
 
+    # --- batch transform -----------------------------------------------------
+    transform_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="Longest pause of the transform coordinator; a finished chunk wakes it.",
+    )
+    transform_max_in_flight: int = Field(
+        default=16,
+        ge=1,
+        description="Chunks of one transform job queued or running at once (bounds memory).",
+    )
+    transform_batch_rows: int = Field(
+        default=1024,
+        ge=1,
+        description="Rows per model call on the transform pool (jobs for a model, not an "
+        "endpoint); endpoint jobs use their variant's max_batch_size.",
+    )
+    transform_resend_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="A chunk sent this long ago and never finished is sent again "
+        "(its message was lost, e.g. Redis restarted without persistence).",
+    )
+
     log_level: str = Field(
         default="INFO",
         pattern=r"^(DEBUG|INFO|WARNING|ERROR)$",

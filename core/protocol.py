@@ -154,3 +154,23 @@ def unacked_index_key(namespace: str) -> str:
 
 def unacked_mutex_key(namespace: str) -> str:
     return f"{namespace}:unacked_mutex"
+
+
+# Transform jobs for a model (not an endpoint) run on a per-model-version queue
+# that every generic worker serves. "_" cannot start an endpoint name, so these
+# queues never collide with an endpoint's.
+TRANSFORM_POOL = "_transform"
+
+
+def transform_pool_queue(namespace: str, model: str, version: int) -> str:
+    """The transform-pool queue of one model version, e.g. `sluiceway._transform.churn-v3`."""
+    return queue_name(namespace, TRANSFORM_POOL, transform_pool_variant(model, version))
+
+
+def transform_pool_variant(model: str, version: int) -> str:
+    return f"{model}-v{version}"
+
+
+def transform_done_key(namespace: str) -> str:
+    """Redis list workers ring when a transform chunk is done, waking the coordinator."""
+    return f"{namespace}:transform-done"

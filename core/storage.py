@@ -2,6 +2,10 @@
 
 Locations are `s3://bucket/key` URIs. SDK and network errors are mapped to
 `StorageError` (503: the store is down) or `NotFound` (the object is not there).
+Large objects move in pieces: `iter_chunks` / `iter_range` stream a download,
+`put_stream` with an unknown length is a multipart upload holding one part in
+memory at a time, and `StreamReader` turns any iterator of byte blocks into
+the file-like object `put_stream` reads.
 """
 
 from __future__ import annotations
@@ -9,14 +13,15 @@ from __future__ import annotations
 import functools
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol, cast
 from urllib.parse import urlparse
 
 import urllib3
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from core.config import Settings, get_settings
@@ -85,6 +90,10 @@ class S3Location:
         return S3Location(self.bucket, prefix + name)
 
 
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     size: int
@@ -132,14 +141,14 @@ class ObjectStore:
         self.put_stream(location, io.BytesIO(data), content_type, length=len(data))
 
     def put_stream(
-        self, location: S3Location, stream: BinaryIO, content_type: str, length: int = -1
+        self, location: S3Location, stream: Readable, content_type: str, length: int = -1
     ) -> None:
         self.ensure_bucket(location.bucket)
         with _mapped_errors("write", location):
             self.client.put_object(
                 location.bucket,
                 location.key,
-                stream,
+                cast(BinaryIO, stream),  # the SDK only ever calls read(n)
                 length=length,
                 content_type=content_type,
                 part_size=PART_SIZE if length < 0 else 0,
@@ -149,15 +158,34 @@ class ObjectStore:
         return b"".join(self.iter_chunks(location))
 
     def iter_chunks(self, location: S3Location, chunk_bytes: int = 1024 * 1024) -> Iterator[bytes]:
+        return self.iter_range(location, 0, 0, chunk_bytes=chunk_bytes)
+
+    def iter_range(
+        self, location: S3Location, offset: int, length: int, *, chunk_bytes: int = 1024 * 1024
+    ) -> Iterator[bytes]:
+        """Stream bytes [offset, offset + length) of an object; length 0 means to its end."""
         response = None
         try:
             with _mapped_errors("read", location):
-                response = self.client.get_object(location.bucket, location.key)
+                response = self.client.get_object(
+                    location.bucket, location.key, offset=offset, length=length
+                )
                 yield from response.stream(chunk_bytes)
         finally:
             if response is not None:
                 response.close()
                 response.release_conn()
+
+    def get_range(self, location: S3Location, offset: int, length: int) -> bytes:
+        """Bytes [offset, offset + length) of an object, by one ranged GET."""
+        if length <= 0:
+            return b""
+        data = b"".join(self.iter_range(location, offset, length))
+        if len(data) != length:
+            raise NotFound(
+                f"{location} holds {offset + len(data)} bytes, not the {offset + length} expected"
+            )
+        return data
 
     def stat(self, location: S3Location) -> ObjectInfo:
         """Size and content type; NotFound if the object (or its bucket) does not exist."""
@@ -169,17 +197,43 @@ class ObjectStore:
         )
 
     def list_keys(self, location: S3Location) -> list[str]:
+        return [key for key, _size in self.iter_objects(location)]
+
+    def iter_objects(self, location: S3Location) -> Iterator[tuple[str, int]]:
+        """(key, size) of every object whose key starts with the location's key, in key order.
+
+        A bucket that does not exist holds no objects: nothing is yielded.
+        """
         try:
             with _mapped_errors("list", location):
-                return [
-                    obj.object_name
-                    for obj in self.client.list_objects(
-                        location.bucket, prefix=location.key, recursive=True
-                    )
-                    if obj.object_name is not None
-                ]
+                for obj in self.client.list_objects(
+                    location.bucket, prefix=location.key, recursive=True
+                ):
+                    if obj.object_name is not None and not obj.is_dir:
+                        yield obj.object_name, int(obj.size or 0)
         except NotFound:
-            return []
+            return
+
+    def bucket_exists(self, bucket: str) -> bool:
+        with _mapped_errors("check bucket", bucket):
+            return bool(self.client.bucket_exists(bucket))
+
+    def delete(self, bucket: str, keys: Iterable[str]) -> None:
+        """Remove objects of one bucket (missing ones are no error), many per request."""
+        try:
+            errors = list(self.client.remove_objects(bucket, (DeleteObject(key) for key in keys)))
+        except S3Error as exc:
+            if exc.code in MISSING_CODES:
+                return
+            raise StorageError(f"cannot delete objects in {bucket!r}: {exc.code}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageError(f"object store unreachable deleting in {bucket!r}") from exc
+        failed = [e for e in errors if e.code not in MISSING_CODES]
+        if failed:
+            raise StorageError(
+                f"cannot delete {len(failed)} object(s) in {bucket!r}, "
+                f"first {failed[0].name!r}: {failed[0].code}"
+            )
 
     def ping(self) -> None:
         with _mapped_errors("list buckets of", "the object store"):
@@ -202,6 +256,47 @@ def _mapped_errors(action: str, what: S3Location | str) -> Iterator[None]:
         raise InvalidInput(f"cannot {action} {what}: {exc}") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise StorageError(f"object store unreachable ({action} {what})") from exc
+
+
+class StreamReader(io.RawIOBase):
+    """A read-only file over an iterator of byte blocks, for `put_stream` of unknown length.
+
+    `read(n)` returns up to n bytes in one piece (the SDK appends what it reads,
+    so small pieces would cost it a copy each); nothing beyond the block being
+    handed out is buffered.
+    """
+
+    def __init__(self, blocks: Iterable[bytes]) -> None:
+        super().__init__()
+        self._blocks = iter(blocks)
+        self._pending = memoryview(b"")
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        pieces: list[bytes] = []
+        wanted = size if size >= 0 else 1 << 62
+        while wanted > 0:
+            if not self._pending:
+                block = next(self._blocks, None)
+                if block is None:
+                    break
+                self._pending = memoryview(block)
+                continue
+            piece = self._pending[:wanted]
+            self._pending = self._pending[len(piece) :]
+            pieces.append(piece.tobytes())
+            wanted -= len(piece)
+        data = b"".join(pieces)
+        self.bytes_read += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 @functools.cache

@@ -1,5 +1,6 @@
 """SQLAlchemy 2 ORM tables: models, model versions, endpoints, variants, jobs,
-and the notification tables (topics, subscriptions, the events outbox, deliveries).
+the notification tables (topics, subscriptions, the events outbox, deliveries),
+batch transforms and API keys.
 
 The schema itself is created only by the Alembic migrations in migrations/.
 Jobs keep endpoint and variant *names*, not foreign keys: a job's record must
@@ -12,6 +13,7 @@ import datetime as dt
 import uuid
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -274,3 +276,101 @@ class ApiKey(Base):
     secret_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# --- batch transform ----------------------------------------------------------------
+
+TRANSFORM_STATUSES = ("queued", "running", "stopping", "stopped", "succeeded", "failed")
+TRANSFORM_ACTIVE = ("queued", "running", "stopping")
+
+
+class TransformJob(Base):
+    """A batch transform over an S3 prefix. A resubmission with the same name resumes it."""
+
+    __tablename__ = "transform_jobs"
+    __table_args__ = (Index("ix_transform_jobs_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    endpoint: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    model_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    input_prefix: Mapped[str] = mapped_column(Text)
+    output_prefix: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(64))
+    split_type: Mapped[str] = mapped_column(String(8))
+    batch_strategy: Mapped[str] = mapped_column(String(16))
+    max_payload_mb: Mapped[float] = mapped_column(Float)
+    assemble_with: Mapped[str] = mapped_column(String(8))
+    join_source: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    total_records: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    processed_records: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed_records: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_objects: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    completed_objects: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class TransformObject(Base):
+    """One input object of a transform job: listed, then planned into chunks, then assembled."""
+
+    __tablename__ = "transform_objects"
+    __table_args__ = (
+        UniqueConstraint("job_id", "key"),
+        Index("ix_transform_objects_job_status", "job_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("transform_jobs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="listed")
+    records: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    chunks: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class TransformChunk(Base):
+    """Whole lines [start_byte, end_byte) of one object: the unit a worker processes.
+
+    `token` names the message last sent for it; a worker only takes a message
+    whose token still matches, so a stale copy (after a stop and resume, or a
+    re-send) is skipped. `status` moves pending → done once, in the transaction
+    that adds the chunk's counts to its job; or pending → failed when the chunk
+    cannot be processed at all (its job then fails).
+    """
+
+    __tablename__ = "transform_chunks"
+    __table_args__ = (
+        UniqueConstraint("object_id", "seq"),
+        Index("ix_transform_chunks_job_status", "job_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("transform_jobs.id", ondelete="CASCADE"))
+    object_id: Mapped[int] = mapped_column(ForeignKey("transform_objects.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    start_byte: Mapped[int] = mapped_column(BigInteger)
+    end_byte: Mapped[int] = mapped_column(BigInteger)
+    first_line: Mapped[int] = mapped_column(BigInteger)
+    lines: Mapped[int] = mapped_column(BigInteger)
+    records: Mapped[int] = mapped_column(BigInteger)
+    oversized: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    part_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_part_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why the chunk failed its job
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

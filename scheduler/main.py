@@ -6,7 +6,8 @@ endpoint variant's backlog, decides its worker count and has the backend run
 that many (`scaler_backend`: local `sluice worker` processes — one per GPU
 device on a GPU machine, CPU workers within the core budget elsewhere — or
 Kubernetes Deployments). Webhook delivery (scheduler/notifier.py) and the
-reconciler (scheduler/reconciler.py) run beside it on their own threads.
+reconciler (scheduler/reconciler.py) and the batch-transform coordinator
+(scheduler/transform.py) run beside it on their own threads.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from scheduler.notifier import start_notifier
 from scheduler.policy import Timings
 from scheduler.reconciler import start_reconciler
 from scheduler.scaler import Scaler
+from scheduler.transform import start_transform_coordinator
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +126,7 @@ def run_scheduler() -> None:
     next_tick = 0.0
     notifier = start_notifier(settings, stop)  # webhooks: its own thread, never blocks this loop
     start_reconciler(settings, stop)  # requeues jobs whose message was lost
+    transform = start_transform_coordinator(settings, get_redis(), stop)
     try:
         while not stop.is_set():
             try:
@@ -140,4 +143,5 @@ def run_scheduler() -> None:
         stop.set()
         scaler.close()
         notifier.join(settings.webhook_timeout_s + 5)
+        transform.join(timeout=30)
         logger.info("scheduler stopped")

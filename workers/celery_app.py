@@ -9,8 +9,11 @@ only listens on the namespace's default queue.
 Endpoints are created at run time, so the set of variants a worker serves is
 re-read from SQL every `queue_refresh_s` (2 s by default) together with each
 variant's batching settings: a PATCH of `max_batch_size` reaches running
-workers within seconds. The step also publishes the worker's heartbeat
-(device, queues) for the API and the scheduler.
+workers within seconds. Batch-transform jobs for a model (rather than an
+endpoint) add their model version's transform-pool queue while they run,
+served by every generic worker with `transform_batch_rows` rows per call. The
+step also publishes the worker's heartbeat (device, queues) for the API and the
+scheduler.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from sqlalchemy import select
 
 from core.config import get_settings
 from core.db import session_scope
-from core.protocol import queue_name, worker_key
+from core.protocol import queue_name, transform_pool_queue, worker_key
 from core.queue import get_redis, make_celery, pack
-from core.tables import Endpoint, Variant
+from core.tables import TRANSFORM_ACTIVE, Endpoint, TransformJob, Variant
 from workers.batching import BatchSettings
 
 logger = logging.getLogger(__name__)
@@ -60,6 +63,14 @@ class VariantCatalog:
                         Endpoint.name, Variant.name, Variant.max_batch_size, Variant.max_delay_ms
                     ).join(Variant, Variant.endpoint_id == Endpoint.id)
                 ).all()
+                pool = session.execute(
+                    select(TransformJob.model, TransformJob.model_version)
+                    .where(
+                        TransformJob.model.is_not(None),
+                        TransformJob.status.in_(TRANSFORM_ACTIVE),
+                    )
+                    .distinct()
+                ).all()
         except Exception as exc:
             # The database blinked: keep serving what we knew.
             logger.warning("cannot read variants (%s); keeping %d known", exc, len(self.known))
@@ -68,12 +79,18 @@ class VariantCatalog:
             queue_name(settings.namespace, endpoint, variant): BatchSettings(size, delay)
             for endpoint, variant, size, delay in rows
         }
+        for model, version in pool:
+            if model is None or version is None:
+                continue
+            every[transform_pool_queue(settings.namespace, model, version)] = BatchSettings(
+                settings.transform_batch_rows, 0.0
+            )
         wanted = wanted_queues(list(every), settings.namespace, settings.worker_variants)
         current = {q: every[q] for q in sorted(wanted)}
         for queue in current.keys() - self.known.keys():
             logger.info("serving %s with %s", queue, current[queue])
         for queue in self.known.keys() - current.keys():
-            logger.info("no longer serving %s (variant deleted)", queue)
+            logger.info("no longer serving %s (variant deleted or transform done)", queue)
         for queue in current.keys() & self.known.keys():
             if current[queue] != self.known[queue]:
                 logger.info("%s batching is now %s", queue, current[queue])

@@ -29,7 +29,14 @@ from collections.abc import Callable
 
 import redis
 
-from core.protocol import Invocation, bell_key, metrics_key, priority_lists, unacked_keys
+from core.protocol import (
+    PRIORITY,
+    Invocation,
+    bell_key,
+    metrics_key,
+    priority_lists,
+    unacked_keys,
+)
 from core.queue import decode_task_message
 from workers import metrics
 from workers.batching import BatchSettings, flush_reason, pull_order
@@ -38,7 +45,8 @@ from workers.execution import Executor, Request
 logger = logging.getLogger(__name__)
 
 # KEYS: unacked hash, unacked index, then the lists to read, in order.
-# ARGV: most messages to take, the time (for the index), the queue (routing key).
+# ARGV: most messages to take, the time (for the index), the queue (routing key),
+# then per list read (ARGV[i + 1] for KEYS[i]) the most to take from it.
 # The unacked value is kombu's own format, [message, exchange, routing_key],
 # built by concatenation so the message's bytes are kept exactly.
 RESERVE = """
@@ -46,7 +54,9 @@ local limit = tonumber(ARGV[1])
 local taken = {}
 for i = 3, #KEYS do
   local want = limit - #taken
-  if want <= 0 then break end
+  local cap = tonumber(ARGV[i + 1])
+  if cap and cap < want then want = cap end
+  if limit - #taken <= 0 then break end
   local messages = redis.call('RPOP', KEYS[i], want)
   if messages then
     for _, message in ipairs(messages) do
@@ -63,6 +73,11 @@ return taken
 """
 
 IDLE_WAIT_S = 0.5
+# A transform message is a whole chunk (up to max_payload_mb of records): take
+# one per pull, so one worker does not hoard a job's chunks while others idle,
+# and a batch holds at most a few chunks' bytes. Smaller chunks still merge:
+# the consumer pulls again while the batch is short of max_batch_size.
+TRANSFORM_PER_PULL = 1
 
 
 class BatchingConsumer:
@@ -134,7 +149,8 @@ class BatchingConsumer:
         self._pulls += 1
         keys = [self._unacked, self._unacked_index]
         keys += [lists[(0, 3, 6, 9).index(step)] for step in order]
-        raw = self._reserve(keys=keys, args=[limit, time.time(), queue])
+        caps = [TRANSFORM_PER_PULL if step == PRIORITY["transform"] else limit for step in order]
+        raw = self._reserve(keys=keys, args=[limit, time.time(), queue, *caps])
         return [decode_task_message(message) for message in raw]
 
     def serve(self, queue: str, settings: BatchSettings) -> bool:

@@ -3,14 +3,19 @@
 - prepare: decode each request, drop realtime calls whose caller has given up,
   move async jobs to `running` (a job already finished — a duplicate delivery —
   is skipped), read async inputs from the object store, parse rows.
+  Transform chunks are claimed, read by a ranged GET and parsed record by
+  record (workers/transform.py).
 - run: requests of one model are merged row-wise into calls of at most
   `max_batch_size` rows; a failing call is bisected so only the guilty
-  requests fail (workers/batching.py). Custom python handlers run one by one.
+  requests fail (workers/batching.py); for a transform chunk the bisection
+  goes down to the single record. `single_record` chunks call the model once
+  per record. Custom python handlers run one by one.
 - complete: realtime answers go to each caller's reply list in one pipeline;
   async outputs go to their fixed key in the object store, then the job rows
   move to `succeeded`/`failed` — each guarded by the row's current status, so
   a redelivered message never finishes a job twice and never writes a second
-  output object.
+  output object. Transform chunks write their part objects and are marked
+  done once, their counts added to their job.
 
 Errors of the input or the model fail only their request with a readable
 reason. Errors of the infrastructure (S3, SQL down) mark a request
@@ -48,7 +53,8 @@ from core.protocol import Invocation, Reply
 from core.queue import pack
 from core.storage import ObjectStore, S3Location
 from core.tables import Job, utcnow
-from workers.batching import BatchSettings, Slice, isolate, plan_calls
+from workers import transform
+from workers.batching import BatchSettings, Slice, isolate, plan_calls, split_failing
 from workers.model_cache import ModelCache
 from workers.runners.base import NumericRunner, Runner
 
@@ -74,6 +80,7 @@ class Request:
     skip: bool = False  # nothing to do (caller gone, job already finished)
     dead_letter: bool = False  # failed every delivery: kept apart as a poison job
     queue_wait_s: float = 0.0
+    chunk: transform.ChunkWork | None = None  # batch transform: the chunk and its records
 
     @property
     def instances(self) -> int:
@@ -96,10 +103,13 @@ class BatchStats:
 
 
 class Executor:
-    def __init__(self, *, cache: ModelCache, store: ObjectStore, redis: redis.Redis) -> None:
+    def __init__(
+        self, *, cache: ModelCache, store: ObjectStore, redis: redis.Redis, namespace: str
+    ) -> None:
         self.cache = cache
         self.store = store
         self.redis = redis
+        self.namespace = namespace
         # Async inputs and outputs are independent objects: move them in parallel.
         self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-io")
 
@@ -118,7 +128,11 @@ class Executor:
                     now_ms - deadline,
                 )
                 request.skip = True
-        self._start_async_jobs([r for r in requests if r.inv.mode != "realtime" and not r.skip])
+        self._start_async_jobs([r for r in requests if r.inv.mode == "async" and not r.skip])
+        transform.claim(
+            [r for r in requests if r.inv.mode == "transform" and not r.skip],
+            max_attempts=MAX_ATTEMPTS,
+        )
         fetched = list(self._io.map(self._payload, requests))
         for request, payload in zip(requests, fetched, strict=True):
             if payload is not None and request.live:
@@ -164,6 +178,8 @@ class Executor:
             return None
         if request.inv.mode == "realtime" or request.inv.input_location is None:
             return request.inv.body or b""
+        if request.chunk is not None:
+            return transform.read(self.store, request)
         try:
             return self.store.get_bytes(S3Location.parse(request.inv.input_location))
         except NotFound as exc:
@@ -177,7 +193,9 @@ class Executor:
         try:
             runner = self.cache.get(request.inv.model)
             request.runner = runner
-            if isinstance(runner, NumericRunner):
+            if request.chunk is not None:
+                transform.parse(request, runner, payload)
+            elif isinstance(runner, NumericRunner):
                 request.rows = runner.to_array(payload, request.inv.content_type)
             else:
                 request.body = payload
@@ -217,6 +235,7 @@ class Executor:
     ) -> None:
         rows = [r.rows for r in group]
         parts: dict[int, list[tuple[int, list[Any]]]] = defaultdict(list)
+        single = [r.chunk is not None and r.chunk.single_record for r in group]
 
         def run_slices(slices: Sequence[Slice]) -> list[list[Any]]:
             merged = np.concatenate([rows[s.request][s.start : s.stop] for s in slices])  # type: ignore[index]
@@ -232,11 +251,26 @@ class Executor:
                 offset += s.rows
             return out
 
-        for call in plan_calls([len(r) for r in rows], settings.max_batch_size):  # type: ignore[arg-type]
+        sizes = [0 if one else len(r) for r, one in zip(rows, single, strict=True)]  # type: ignore[arg-type]
+        calls = plan_calls(sizes, settings.max_batch_size)
+        for index, one in enumerate(single):  # single_record: one model call per record
+            if one:
+                calls += [[Slice(index, k, k + 1)] for k in range(len(rows[index]))]  # type: ignore[arg-type]
+        for call in calls:
             stats.rows += sum(s.rows for s in call)
             for s, result in zip(call, isolate(call, run_slices), strict=True):
                 request = group[s.request]
-                if isinstance(result, SluicewayError):
+                if request.chunk is not None and isinstance(result, BaseException):
+                    # A transform chunk's records are independent: fail only the bad ones.
+                    for part, outcome in split_failing(s, run_slices, result):
+                        if isinstance(outcome, BaseException):
+                            reason = transform.failure_reason(outcome)
+                            request.chunk.row_failures.update(
+                                dict.fromkeys(range(part.start, part.stop), reason)
+                            )
+                        else:
+                            parts[s.request].append((part.start, outcome))
+                elif isinstance(result, SluicewayError):
                     request.error = request.error or result
                 elif isinstance(result, BaseException):
                     request.error = request.error or ModelError(
@@ -245,7 +279,12 @@ class Executor:
                 else:
                     parts[s.request].append((s.start, result))
         for index, request in enumerate(group):
-            if request.error is None:
+            if request.chunk is not None:
+                predictions: list[Any] = [None] * len(rows[index])  # type: ignore[arg-type]
+                for start, chunk in parts[index]:
+                    predictions[start : start + len(chunk)] = chunk
+                request.chunk.predictions = predictions
+            elif request.error is None:
                 request.predictions = [p for _, chunk in sorted(parts[index]) for p in chunk]
                 accept = codecs.response_type(request.inv.content_type, request.inv.accept)
                 request.output = codecs.encode_predictions(request.predictions, accept)
@@ -269,11 +308,18 @@ class Executor:
     # --- complete ---------------------------------------------------------------
 
     def complete(self, requests: list[Request], *, model_ms: float) -> None:
-        """Answer realtime callers, store async outputs and record job states."""
+        """Answer realtime callers, store async and transform outputs, record job states."""
         self._reply([r for r in requests if r.inv.mode == "realtime" and not r.skip], model_ms)
-        async_requests = [r for r in requests if r.inv.mode != "realtime"]
+        async_requests = [r for r in requests if r.inv.mode == "async"]
         list(self._io.map(self._store_output, async_requests))
         self._finish_jobs([r for r in async_requests if not (r.skip or r.transient)])
+        transform.finish(
+            [r for r in requests if r.chunk is not None and not (r.skip or r.transient)],
+            store=self.store,
+            client=self.redis,
+            namespace=self.namespace,
+            io_map=self._io.map,
+        )
 
     def _reply(self, requests: list[Request], model_ms: float) -> None:
         if not requests:

@@ -32,7 +32,7 @@ def executor() -> Executor:
         device=settings.worker_device,
         capacity=settings.model_cache_size,
     )
-    return Executor(cache=cache, store=get_store(), redis=get_redis())
+    return Executor(cache=cache, store=get_store(), redis=get_redis(), namespace=settings.namespace)
 
 
 @app.task(name=TASK_NAME, acks_late=True)

@@ -39,6 +39,9 @@ TABLES = {
     "events",
     "deliveries",
     "delivery_attempts",
+    "transform_jobs",
+    "transform_objects",
+    "transform_chunks",
 }
 
 

@@ -7,7 +7,15 @@ from collections.abc import Sequence
 
 import pytest
 
-from workers.batching import BatchSettings, Slice, flush_reason, isolate, plan_calls, pull_order
+from workers.batching import (
+    BatchSettings,
+    Slice,
+    flush_reason,
+    isolate,
+    plan_calls,
+    pull_order,
+    split_failing,
+)
 
 ON = BatchSettings(max_batch_size=32, max_delay_ms=5)
 
@@ -145,3 +153,27 @@ def test_isolate_runs_once_when_nothing_fails() -> None:
 
     assert isolate([1, 2, 3], run) == [1, 2, 3]
     assert calls == [3]
+
+
+def test_split_failing_bisects_down_to_the_bad_rows() -> None:
+    """Rows 3 and 12 of 16 are poisoned: everything else gets its result."""
+    calls: list[Slice] = []
+
+    def run(slices: Sequence[Slice]) -> list[list[int]]:
+        (s,) = slices
+        calls.append(s)
+        if any(row in (3, 12) for row in range(s.start, s.stop)):
+            raise ValueError(f"rows {s.start}-{s.stop} hold a bad one")
+        return [list(range(s.start, s.stop))]
+
+    outcomes = split_failing(Slice(0, 0, 16), run, ValueError("whole"))
+    failed = [s for s, r in outcomes if isinstance(r, BaseException)]
+    assert failed == [Slice(0, 3, 4), Slice(0, 12, 13)]
+    succeeded = [row for _, r in outcomes if not isinstance(r, BaseException) for row in r]
+    assert succeeded == [r for r in range(16) if r not in (3, 12)]
+    assert len(calls) <= 2 * 2 * 4  # two culprits, log2(16) levels, two halves each
+
+
+def test_split_failing_of_one_row_returns_its_error() -> None:
+    error = ValueError("bad")
+    assert split_failing(Slice(2, 5, 6), lambda _: [], error) == [(Slice(2, 5, 6), error)]

@@ -1,0 +1,33 @@
+"""`/v1/transform-jobs`: batch transform over S3 prefixes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from api import transform_service
+from api.deps import SessionDep
+from api.schemas import TransformJobCreate, TransformJobPublic
+
+router = APIRouter(prefix="/v1/transform-jobs", tags=["transform"])
+
+
+@router.post("", status_code=202, response_model=TransformJobPublic)
+def create_transform_job(
+    spec: TransformJobCreate, response: Response, session: SessionDep
+) -> TransformJobPublic:
+    """Start a transform, or resume a stopped or failed one by resubmitting its name."""
+    job = transform_service.submit(session, spec)
+    response.headers["Location"] = f"/v1/transform-jobs/{job.job_id}"
+    return job
+
+
+@router.get("/{job_id}", response_model=TransformJobPublic)
+def get_transform_job(job_id: str, session: SessionDep) -> TransformJobPublic:
+    """Status and progress (by id, or by name)."""
+    return transform_service.get(session, job_id)
+
+
+@router.post("/{job_id}/stop", status_code=202, response_model=TransformJobPublic)
+def stop_transform_job(job_id: str, session: SessionDep) -> TransformJobPublic:
+    """Stop within seconds; resubmit the same name to resume."""
+    return transform_service.stop(session, job_id)
