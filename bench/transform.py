@@ -202,7 +202,7 @@ def main() -> None:
         print(line, flush=True)
         return line
 
-    with LocalStack(workers=1, extra_env={"SLUICEWAY_WORKERS": "0"}) as stack:
+    with LocalStack(workers=1, extra_env={"SLUICEWAY_SCALER_BACKEND": "none"}) as stack:
         scheduler = stack.spawn("scheduler", log="scheduler.log")
         stack.register("xgb", "xgboost", path)
         client = stack.s3.client()

@@ -38,6 +38,7 @@ from rich.table import Table
 from cli import api_client as http
 from cli.api_client import ApiUrlOption
 from cli.demo_receiver import LoopbackReceiver
+from cli.demo_transform import step_transform
 from core.webhooks import verify_signature
 
 if TYPE_CHECKING:
@@ -433,6 +434,7 @@ STEPS: list[tuple[str, Step]] = [
     ("pin variant b", step_pinned_variant),
     ("async job", step_async_job),
     ("async job with a webhook", step_webhook),
+    ("batch transform over S3", step_transform),
     ("bad input", step_bad_input),
 ]
 

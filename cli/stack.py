@@ -11,6 +11,7 @@ stops the children before the servers they depend on.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from urllib.parse import urlparse
 
@@ -45,6 +47,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # development, `sluice demo`'s own) are allowed on top of any configured networks.
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 DEFAULT_S3_PORT = 9000
+STACK_FILE = "stack.json"
 # A child that dies this many times within CRASH_WINDOW_S is broken, not
 # unlucky: stop the stack instead of restarting it forever.
 MAX_CRASHES = 5
@@ -162,6 +165,7 @@ class Stack:
             child.start(self._env)
         self._print_table(database_url)
         self._wait_ready()
+        self._write_stack_file()
         self.console.print(f"[bold green]ready[/] at {self.api_url} (Ctrl-C stops everything)")
 
     def _ensure_redis(self) -> None:
@@ -316,8 +320,26 @@ class Stack:
             time.sleep(poll_s)
 
     # --- stop --------------------------------------------------------------------
+    @property
+    def stack_file(self) -> Path:
+        return self.home / STACK_FILE
+
+    def _write_stack_file(self) -> None:
+        """Where this stack's parts answer, for local clients such as `sluice demo`
+        (which uploads its batch-transform input straight to the object store)."""
+        self.stack_file.write_text(
+            json.dumps(
+                {
+                    "api_url": self.api_url,
+                    "redis_url": self.redis_url,
+                    "s3_endpoint": self.s3_endpoint,
+                }
+            )
+        )
+
     def stop(self) -> None:
         """Children first (SIGTERM, grace, SIGKILL), then the servers they were using."""
+        self.stack_file.unlink(missing_ok=True)
         for child in self.children:
             child.terminate()
         deadline = time.monotonic() + self.stop_timeout_s

@@ -6,9 +6,14 @@ from fastapi import APIRouter, Response
 
 from api import transform_service
 from api.deps import SessionDep
+from api.problems import problem_responses
 from api.schemas import TransformJobCreate, TransformJobPublic
 
-router = APIRouter(prefix="/v1/transform-jobs", tags=["transform"])
+router = APIRouter(
+    prefix="/v1/transform-jobs",
+    tags=["transform"],
+    responses=problem_responses(400, 403, 404, 409, 422, 503),
+)
 
 
 @router.post("", status_code=202, response_model=TransformJobPublic)

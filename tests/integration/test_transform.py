@@ -1,7 +1,7 @@
 """Batch transform over S3 prefixes, on real SeaweedFS, Redis, PostgreSQL and processes.
 
 This module runs its own stack: an API, a `sluice scheduler` with
-SLUICEWAY_WORKERS=0 (so only its transform coordinator runs) and workers the
+SLUICEWAY_SCALER_BACKEND=none (so the scheduler starts no workers of its own) and workers the
 tests start themselves, scoped with `--variant` to the endpoints they are for,
 so a test knows exactly which worker holds which chunk. Every output is
 checked line by line against the model called directly.
@@ -45,7 +45,7 @@ def tstack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
         tmp_path_factory.mktemp("transform"),
         s3,
         postgres_url(database),
-        SLUICEWAY_WORKERS="0",
+        SLUICEWAY_SCALER_BACKEND="none",  # the tests start and kill the workers themselves
         SLUICEWAY_TRANSFORM_INTERVAL_S="0.2",
     )
     scheduler: subprocess.Popen[bytes] | None = None
