@@ -20,7 +20,8 @@ from core.config import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
-VARIANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}/[a-z0-9][a-z0-9-]{0,62}$")
+# "_transform/<model>-v<N>" names a model's batch-transform pool (core.protocol).
+VARIANT_PATTERN = re.compile(r"^_?[a-z0-9][a-z0-9-]{0,62}/[a-z0-9][a-z0-9-]{0,62}$")
 
 db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
 

@@ -13,9 +13,14 @@ from sqlalchemy import select
 
 from core import queue_state
 from core.db import session_scope
-from core.protocol import queue_name
+from core.protocol import (
+    TRANSFORM_POOL,
+    queue_name,
+    transform_pool_queue,
+    transform_pool_variant,
+)
 from core.queue_state import QueueLoad
-from core.tables import Endpoint, ModelVersion, Variant
+from core.tables import TRANSFORM_ACTIVE, Endpoint, Model, ModelVersion, TransformJob, Variant
 from scheduler.policy import Bounds
 
 
@@ -67,6 +72,38 @@ def read_variants(namespace: str) -> list[VariantConfig]:
             ),
         )
         for endpoint, variant, accelerator, framework, min_workers, max_workers, target in rows
+    ] + _transform_pools(namespace)
+
+
+def _transform_pools(namespace: str) -> list[VariantConfig]:
+    """The transform-pool queue of every model with an active transform job (no endpoint).
+
+    They scale like variants (to zero once the job is over), so a model's batch
+    transform gets a worker even where no generic worker runs, as under `sluice up`.
+    """
+    with session_scope() as session:
+        rows = session.execute(
+            select(TransformJob.model, TransformJob.model_version, ModelVersion.framework)
+            .join(Model, Model.name == TransformJob.model)
+            .join(
+                ModelVersion,
+                (ModelVersion.model_id == Model.id)
+                & (ModelVersion.version == TransformJob.model_version),
+            )
+            .where(TransformJob.status.in_(TRANSFORM_ACTIVE))
+            .distinct()
+        ).all()
+    return [
+        VariantConfig(
+            endpoint=TRANSFORM_POOL,
+            variant=transform_pool_variant(model, version),
+            queue=transform_pool_queue(namespace, model, version),
+            accelerator="cpu",
+            framework=framework,
+            bounds=Bounds(min_workers=0, max_workers=2, target_backlog_per_worker=4),
+        )
+        for model, version, framework in rows
+        if model is not None and version is not None
     ]
 
 

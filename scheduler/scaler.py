@@ -96,6 +96,7 @@ class Scaler:
                     accelerator=variant.accelerator,
                     count=decision.desired,
                     framework=variant.framework,
+                    waiting=load.backlog,
                 )
             )
         # Forget deleted variants: a re-created one starts afresh.

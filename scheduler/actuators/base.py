@@ -21,6 +21,7 @@ class WorkerTarget:
     accelerator: str  # "cpu" or "gpu"
     count: int
     framework: str = ""  # the model's: torch, xgboost or python ("" when unknown)
+    waiting: int = 0  # messages queued or reserved: slots go to variants with work first
 
     @property
     def key(self) -> str:

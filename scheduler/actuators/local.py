@@ -190,7 +190,13 @@ class LocalWorkers:
     def _grants(self, targets: list[WorkerTarget]) -> dict[str, int]:
         grants: dict[str, int] = {}
         for pool in ("gpu", "cpu"):
-            wants = {t.key: t.count for t in targets if self._pool(t) == pool}
+            # Variants with work waiting are served first: when slots are short, an
+            # idle variant (kept warm until its idle period ends) yields its slot
+            # to one whose queue holds jobs, instead of that queue waiting minutes.
+            in_pool = sorted(
+                (t for t in targets if self._pool(t) == pool), key=lambda t: t.waiting == 0
+            )
+            wants = {t.key: t.count for t in in_pool}
             granted = share_slots(wants, self.slots(pool))
             for key, want in wants.items():
                 short = want - granted[key]

@@ -149,6 +149,24 @@ def test_gpu_variants_run_on_cpu_where_there_is_no_gpu(
     assert {device for _p, _k, device, _v in started(tmp_path)} == {"cpu"}
 
 
+def test_an_idle_variant_yields_its_slot_to_one_with_work_waiting(
+    make_workers: Callable[..., LocalWorkers],
+) -> None:
+    """Regression: two idle variants (kept warm until their idle period ends) held both
+    slots, and a third variant's queued job waited minutes for a worker."""
+    workers = make_workers(cpu_slots=2)
+    assert workers.apply([cpu("a", 1), cpu("b", 1)]) == {"ep/a": 1, "ep/b": 1}
+    busy = WorkerTarget(endpoint="ep", variant="c", accelerator="cpu", count=1, waiting=3)
+    for _ in range(100):
+        counts = workers.apply([cpu("a", 1), cpu("b", 1), busy])
+        assert len(workers.processes) <= 2
+        if counts["ep/c"] == 1:
+            break
+        time.sleep(0.05)
+    assert counts["ep/c"] == 1
+    assert counts["ep/a"] + counts["ep/b"] == 1
+
+
 def test_scale_in_is_a_warm_stop_and_the_stopping_worker_still_counts(
     make_workers: Callable[..., LocalWorkers], tmp_path: Path
 ) -> None:
