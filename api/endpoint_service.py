@@ -36,7 +36,8 @@ from core.storage import S3Location
 from core.tables import Endpoint, ModelVersion, Variant
 
 
-def _load(session: Session, name: str) -> Endpoint:
+def load_endpoint(session: Session, name: str) -> Endpoint:
+    """An endpoint with its variants and their models loaded; NotFound if there is none."""
     endpoint = session.scalar(
         select(Endpoint)
         .where(Endpoint.name == name)
@@ -158,7 +159,7 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
     except IntegrityError as exc:
         session.rollback()
         raise Conflict(f"an endpoint named {spec.name!r} already exists") from exc
-    endpoint = _load(session, spec.name)
+    endpoint = load_endpoint(session, spec.name)
     get_redis().sadd(variants_key(settings.namespace), *_queues(endpoint))
     return _public([endpoint])[0]
 
@@ -177,11 +178,11 @@ def list_endpoints(session: Session) -> list[EndpointPublic]:
 
 
 def get_endpoint(session: Session, name: str) -> EndpointPublic:
-    return _public([_load(session, name)])[0]
+    return _public([load_endpoint(session, name)])[0]
 
 
 def delete_endpoint(session: Session, name: str) -> None:
-    endpoint = _load(session, name)
+    endpoint = load_endpoint(session, name)
     queues = _queues(endpoint)
     session.delete(endpoint)
     session.commit()
@@ -189,7 +190,7 @@ def delete_endpoint(session: Session, name: str) -> None:
 
 
 def set_weights(session: Session, name: str, patch: WeightsPatch) -> EndpointPublic:
-    endpoint = _load(session, name)
+    endpoint = load_endpoint(session, name)
     by_name = {v.name: v for v in endpoint.variants}
     unknown = [w.name for w in patch.variants if w.name not in by_name]
     if unknown:
@@ -207,7 +208,7 @@ def set_weights(session: Session, name: str, patch: WeightsPatch) -> EndpointPub
 def update_variant(
     session: Session, name: str, variant_name: str, patch: VariantPatch
 ) -> EndpointPublic:
-    endpoint = _load(session, name)
+    endpoint = load_endpoint(session, name)
     variant = next((v for v in endpoint.variants if v.name == variant_name), None)
     if variant is None:
         raise NotFound(f"endpoint {name!r} has no variant {variant_name!r}")

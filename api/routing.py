@@ -15,14 +15,12 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy.exc
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
+from api.endpoint_service import load_endpoint
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import NotFound, NotReady
 from core.protocol import ModelRef, queue_name
-from core.tables import Endpoint, ModelVersion, Variant
 
 logger = logging.getLogger(__name__)
 
@@ -58,17 +56,7 @@ class EndpointRoute:
 def load_route(name: str) -> EndpointRoute:
     namespace = get_settings().namespace
     with session_scope() as session:
-        endpoint = session.scalar(
-            select(Endpoint)
-            .where(Endpoint.name == name)
-            .options(
-                selectinload(Endpoint.variants)
-                .selectinload(Variant.model_version)
-                .selectinload(ModelVersion.model)
-            )
-        )
-        if endpoint is None:
-            raise NotFound(f"no endpoint named {name!r}")
+        endpoint = load_endpoint(session, name)
         variants = tuple(
             VariantRoute(
                 name=v.name,
