@@ -8,6 +8,7 @@ from typing import Any
 
 import redis.exceptions
 import sqlalchemy.exc
+import sqlalchemy.orm.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -96,6 +97,12 @@ async def _on_database_down(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_concurrent_change(_request: Request, _exc: Exception) -> JSONResponse:
+    # Another request changed or deleted the same rows between our read and our
+    # write (e.g. a PATCH racing a DELETE of the endpoint).
+    return problem(409, "the resource changed or was deleted meanwhile; read it again", "Conflict")
+
+
 async def _on_redis_down(_request: Request, exc: Exception) -> JSONResponse:
     logger.warning("Redis unavailable: %s", exc)
     return problem(
@@ -119,6 +126,7 @@ def install(app: FastAPI) -> None:
     # anything else the database raises stays a 500 that someone must look at.
     app.add_exception_handler(sqlalchemy.exc.OperationalError, _on_database_down)
     app.add_exception_handler(sqlalchemy.exc.InterfaceError, _on_database_down)
+    app.add_exception_handler(sqlalchemy.orm.exc.StaleDataError, _on_concurrent_change)
     app.add_exception_handler(redis.exceptions.ConnectionError, _on_redis_down)
     app.add_exception_handler(redis.exceptions.TimeoutError, _on_redis_down)
     app.add_exception_handler(Exception, _on_unexpected)

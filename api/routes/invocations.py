@@ -45,10 +45,7 @@ PAYLOAD_BODY: dict[str, Any] = {
 
 async def _route(request: Request, name: str) -> EndpointRoute:
     cache: RouteCache = request.app.state.routes
-    route = cache.cached(name)
-    if route is None:
-        route = await run_in_threadpool(cache.load, name)
-    return route
+    return await cache.route(name)
 
 
 @router.post(

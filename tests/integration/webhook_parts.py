@@ -71,7 +71,12 @@ class Receiver:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                if len(body) != length:
+                    # The sender died mid-request (a scheduler SIGKILLed while
+                    # sending): nothing was delivered, and nothing is answered.
+                    return
                 request = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 with receiver.lock:
                     receiver.requests.append(request)
