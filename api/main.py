@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api import problems
 from api.auth import AuthMiddleware
 from api.backpressure import BacklogGate
+from api.header_limits import HeaderLimits
 from api.producer import Producer
 from api.replies import ReplyWaiter
 from api.routes import (
@@ -59,6 +60,7 @@ def create_app() -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(AuthMiddleware, enabled=get_settings().auth == "on")
+    app.add_middleware(HeaderLimits)  # added last: runs first
     for module in (models, endpoints, invocations, jobs, transform_jobs, topics, deliveries, ops):
         app.include_router(module.router)
     return app

@@ -120,3 +120,13 @@ def test_instances_per_request_and_readable_buckets_are_limited(
         refused = from_bucket(private)
         assert refused.status_code == 403
         assert "SLUICEWAY_READABLE_BUCKETS" in refused.json()["detail"]
+
+
+def test_oversized_or_malformed_headers_are_refused(small_stack: Stack) -> None:
+    with small_stack.client() as client:
+        huge = client.get("/v1/models", headers={"X-Padding": "x" * 20_000})
+        assert huge.status_code == 431
+        assert huge.headers["content-type"] == "application/problem+json"
+        many = client.get("/v1/models", headers={f"X-H{i}": "1" for i in range(150)})
+        assert many.status_code == 431
+        assert client.get("/v1/models", headers={"X-Fine": "y" * 1000}).status_code == 200
