@@ -97,6 +97,13 @@ async def _on_database_down(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_unstorable_value(_request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value as data (a NUL byte in text, a number out of
+    # range): the caller's input, not our fault.
+    reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+    return problem(422, f"a value cannot be stored: {reason}", "Invalid input")
+
+
 async def _on_concurrent_change(_request: Request, _exc: Exception) -> JSONResponse:
     # Another request changed or deleted the same rows between our read and our
     # write (e.g. a PATCH racing a DELETE of the endpoint).
@@ -127,6 +134,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(sqlalchemy.exc.OperationalError, _on_database_down)
     app.add_exception_handler(sqlalchemy.exc.InterfaceError, _on_database_down)
     app.add_exception_handler(sqlalchemy.orm.exc.StaleDataError, _on_concurrent_change)
+    app.add_exception_handler(sqlalchemy.exc.DataError, _on_unstorable_value)
     app.add_exception_handler(redis.exceptions.ConnectionError, _on_redis_down)
     app.add_exception_handler(redis.exceptions.TimeoutError, _on_redis_down)
     app.add_exception_handler(Exception, _on_unexpected)
