@@ -243,6 +243,20 @@ def make_stack(home: Path, s3: SeaweedServer, database_url: str, **overrides: st
     return Stack(env=env, home=home)
 
 
+@contextlib.contextmanager
+def private_stack(s3: SeaweedServer, home: Path, **overrides: str) -> Iterator[Stack]:
+    """A stack of its own (fresh PostgreSQL database, Redis namespace, running API)
+    for a module whose tests need settings or faults the shared one must not see."""
+    database = new_postgres_database()
+    running = make_stack(home, s3, postgres_url(database), **overrides)
+    try:
+        running.start_api()
+        yield running
+    finally:
+        running.stop()
+        drop_postgres_database(database)
+
+
 @pytest.fixture(scope="session")
 def stack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The PostgreSQL-backed stack most tests share: an API and two workers."""

@@ -15,10 +15,7 @@ from tests.integration import models
 from tests.integration.conftest import (
     REPO,
     Stack,
-    drop_postgres_database,
-    make_stack,
-    new_postgres_database,
-    postgres_url,
+    private_stack,
     unique,
     wait_job,
 )
@@ -28,17 +25,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def auth_stack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = new_postgres_database()
-    running = make_stack(
-        tmp_path_factory.mktemp("auth"), s3, postgres_url(database), SLUICEWAY_AUTH="on"
-    )
-    try:
-        running.start_api()
+    with private_stack(s3, tmp_path_factory.mktemp("auth"), SLUICEWAY_AUTH="on") as running:
         running.start_worker()
         yield running
-    finally:
-        running.stop()
-        drop_postgres_database(database)
 
 
 def new_key(stack: Stack, *args: str) -> str:

@@ -23,10 +23,7 @@ from tests.integration import models
 from tests.integration.conftest import (
     Stack,
     create_endpoint,
-    drop_postgres_database,
-    make_stack,
-    new_postgres_database,
-    postgres_url,
+    private_stack,
     register,
     unique,
     wait_for,
@@ -39,14 +36,8 @@ ON = {"max_batch_size": 32, "max_delay_ms": 5}
 
 @pytest.fixture(scope="module")
 def bstack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = new_postgres_database()
-    running = make_stack(tmp_path_factory.mktemp("batching"), s3, postgres_url(database))
-    try:
-        running.start_api()
+    with private_stack(s3, tmp_path_factory.mktemp("batching")) as running:
         yield running
-    finally:
-        running.stop()
-        drop_postgres_database(database)
 
 
 def new_endpoint(stack: Stack, model_path: Path, framework: str, batching: dict[str, Any]) -> str:

@@ -16,10 +16,7 @@ from tests.integration import models
 from tests.integration.conftest import (
     Stack,
     create_endpoint,
-    drop_postgres_database,
-    make_stack,
-    new_postgres_database,
-    postgres_url,
+    private_stack,
     register,
     unique,
     wait_for,
@@ -34,22 +31,15 @@ READABLE = f"readable-{uuid.uuid4().hex[:8]}"
 
 @pytest.fixture(scope="module")
 def small_stack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = new_postgres_database()
-    running = make_stack(
-        tmp_path_factory.mktemp("backpressure"),
+    with private_stack(
         s3,
-        postgres_url(database),
+        tmp_path_factory.mktemp("limits"),
         SLUICEWAY_MAX_BACKLOG=str(LIMIT),
         SLUICEWAY_BACKLOG_CHECK_MS="0",
         SLUICEWAY_MAX_INSTANCES="10",
         SLUICEWAY_READABLE_BUCKETS=READABLE,
-    )
-    try:
-        running.start_api()
+    ) as running:
         yield running
-    finally:
-        running.stop()
-        drop_postgres_database(database)
 
 
 def test_a_full_backlog_answers_429_and_every_accepted_job_still_runs(

@@ -19,10 +19,7 @@ from tests.integration import models
 from tests.integration.conftest import (
     Stack,
     create_endpoint,
-    drop_postgres_database,
-    make_stack,
-    new_postgres_database,
-    postgres_url,
+    private_stack,
     register,
     stack_settings,
     unique,
@@ -35,14 +32,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def lonely(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """An API with no worker yet: queued messages stay where the test can lose them."""
-    database = new_postgres_database()
-    running = make_stack(tmp_path_factory.mktemp("reconcile"), s3, postgres_url(database))
-    try:
-        running.start_api()
+    with private_stack(s3, tmp_path_factory.mktemp("reconcile")) as running:
         yield running
-    finally:
-        running.stop()
-        drop_postgres_database(database)
 
 
 def test_lost_messages_are_requeued_and_every_job_finishes(
