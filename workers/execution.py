@@ -133,8 +133,16 @@ class Executor:
             [r for r in requests if r.inv.mode == "transform" and not r.skip],
             max_attempts=MAX_ATTEMPTS,
         )
-        fetched = list(self._io.map(self._payload, requests))
-        for request, payload in zip(requests, fetched, strict=True):
+        # Stored inputs are fetched in parallel; inline ones (realtime) are read
+        # here, without a trip through the thread pool (~10 µs per request).
+        stored = {
+            id(r): self._io.submit(self._payload, r)
+            for r in requests
+            if r.live and r.inv.mode != "realtime" and r.inv.input_location is not None
+        }
+        for request in requests:
+            future = stored.get(id(request))
+            payload = future.result() if future is not None else self._payload(request)
             if payload is not None and request.live:
                 self._parse(request, payload)
         return requests
@@ -324,8 +332,7 @@ class Executor:
     def _reply(self, requests: list[Request], model_ms: float) -> None:
         if not requests:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        keys = set()
+        replies: dict[str, list[bytes]] = defaultdict(list)  # per API process
         for request in requests:
             if request.transient:
                 # Realtime callers are waiting now: answer 503 rather than retry later.
@@ -349,9 +356,11 @@ class Executor:
                     model_ms=model_ms,
                 )
             assert request.inv.reply_to is not None
-            pipe.rpush(request.inv.reply_to, pack(reply.to_wire()))
-            keys.add(request.inv.reply_to)
-        for key in keys:
+            replies[request.inv.reply_to].append(pack(reply.to_wire()))
+        # One RPUSH per API process for the whole batch, not one per request.
+        pipe = self.redis.pipeline(transaction=False)
+        for key, packed in replies.items():
+            pipe.rpush(key, *packed)
             pipe.expire(key, REPLY_TTL_S)
         pipe.execute()
 
