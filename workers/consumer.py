@@ -72,6 +72,23 @@ end
 return taken
 """
 
+# KEYS: unacked hash, unacked index, the variant's metrics hash.
+# ARGV: how many delivery tags, the tags, then field/amount pairs for the metrics.
+# One call per batch instead of a pipeline of ~12 + one per request: redis-py
+# packs every command in Python, and that was a quarter of the worker's CPU at
+# one request per batch. HINCRBYFLOAT keeps whole numbers whole ("6", not "6.0").
+ACKNOWLEDGE = """
+local tags = tonumber(ARGV[1])
+for i = 2, tags + 1 do
+  redis.call('HDEL', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+for i = tags + 2, #ARGV, 2 do
+  redis.call('HINCRBYFLOAT', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+return tags
+"""
+
 IDLE_WAIT_S = 0.5
 # A transform message is a whole chunk (up to max_payload_mb of records): take
 # one per pull, so one worker does not hoard a job's chunks while others idle,
@@ -97,6 +114,7 @@ class BatchingConsumer:
         self.refresh_s = refresh_s
         self.queues: dict[str, BatchSettings] = {}
         self._reserve = client.register_script(RESERVE)
+        self._ack = client.register_script(ACKNOWLEDGE)
         self._unacked, self._unacked_index = unacked_keys(namespace)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -180,12 +198,11 @@ class BatchingConsumer:
 
     def _acknowledge(self, queue: str, requests: list[Request], stats: object, reason: str) -> None:
         tags = [r.tag for r in requests if r.tag and not r.transient]
-        pipe = self.redis.pipeline(transaction=False)
-        if tags:
-            pipe.hdel(self._unacked, *tags)
-            pipe.zrem(self._unacked_index, *tags)
-        metrics.record_batch(pipe, metrics_key(self.namespace, queue), requests, stats, reason)
-        pipe.execute()
+        increments = metrics.batch_increments(requests, stats, reason)
+        self._ack(
+            keys=[self._unacked, self._unacked_index, metrics_key(self.namespace, queue)],
+            args=[len(tags), *tags, *(x for pair in increments.items() for x in pair)],
+        )
         left = len(requests) - len(tags)
         if left:
             logger.warning(

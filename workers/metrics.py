@@ -1,37 +1,43 @@
-"""Worker-side metrics, added to per-variant Redis hashes in the acknowledgement pipeline.
+"""Worker-side metrics: one batch's increments to its variant's Redis hash.
 
 Counters and histogram buckets live in Redis (one hash per variant queue) so
-every worker adds to the same totals at no extra round trip, and the API's
-`/metrics` renders them (api/metrics.py).
+every worker adds to the same totals, and the API's `/metrics` renders them
+(api/metrics.py). The increments ride in the batch's acknowledgement, one
+Redis call for both (workers/consumer.py), so they cost no round trip.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from core.worker_metrics import BATCH_SIZE_BUCKETS, SECONDS_BUCKETS, bucket_field
 
 
-def record_batch(pipe: Any, key: str, requests: Sequence[Any], stats: Any, reason: str) -> None:
+def batch_increments(requests: Sequence[Any], stats: Any, reason: str) -> dict[str, float]:
+    """Field → amount to add for one batch; fields that would add 0 are left out.
+
+    Per-request histograms are summed here first: 26 requests waiting about
+    as long add 26 to one or two buckets, not 26 separate increments.
+    """
     live = [r for r in requests if not r.skip and not r.transient]
-    if not live and not requests:
-        return
     rows = sum(r.instances for r in live)
-    errors = sum(1 for r in live if r.error is not None)
-    dropped = sum(1 for r in requests if r.skip and r.inv.mode == "realtime")
-    pipe.hincrby(key, "batches", 1)
-    pipe.hincrby(key, f"flush_{reason}", 1)
-    pipe.hincrby(key, "requests", len(live))
-    pipe.hincrby(key, "errors", errors)
-    pipe.hincrby(key, "dropped", dropped)
-    pipe.hincrby(key, "batch_rows_sum", rows)
-    pipe.hincrby(key, bucket_field("batch_rows", BATCH_SIZE_BUCKETS, rows), 1)
-    pipe.hincrbyfloat(key, "model_seconds_sum", stats.model_s)
-    pipe.hincrby(key, "model_calls", stats.calls)
-    pipe.hincrby(key, bucket_field("model_seconds", SECONDS_BUCKETS, stats.model_s), 1)
+    added: Counter[str] = Counter(
+        {
+            "batches": 1,
+            f"flush_{reason}": 1,
+            "requests": len(live),
+            "errors": sum(1 for r in live if r.error is not None),
+            "dropped": sum(1 for r in requests if r.skip and r.inv.mode == "realtime"),
+            "batch_rows_sum": rows,
+            bucket_field("batch_rows", BATCH_SIZE_BUCKETS, rows): 1,
+            "model_seconds_sum": stats.model_s,
+            "model_calls": stats.calls,
+            bucket_field("model_seconds", SECONDS_BUCKETS, stats.model_s): 1,
+            "queue_wait_seconds_sum": sum(r.queue_wait_s for r in live),
+        }
+    )
     for request in live:
-        pipe.hincrby(
-            key, bucket_field("queue_wait_seconds", SECONDS_BUCKETS, request.queue_wait_s), 1
-        )
-    pipe.hincrbyfloat(key, "queue_wait_seconds_sum", sum(r.queue_wait_s for r in live))
+        added[bucket_field("queue_wait_seconds", SECONDS_BUCKETS, request.queue_wait_s)] += 1
+    return {name: amount for name, amount in added.items() if amount}
