@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from api.auth import AuthMiddleware
 from api.backpressure import BacklogGate
 from api.header_limits import HeaderLimits
 from api.producer import Producer
+from api.realtime import RealtimeLane
 from api.replies import ReplyWaiter
 from api.routes import (
     deliveries,
@@ -43,6 +45,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_ms=settings.backlog_check_ms,
     )
     await app.state.producer.start()
+    # Everything alive now (imports, the app, its routes) lives as long as the
+    # process: take it out of the collector's sight. A full collection of it
+    # took ~48 ms, every second or two under load, stalling every request in
+    # flight (a p99 spike); after the freeze it takes ~4 ms.
+    gc.freeze()
     logger.info("API ready; realtime answers arrive on %s", app.state.replies.key)
     try:
         yield
@@ -59,6 +66,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(RealtimeLane)  # added first: runs last, after auth and header limits
     app.add_middleware(AuthMiddleware, enabled=get_settings().auth == "on")
     app.add_middleware(HeaderLimits)  # added last: runs first
     for module in (models, endpoints, invocations, jobs, transform_jobs, topics, deliveries, ops):
@@ -84,6 +92,9 @@ def serve(host: str, port: int) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         limit_concurrency=settings.api_max_concurrency,
+        # uvicorn's default is 5 s: a client or balancer that reuses a connection
+        # idle for about that long races the close and gets a reset, not an answer.
+        timeout_keep_alive=settings.api_keep_alive_s,
         http="httptools",
         loop="uvloop",
     )

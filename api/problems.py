@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -13,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.routing import Match
 
 from api.schemas import Problem
@@ -120,21 +123,43 @@ async def _on_redis_down(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_client_gone(_request: Request, _exc: Exception) -> JSONResponse:
+    # The caller hung up before its whole body arrived: nothing was accepted and
+    # no one will read this answer. Not a server error worth a traceback.
+    logger.info("client disconnected before sending its whole request")
+    return problem(400, "the client disconnected before sending the whole request body")
+
+
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected error")
     return problem(500, "internal error; see the API log", "Internal error")
 
 
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(SluicewayError, _on_sluiceway_error)
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+HANDLERS: dict[type[Exception], Handler] = {
+    SluicewayError: _on_sluiceway_error,
+    RequestValidationError: _on_validation_error,
+    StarletteHTTPException: _on_http_error,
     # Connection-level database failures (server down, connection lost) are 503s;
     # anything else the database raises stays a 500 that someone must look at.
-    app.add_exception_handler(sqlalchemy.exc.OperationalError, _on_database_down)
-    app.add_exception_handler(sqlalchemy.exc.InterfaceError, _on_database_down)
-    app.add_exception_handler(sqlalchemy.orm.exc.StaleDataError, _on_concurrent_change)
-    app.add_exception_handler(sqlalchemy.exc.DataError, _on_unstorable_value)
-    app.add_exception_handler(redis.exceptions.ConnectionError, _on_redis_down)
-    app.add_exception_handler(redis.exceptions.TimeoutError, _on_redis_down)
-    app.add_exception_handler(Exception, _on_unexpected)
+    sqlalchemy.exc.OperationalError: _on_database_down,
+    sqlalchemy.exc.InterfaceError: _on_database_down,
+    sqlalchemy.orm.exc.StaleDataError: _on_concurrent_change,
+    sqlalchemy.exc.DataError: _on_unstorable_value,
+    redis.exceptions.ConnectionError: _on_redis_down,
+    redis.exceptions.TimeoutError: _on_redis_down,
+    ClientDisconnect: _on_client_gone,
+    Exception: _on_unexpected,
+}
+
+
+def install(app: FastAPI) -> None:
+    for exc_class, handler in HANDLERS.items():
+        app.add_exception_handler(exc_class, handler)
+
+
+async def respond(request: Request, exc: Exception) -> Response:
+    """The problem response FastAPI's handlers would give for `exc` (nearest class wins)."""
+    handler = next(HANDLERS[cls] for cls in type(exc).__mro__ if cls in HANDLERS)
+    return await handler(request, exc)

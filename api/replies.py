@@ -27,7 +27,7 @@ class ReplyWaiter:
         self.instance = uuid.uuid4().hex[:12]
         self.key = reply_key(namespace, self.instance)
         self._redis = aioredis.Redis.from_url(redis_url)
-        self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._pending: dict[str, tuple[asyncio.Future[Reply], asyncio.TimerHandle]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -46,14 +46,23 @@ class ReplyWaiter:
         """The process's asyncio Redis client (also used to enqueue realtime calls)."""
         return self._redis
 
-    def expect(self, job_id: str) -> asyncio.Future[Reply]:
-        """Register interest before enqueueing, so a fast answer is never missed."""
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[job_id] = future
+    def expect(self, job_id: str, *, timeout_s: float) -> asyncio.Future[Reply]:
+        """A future for the answer to `job_id`, failed with TimeoutError after `timeout_s`.
+
+        Registered before the message is sent, so a fast answer is never missed.
+        (A timer on the future itself costs less than `asyncio.wait_for`, which
+        wraps every call in another future and callbacks.)
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
+        self._pending[job_id] = (future, loop.call_later(timeout_s, _expire, future))
         return future
 
     def forget(self, job_id: str) -> None:
-        self._pending.pop(job_id, None)
+        """Stop waiting for `job_id` (answered or not); a late answer is then dropped."""
+        entry = self._pending.pop(job_id, None)
+        if entry is not None:
+            entry[1].cancel()
 
     async def _listen(self) -> None:
         while True:
@@ -75,8 +84,13 @@ class ReplyWaiter:
     def _deliver(self, raw: object) -> None:
         assert isinstance(raw, bytes)
         reply = Reply.from_wire(unpack(raw))
-        future = self._pending.pop(reply.job_id, None)
-        if future is None:
+        entry = self._pending.get(reply.job_id)
+        if entry is None:
             logger.debug("job %s: answer arrived after its caller gave up", reply.job_id)
-        elif not future.done():
-            future.set_result(reply)
+        elif not entry[0].done():
+            entry[0].set_result(reply)
+
+
+def _expire(future: asyncio.Future[Reply]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
