@@ -6,13 +6,18 @@ pydantic's message naming the variable and the value.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import ipaddress
+import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -109,6 +114,13 @@ class Settings(BaseSettings):
         default=2048,
         ge=1,
         description="Requests one API process holds at once; more get 503 (bounds its memory).",
+    )
+    api_keep_alive_s: int = Field(
+        default=75,
+        ge=1,
+        description="How long the API keeps an idle client connection open. Keep it above "
+        "any load balancer's idle timeout (AWS ALB: 60 s), so the balancer never sends a "
+        "request on a connection the API is closing.",
     )
     endpoint_cache_s: float = Field(
         default=1.0,
@@ -364,7 +376,43 @@ class Settings(BaseSettings):
         return int(self.max_artifact_mb * 1024 * 1024)
 
 
+# SLUICEWAY_* variables that are not settings: compose's image tag, the test
+# suite's own service addresses.
+NOT_SETTINGS = ("SLUICEWAY_VERSION", "SLUICEWAY_TEST_")
+
+
+# Settings that were removed, and what took their place.
+REPLACED = {
+    "SLUICEWAY_WORKERS": "SLUICEWAY_LOCAL_CPU_SLOTS (the scaler sets workers per variant "
+    "from queue depth; see docs/scaling.md)",
+}
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """SLUICEWAY_* variables that name no setting — a typo, or one since removed — each
+    with what to use instead, if we can tell (`SLUICEWAY_REDIS_ULR` → `SLUICEWAY_REDIS_URL`)."""
+    known = [f"SLUICEWAY_{name.upper()}" for name in Settings.model_fields]
+
+    def instead(name: str) -> str | None:
+        closest = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        return REPLACED.get(name) or (closest[0] if closest else None)
+
+    return [
+        (name, instead(name))
+        for name in sorted(environ)
+        if name.startswith("SLUICEWAY_") and name not in known and not name.startswith(NOT_SETTINGS)
+    ]
+
+
 @functools.cache
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
+    """The process-wide settings, read once from the environment.
+
+    Unknown SLUICEWAY_* variables are logged, not fatal: an old deployment's
+    environment must not stop a new release from starting, but a typo that
+    silently leaves a default in force is worth a line in every log.
+    """
+    for name, instead in unknown_settings(os.environ):
+        hint = f"; use {instead}" if instead else ""
+        logger.warning("%s is not a Sluiceway setting and is ignored%s", name, hint)
     return Settings()

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import http.client
 import io
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,3 +122,27 @@ def test_oversized_or_malformed_headers_are_refused(small_stack: Stack) -> None:
         many = client.get("/v1/models", headers={f"X-H{i}": "1" for i in range(150)})
         assert many.status_code == 431
         assert client.get("/v1/models", headers={"X-Fine": "y" * 1000}).status_code == 200
+
+
+def test_an_idle_connection_is_still_served_after_uvicorns_default_keep_alive(
+    stack: Stack,
+) -> None:
+    """Regression: with uvicorn's 5 s default keep-alive, a client (or balancer)
+    reusing a connection idle for about that long raced the close and got a reset
+    instead of an answer (an httpx.ReadError in a test). The API keeps idle
+    connections for SLUICEWAY_API_KEEP_ALIVE_S (75 s)."""
+    host, port = stack.api_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/healthz")
+        first = connection.getresponse()
+        first.read()
+        opened = connection.sock
+        time.sleep(6)  # idle past uvicorn's 5 s: the connection must still be open
+        connection.request("GET", "/healthz")  # a closed one: RemoteDisconnected
+        second = connection.getresponse()
+        second.read()
+        assert (first.status, second.status) == (200, 200)
+        assert connection.sock is opened  # the same connection, reused
+    finally:
+        connection.close()
