@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from cli import api_client as http
 from cli import client, demo
+from cli.demo_models import N_FEATURES, DemoFailure, DemoModels, build_models, check_predictions
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -528,24 +529,24 @@ def test_simple_commands_hit_their_route(
 
 
 @pytest.fixture(scope="module")
-def demo_models(tmp_path_factory: pytest.TempPathFactory) -> demo.DemoModels:
+def demo_models(tmp_path_factory: pytest.TempPathFactory) -> DemoModels:
     pytest.importorskip("torch")
     pytest.importorskip("xgboost")
-    return demo.build_models(tmp_path_factory.mktemp("demo"))
+    return build_models(tmp_path_factory.mktemp("demo"))
 
 
 ROWS = [[0.1, -0.2, 0.3, 1.5], [-1.0, 2.0, 0.0, 0.5], [1.9, 1.9, -1.9, 0.0]]
 
 
-def test_demo_builds_both_artifacts(demo_models: demo.DemoModels) -> None:
+def test_demo_builds_both_artifacts(demo_models: DemoModels) -> None:
     assert demo_models.xgboost_path.suffix == ".json"
     assert json.loads(demo_models.xgboost_path.read_text())["learner"]  # a Booster JSON
     assert demo_models.torch_path.stat().st_size > 0
     assert demo_models.booster.num_boosted_rounds() == 10
-    assert demo_models.booster.num_features() == demo.N_FEATURES
+    assert demo_models.booster.num_features() == N_FEATURES
 
 
-def test_demo_predictions_called_directly(demo_models: demo.DemoModels) -> None:
+def test_demo_predictions_called_directly(demo_models: DemoModels) -> None:
     probabilities = demo_models.predict("xgboost", ROWS)
     assert probabilities.shape == (3,)
     assert ((probabilities > 0) & (probabilities < 1)).all()
@@ -554,19 +555,19 @@ def test_demo_predictions_called_directly(demo_models: demo.DemoModels) -> None:
     assert demo_models.predict("torch", ROWS).shape == (3, 2)
 
 
-def test_demo_models_are_reproducible(demo_models: demo.DemoModels, tmp_path: Path) -> None:
-    again = demo.build_models(tmp_path)
+def test_demo_models_are_reproducible(demo_models: DemoModels, tmp_path: Path) -> None:
+    again = build_models(tmp_path)
     for framework in ("xgboost", "torch"):
-        demo.check_predictions(
+        check_predictions(
             again.predict(framework, ROWS).tolist(),
             demo_models.predict(framework, ROWS),
             what=framework,
         )
 
 
-def test_check_predictions_accepts_json_round_trip(demo_models: demo.DemoModels) -> None:
+def test_check_predictions_accepts_json_round_trip(demo_models: DemoModels) -> None:
     expected = demo_models.predict("torch", ROWS)
-    demo.check_predictions(json.loads(json.dumps(expected.tolist())), expected, what="b")
+    check_predictions(json.loads(json.dumps(expected.tolist())), expected, what="b")
 
 
 @pytest.mark.parametrize(
@@ -577,11 +578,9 @@ def test_check_predictions_accepts_json_round_trip(demo_models: demo.DemoModels)
         (["x", "y", "z"], "are not numbers"),
     ],
 )
-def test_check_predictions_fails_loudly(
-    demo_models: demo.DemoModels, got: Any, message: str
-) -> None:
-    with pytest.raises(demo.DemoFailure, match=message):
-        demo.check_predictions(got, demo_models.predict("xgboost", ROWS), what="a")
+def test_check_predictions_fails_loudly(demo_models: DemoModels, got: Any, message: str) -> None:
+    with pytest.raises(DemoFailure, match=message):
+        check_predictions(got, demo_models.predict("xgboost", ROWS), what="a")
 
 
 def test_endpoint_spec_pins_the_registered_versions() -> None:
@@ -608,7 +607,7 @@ def test_bad_input_step_wants_a_422() -> None:
     "response", [httpx.Response(200, json={"predictions": [0.5]}), problem(500, "Boom", "")]
 )
 def test_bad_input_step_fails_on_anything_else(response: httpx.Response) -> None:
-    with pytest.raises(demo.DemoFailure):
+    with pytest.raises(DemoFailure):
         demo.step_bad_input(mock_tour(lambda _: response))
 
 
