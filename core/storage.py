@@ -235,6 +235,21 @@ class ObjectStore:
                 f"first {failed[0].name!r}: {failed[0].code}"
             )
 
+    def delete_uris(self, uris: Iterable[str]) -> list[StorageError]:
+        """Remove objects named by s3:// URIs, one request per bucket, best effort:
+        every bucket is tried, and what failed is returned rather than raised."""
+        by_bucket: dict[str, list[str]] = {}
+        for uri in uris:
+            location = S3Location.parse(uri)
+            by_bucket.setdefault(location.bucket, []).append(location.key)
+        failures = []
+        for bucket, keys in by_bucket.items():
+            try:
+                self.delete(bucket, keys)
+            except StorageError as exc:
+                failures.append(exc)
+        return failures
+
     def ping(self) -> None:
         with _mapped_errors("list buckets of", "the object store"):
             self.client.list_buckets()

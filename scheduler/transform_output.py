@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 
-from core.errors import SluicewayError
 from core.records import error_line, failure_line
 from core.storage import ObjectStore, S3Location, StreamReader
 from core.tables import TransformChunk, TransformJob
@@ -105,15 +104,8 @@ class OutputWriter:
 
     def delete(self, uris: Sequence[str]) -> None:
         """Remove part objects, best effort (a leftover is swept when its job succeeds)."""
-        by_bucket: dict[str, list[str]] = {}
-        for uri in uris:
-            location = S3Location.parse(uri)
-            by_bucket.setdefault(location.bucket, []).append(location.key)
-        for bucket, keys in by_bucket.items():
-            try:
-                self.store.delete(bucket, keys)
-            except SluicewayError as exc:
-                logger.warning("could not delete %d part(s): %s", len(keys), exc.detail)
+        for failure in self.store.delete_uris(uris):
+            logger.warning("could not delete parts: %s", failure.detail)
 
     def sweep(self, bucket: str, job_id: str) -> None:
         """Remove whatever parts of a finished job are left (duplicates that lost)."""

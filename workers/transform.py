@@ -230,7 +230,9 @@ def finish(
         for request in done + failing:
             request.transient = True
         return
-    _delete(store, losers)
+    for failure in store.delete_uris(losers):
+        # Harmless: the coordinator sweeps a job's parts when it finishes.
+        logger.warning("could not delete duplicate parts: %s", failure.detail)
     try:
         pipe = client.pipeline(transaction=False)
         pipe.lpush(transform_done_key(namespace), 1)
@@ -325,16 +327,3 @@ def _mark_failed(session: Any, request: Request) -> None:
         .values(status="failed", error=error, finished_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
-
-
-def _delete(store: ObjectStore, uris: list[str]) -> None:
-    by_bucket: dict[str, list[str]] = {}
-    for uri in uris:
-        location = S3Location.parse(uri)
-        by_bucket.setdefault(location.bucket, []).append(location.key)
-    for bucket, keys in by_bucket.items():
-        try:
-            store.delete(bucket, keys)
-        except SluicewayError as exc:
-            # Harmless: the coordinator sweeps a job's parts when it finishes.
-            logger.warning("could not delete %d duplicate part(s): %s", len(keys), exc.detail)
