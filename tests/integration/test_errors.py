@@ -22,10 +22,7 @@ from tests.integration import models
 from tests.integration.conftest import (
     Stack,
     create_endpoint,
-    drop_postgres_database,
-    make_stack,
-    new_postgres_database,
-    postgres_url,
+    private_stack,
     register,
     unique,
     wait_job,
@@ -527,22 +524,18 @@ def idle(
     s3: Any, model_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, str]]:
     """A second stack with an API and no worker: nothing ever consumes its queues."""
-    database = new_postgres_database()
-    idle_stack = make_stack(tmp_path_factory.mktemp("idle"), s3, postgres_url(database))
-    try:
-        idle_stack.start_api()
-        with checked(idle_stack.client()) as client:
-            model = register(client, unique("mlp"), "torch", model_files["torch"])
-            spec = {"name": unique("idle"), "variants": [{"name": "a", "model": model["name"]}]}
-            name: str = create_endpoint(client, spec)["name"]
-        yield idle_stack, name
-    finally:
-        idle_stack.stop()
-        drop_postgres_database(database)
-        leftovers = redis.Redis.from_url(idle_stack.env["SLUICEWAY_REDIS_URL"])
-        keys = list(leftovers.scan_iter(match=f"{idle_stack.namespace}*"))
-        if keys:
-            leftovers.delete(*keys)
+    with private_stack(s3, tmp_path_factory.mktemp("idle")) as idle_stack:
+        try:
+            with checked(idle_stack.client()) as client:
+                model = register(client, unique("mlp"), "torch", model_files["torch"])
+                spec = {"name": unique("idle"), "variants": [{"name": "a", "model": model["name"]}]}
+                name: str = create_endpoint(client, spec)["name"]
+            yield idle_stack, name
+        finally:
+            leftovers = redis.Redis.from_url(idle_stack.env["SLUICEWAY_REDIS_URL"])
+            keys = list(leftovers.scan_iter(match=f"{idle_stack.namespace}*"))
+            if keys:
+                leftovers.delete(*keys)
 
 
 @pytest.mark.parametrize("timeout_ms", [1, 300])

@@ -29,10 +29,7 @@ from tests.integration import models
 from tests.integration.conftest import (
     Stack,
     create_endpoint,
-    drop_postgres_database,
-    make_stack,
-    new_postgres_database,
-    postgres_url,
+    private_stack,
     register,
     stack_settings,
     unique,
@@ -54,19 +51,13 @@ TIMINGS = {
 @pytest.fixture(scope="module")
 def scaled(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack whose only workers are those the scheduler starts."""
-    database = new_postgres_database()
-    running = make_stack(tmp_path_factory.mktemp("scaling"), s3, postgres_url(database), **TIMINGS)
-    try:
-        with stack_settings(running):
-            running.start_api()
-            scheduler = running._spawn(["scheduler"], "scheduler.log")
-            running.workers.append(scheduler)  # stopped (SIGTERM) with the stack
-            try:
-                yield running
-            finally:
-                running.stop()
-    finally:
-        drop_postgres_database(database)
+    with (
+        private_stack(s3, tmp_path_factory.mktemp("scaling"), **TIMINGS) as running,
+        stack_settings(running),
+    ):
+        scheduler = running._spawn(["scheduler"], "scheduler.log")
+        running.workers.append(scheduler)  # stopped (SIGTERM) with the stack
+        yield running
 
 
 def scheduler_pid(stack: Stack) -> int:

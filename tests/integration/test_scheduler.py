@@ -16,10 +16,7 @@ from cli.servers import SeaweedServer
 from tests.integration.conftest import (
     Stack,
     create_endpoint,
-    drop_postgres_database,
-    make_stack,
-    new_postgres_database,
-    postgres_url,
+    private_stack,
     register,
     unique,
     wait_for,
@@ -30,19 +27,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def bare_stack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = new_postgres_database()
-    running = make_stack(
-        tmp_path_factory.mktemp("scheduler"),
-        s3,
-        postgres_url(database),
-        SLUICEWAY_SCHEDULER_INTERVAL_S="0.5",
-    )
-    try:
-        running.start_api()
+    with private_stack(
+        s3, tmp_path_factory.mktemp("scheduler"), SLUICEWAY_SCHEDULER_INTERVAL_S="0.5"
+    ) as running:
         yield running
-    finally:
-        running.stop()
-        drop_postgres_database(database)
 
 
 def worker_pids(stack: Stack) -> set[int]:

@@ -24,10 +24,7 @@ from tests.integration import models
 from tests.integration.conftest import (
     Stack,
     create_endpoint,
-    drop_postgres_database,
-    make_stack,
-    new_postgres_database,
-    postgres_url,
+    private_stack,
     register,
     unique,
     wait_for,
@@ -40,29 +37,15 @@ SMALL_CHUNKS_MB = 0.0005  # ~524 bytes: about 16 rows of 4 features per chunk
 
 @pytest.fixture(scope="module")
 def tstack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = new_postgres_database()
-    running = make_stack(
-        tmp_path_factory.mktemp("transform"),
+    with private_stack(
         s3,
-        postgres_url(database),
+        tmp_path_factory.mktemp("transform"),
         SLUICEWAY_SCALER_BACKEND="none",  # the tests start and kill the workers themselves
         SLUICEWAY_TRANSFORM_INTERVAL_S="0.2",
-    )
-    scheduler: subprocess.Popen[bytes] | None = None
-    try:
-        running.start_api()
+    ) as running:
         scheduler = running._spawn(["scheduler"], "scheduler.log")
+        running.workers.append(scheduler)  # stopped (SIGTERM) with the stack
         yield running
-    finally:
-        if scheduler is not None:
-            scheduler.terminate()
-            try:
-                scheduler.wait(30)
-            except subprocess.TimeoutExpired:
-                scheduler.kill()
-                scheduler.wait()
-        running.stop()
-        drop_postgres_database(database)
 
 
 @pytest.fixture(scope="module")
