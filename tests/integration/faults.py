@@ -81,6 +81,9 @@ class Load:
     accepted: list[str] = field(default_factory=list)
     async_refused: Counter[int] = field(default_factory=Counter)
     realtime: Counter[str] = field(default_factory=Counter)
+    # Set by the test around a SIGKILL of the API: a call in flight then loses
+    # its connection, which is the only way a killed server can answer.
+    api_killed: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -124,6 +127,8 @@ class Load:
                 outcome = str(response.status_code)
             except httpx.ConnectError:
                 outcome = "refused"  # the API process is down: a clear, immediate failure
+            except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                outcome = "dropped by the kill" if self.api_killed.is_set() else type(exc).__name__
             except httpx.HTTPError as exc:
                 outcome = type(exc).__name__
             if time.monotonic() - started > 25:

@@ -133,12 +133,14 @@ def test_every_accepted_job_finishes_exactly_once_through_faults(
         proxy.start()
         phase("postgres back", 5)
         assert stack.api is not None  # (e) the API and the scheduler are SIGKILLed
+        load.api_killed.set()
         stack.api.send_signal(signal.SIGKILL)
         stack.api.wait()
         scheduler.send_signal(signal.SIGKILL)
         scheduler.wait()
         stack.start_api()
         load.api_url = stack.api_url
+        load.api_killed.clear()
         scheduler = stack._spawn(["scheduler"], "scheduler.log")
         phase("api and scheduler restarted", 5)
     finally:
@@ -146,24 +148,27 @@ def test_every_accepted_job_finishes_exactly_once_through_faults(
 
     engine = create_engine(rig["url"])
 
-    def states() -> Counter[str]:
+    def statuses() -> dict[str, str]:
+        # Every job of the endpoint, not only those whose 202 the load saw: an
+        # async call in flight when the API was killed may have been committed
+        # just before its answer was lost. It is a job like any other and must
+        # finish too (and write its output).
         with engine.connect() as connection:
-            rows_ = connection.execute(
-                select(Job.status).where(Job.id.in_(load.accepted))
-            ).scalars()
-            return Counter(rows_)
+            rows_ = connection.execute(select(Job.id, Job.status).where(Job.endpoint == name))
+            return {job_id: status for job_id, status in rows_}
 
     try:
         wait_for(
-            lambda: set(states()) <= {"succeeded", "failed"},
+            lambda: set(statuses().values()) <= {"succeeded", "failed"},
             timeout_s=240,
             what=f"all {len(load.accepted)} accepted jobs to finish",
             every_s=1,
         )
-        final = states()
+        every_job = statuses()
+        final = Counter(every_job[job_id] for job_id in load.accepted if job_id in every_job)
         with engine.connect() as connection:
             failed = connection.execute(
-                select(Job.id, Job.error).where(Job.id.in_(load.accepted), Job.status == "failed")
+                select(Job.id, Job.error).where(Job.endpoint == name, Job.status == "failed")
             ).all()
     finally:
         engine.dispose()
@@ -185,7 +190,7 @@ def test_every_accepted_job_finishes_exactly_once_through_faults(
     keys = sorted(
         o.object_name for o in s3.client().list_objects(bucket, prefix="out/", recursive=True)
     )
-    assert keys == sorted(f"out/{job_id}.out" for job_id in load.accepted)
+    assert keys == sorted(f"out/{job_id}.out" for job_id in every_job)
     for job_id in load.accepted[:: max(len(load.accepted) // 20, 1)]:
         import orjson
 
@@ -193,5 +198,6 @@ def test_every_accepted_job_finishes_exactly_once_through_faults(
         models.assert_close(stored["predictions"], expected)
     # Realtime callers got answers or clear refusals, never a hang or a 500.
     assert "hang" not in load.realtime and "500" not in load.realtime, summary
-    assert set(load.realtime) <= {"200", "503", "504", "refused", "429"}, summary
+    allowed = {"200", "503", "504", "refused", "429", "dropped by the kill"}
+    assert set(load.realtime) <= allowed, summary
     assert load.realtime["200"] > 0, summary
