@@ -8,10 +8,13 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import cast
 
 import httpx
+import redis
 
 from cli.servers import free_port
+from core.protocol import priority_lists, unacked_keys, unacked_mutex_key
 
 
 class TcpProxy:
@@ -134,3 +137,37 @@ class Load:
             if time.monotonic() - started > 25:
                 outcome = "hang"
             self.realtime[outcome] += 1
+
+
+def where_are(
+    job_rows: list[tuple[str, str, int]], *, redis_url: str, namespace: str, queue: str
+) -> str:
+    """Where each unfinished job's message is in Redis, for a failure message.
+
+    `job_rows` are (id, status, attempts). A job stuck because its message sits
+    in the unacknowledged set that nobody restores looks different from one
+    whose message is nowhere (the reconciler's case) or still queued.
+    """
+    client = redis.Redis.from_url(redis_url)
+    unacked, index = unacked_keys(namespace)
+    lists = {key: client.lrange(key, 0, -1) for key in priority_lists(queue)}
+    reserved: dict[bytes, tuple[bytes, float | None]] = {
+        tag: (message, client.zscore(index, tag))
+        for tag, message in cast(dict[bytes, bytes], client.hgetall(unacked)).items()
+    }
+    now = time.time()
+    lines = [
+        f"unacked: {len(reserved)} message(s); restore mutex TTL "
+        f"{client.ttl(unacked_mutex_key(namespace))} s; lists "
+        + ", ".join(f"{key!r}: {len(messages)}" for key, messages in lists.items())
+    ]
+    for job_id, status, attempts in job_rows[:20]:
+        needle = job_id.encode()
+        found = [key for key, messages in lists.items() if any(needle in m for m in messages)]
+        found += [
+            f"unacked {tag.decode()} reserved {now - (score or now):.0f} s ago"
+            for tag, (message, score) in reserved.items()
+            if needle in message
+        ]
+        lines.append(f"{job_id} {status} attempts={attempts}: {', '.join(found) or 'nowhere'}")
+    return "\n".join(lines)
