@@ -13,6 +13,7 @@ import base64
 import functools
 import os
 import socket
+import time
 import uuid
 from typing import Any
 
@@ -65,6 +66,12 @@ def make_celery(settings: Settings) -> Celery:
             # 10, so a stranded message could wait 100 s past its timeout.
             "unacked_restore_interval": min(10, max(1, settings.visibility_timeout_s // 5)),
             "unacked_restore_throttle": 1,
+            # The restore runs under a Redis lock. A worker killed (or a Redis
+            # stopped) while holding it leaves it for this long, and no worker
+            # restores anything meanwhile; kombu's default is 300 s. A pass takes
+            # milliseconds, and two at once are safe (each move is a WATCHed
+            # transaction), so a short expiry costs nothing.
+            "unacked_mutex_expire": min(30, settings.visibility_timeout_s),
             # Strict priority lists per queue: realtime (0) > async (3) > transform (6).
             "queue_order_strategy": "priority",
             "priority_steps": list(PRIORITY_STEPS),
@@ -161,6 +168,51 @@ def enqueue(invocation: Invocation, *, client: redis.Redis | None = None) -> Non
     pipe.execute()
     # For the scaler's idle clock: a dict write here, the Redis write comes later.
     note_arrival(settings.redis_url, settings.namespace, queue)
+
+
+# KEYS: unacked hash, unacked index, the list to put the message back on.
+# ARGV: delivery tag, the reservation as it was read, the message.
+# Compare-and-move: if its worker acknowledged it, or kombu restored it, since it
+# was read, the reservation is gone or different and nothing happens. RPUSH puts
+# it at the end consumers pop from, as kombu's own restore does: it goes next.
+_RESTORE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+return 1
+"""
+
+
+def restore_stale_reservations(
+    client: redis.Redis, namespace: str, *, older_than_s: float, limit: int = 500
+) -> int:
+    """Put messages reserved more than `older_than_s` ago back on their queues; how many.
+
+    kombu's periodic restore, run by every live Celery worker, normally does
+    this after the visibility timeout. It is skipped while its Redis lock is
+    held, and a worker killed (or a Redis stopped) between taking and freeing
+    that lock leaves the lock for `unacked_mutex_expire`; with no worker
+    running, nobody restores at all. This is the same move, done from outside.
+    """
+    unacked, index = unacked_key(namespace), unacked_index_key(namespace)
+    cutoff = time.time() - older_than_s
+    tags: list[bytes] = client.zrangebyscore(index, "-inf", cutoff, start=0, num=limit)  # type: ignore[assignment]
+    if not tags:
+        return 0
+    restore = client.register_script(_RESTORE)
+    restored = 0
+    for tag, reservation in zip(tags, client.hmget(unacked, tags), strict=True):
+        if reservation is None:
+            continue  # acknowledged between the two reads
+        message, _exchange, queue = orjson.loads(reservation)
+        priority = message.get("properties", {}).get("priority") or 0
+        step = max(s for s in PRIORITY_STEPS if s <= min(priority, PRIORITY_STEPS[-1]))
+        key = priority_lists(queue)[PRIORITY_STEPS.index(step)]
+        restored += int(
+            restore(keys=[unacked, index, key], args=[tag, reservation, orjson.dumps(message)])
+        )
+    return restored
 
 
 def pack(value: dict[str, Any]) -> bytes:

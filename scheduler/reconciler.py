@@ -12,6 +12,12 @@ with that reason; past the delivery limit it is dead-lettered.
 The Redis side is read in one MULTI/EXEC, so a message moving between a list
 and the unacknowledged set is never missed; a job finishing meanwhile is
 harmless, since every step of a job is guarded by its row's status.
+
+A message can also be stranded in the unacknowledged set: its worker died and
+kombu's restore, which would put it back, does not run (its lock was left held
+by a worker or a Redis that stopped mid-restore; or no worker is alive). Such a
+job looks present, so each pass first restores reservations older than the
+grace period itself (core/queue.py), the same move kombu's restore makes.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from core.db import session_scope
 from core.jobs import async_invocation
 from core.outbox import record_job_event
 from core.protocol import priority_lists, queue_name, unacked_keys
-from core.queue import enqueue, get_redis
+from core.queue import enqueue, get_redis, restore_stale_reservations
 from core.tables import Job, utcnow
 
 logger = logging.getLogger(__name__)
@@ -45,6 +51,7 @@ BATCH = 500
 
 @dataclass
 class ReconcileReport:
+    restored: int = 0  # stranded reservations put back on their queue
     requeued: int = 0
     failed: int = 0
     dead_lettered: int = 0
@@ -57,7 +64,18 @@ class Reconciler:
         self.grace_s = grace_s
 
     def tick(self) -> ReconcileReport:
-        report = ReconcileReport()
+        report = ReconcileReport(
+            restored=restore_stale_reservations(
+                self.redis, self.namespace, older_than_s=self.grace_s
+            )
+        )
+        if report.restored:
+            logger.warning(
+                "reconciler: restored %d message(s) reserved over %.0f s ago by a worker "
+                "that is gone",
+                report.restored,
+                self.grace_s,
+            )
         suspects = self._unfinished_jobs()
         if not suspects:
             return report
