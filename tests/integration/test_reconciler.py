@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -39,18 +40,27 @@ def lonely(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield running
 
 
+def submit_jobs(
+    stack: Stack, model: Path, rows: list[list[float]], *, count: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """A new endpoint serving the XGBoost `model`, and `count` async jobs sent to it."""
+    with stack.client() as client:
+        registered = register(client, unique("xgb"), "xgboost", model)
+        name = unique("rec")
+        spec = {"name": name, "variants": [{"name": "a", "model": registered["name"]}]}
+        create_endpoint(client, spec)
+        jobs = [
+            client.post(f"/v1/endpoints/{name}/async-invocations", json={"instances": rows}).json()
+            for _ in range(count)
+        ]
+    return name, jobs
+
+
 def test_lost_messages_are_requeued_and_every_job_finishes(
     lonely: Stack, model_files: dict[str, Path]
 ) -> None:
     rows = models.random_rows(2, seed=1)
-    with lonely.client() as client:
-        model = register(client, unique("xgb"), "xgboost", model_files["xgb"])
-        name = unique("rec")
-        create_endpoint(client, {"name": name, "variants": [{"name": "a", "model": model["name"]}]})
-        jobs = [
-            client.post(f"/v1/endpoints/{name}/async-invocations", json={"instances": rows}).json()
-            for _ in range(5)
-        ]
+    name, jobs = submit_jobs(lonely, model_files["xgb"], rows, count=5)
     client_redis = redis.Redis.from_url(lonely.env["SLUICEWAY_REDIS_URL"])
     # The queue is lost (say, Redis restarted without its append-only file).
     client_redis.delete(*priority_lists(queue_name(lonely.namespace, name, "a")))
@@ -97,14 +107,7 @@ def test_reservations_stranded_by_a_dead_worker_are_restored(
     for worker in list(lonely.workers):  # nobody consumes while the scene is set
         lonely.kill_worker(worker)
     rows = models.random_rows(3, seed=2)
-    with lonely.client() as client:
-        model = register(client, unique("xgb"), "xgboost", model_files["xgb"])
-        name = unique("strand")
-        create_endpoint(client, {"name": name, "variants": [{"name": "a", "model": model["name"]}]})
-        jobs = [
-            client.post(f"/v1/endpoints/{name}/async-invocations", json={"instances": rows}).json()
-            for _ in range(4)
-        ]
+    name, jobs = submit_jobs(lonely, model_files["xgb"], rows, count=4)
     client_redis = redis.Redis.from_url(lonely.env["SLUICEWAY_REDIS_URL"])
     queue = queue_name(lonely.namespace, name, "a")
     unacked, index = unacked_keys(lonely.namespace)
