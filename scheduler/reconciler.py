@@ -71,8 +71,8 @@ class Reconciler:
         )
         if report.restored:
             logger.warning(
-                "reconciler: restored %d message(s) reserved over %.0f s ago by a worker "
-                "that is gone",
+                "reconciler: restored %d message(s) reserved over %.0f s ago and never "
+                "acknowledged (their worker died or hung)",
                 report.restored,
                 self.grace_s,
             )
