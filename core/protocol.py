@@ -8,6 +8,7 @@ realtime call overtakes queued async jobs, which overtake batch-transform work.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -113,7 +114,14 @@ PRIORITY_STEPS = (0, 3, 6, 9)
 
 def priority_lists(queue: str) -> list[str]:
     """Every Redis list holding messages of `queue`, highest priority first."""
-    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS[1:]]
+    return [priority_list(queue, step) for step in PRIORITY_STEPS]
+
+
+def priority_list(queue: str, priority: int) -> str:
+    """The Redis list holding `queue`'s messages of `priority`, rounded down to a step as
+    kombu rounds it."""
+    step = PRIORITY_STEPS[bisect.bisect_right(PRIORITY_STEPS, max(priority, 0)) - 1]
+    return queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}"
 
 
 def bell_key(namespace: str, queue: str) -> str:

@@ -30,7 +30,7 @@ from core.protocol import (
     TASK_NAME,
     Invocation,
     bell_key,
-    priority_lists,
+    priority_list,
     queue_name,
     unacked_index_key,
     unacked_key,
@@ -145,7 +145,7 @@ def task_message(invocation: Invocation, queue: str) -> tuple[str, bytes]:
             "delivery_tag": str(uuid.uuid4()),
         },
     }
-    return priority_lists(queue)[PRIORITY_STEPS.index(priority)], orjson.dumps(envelope)
+    return priority_list(queue, priority), orjson.dumps(envelope)
 
 
 def decode_task_message(raw: bytes) -> tuple[Invocation, str | None]:
@@ -206,9 +206,7 @@ def restore_stale_reservations(
         if reservation is None:
             continue  # acknowledged between the two reads
         message, _exchange, queue = orjson.loads(reservation)
-        priority = message.get("properties", {}).get("priority") or 0
-        step = max(s for s in PRIORITY_STEPS if s <= min(priority, PRIORITY_STEPS[-1]))
-        key = priority_lists(queue)[PRIORITY_STEPS.index(step)]
+        key = priority_list(queue, message["properties"].get("priority") or 0)
         restored += int(
             restore(keys=[unacked, index, key], args=[tag, reservation, orjson.dumps(message)])
         )

@@ -34,7 +34,7 @@ from core.protocol import (
     Invocation,
     bell_key,
     metrics_key,
-    priority_lists,
+    priority_list,
     unacked_keys,
 )
 from core.queue import decode_task_message
@@ -162,11 +162,10 @@ class BatchingConsumer:
     # --- one batch ----------------------------------------------------------------
 
     def reserve(self, queue: str, limit: int) -> list[tuple[Invocation, str | None]]:
-        lists = priority_lists(queue)
         order = pull_order(self._pulls)
         self._pulls += 1
         keys = [self._unacked, self._unacked_index]
-        keys += [lists[(0, 3, 6, 9).index(step)] for step in order]
+        keys += [priority_list(queue, step) for step in order]
         caps = [TRANSFORM_PER_PULL if step == PRIORITY["transform"] else limit for step in order]
         raw = self._reserve(keys=keys, args=[limit, time.time(), queue, *caps])
         return [decode_task_message(message) for message in raw]
