@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api import invocations, metrics, realtime
 from api.problems import problem_responses
-from api.routing import EndpointRoute, RouteCache
+from api.routing import RouteCache
 from api.schemas import AsyncAccepted
 from core import codecs
 from core.config import get_settings
@@ -40,11 +40,6 @@ PAYLOAD_BODY: dict[str, Any] = {
         "text/csv": {"schema": {"description": "One instance per line: numbers, comma-separated"}},
     }
 }
-
-
-async def _route(request: Request, name: str) -> EndpointRoute:
-    cache: RouteCache = request.app.state.routes
-    return await cache.route(name)
 
 
 @router.post(
@@ -84,7 +79,8 @@ async def invoke_async(
 ) -> JSONResponse:
     """Queue a job; its output lands at `output_location`. Poll `/v1/jobs/{job_id}`."""
     settings = get_settings()
-    route = await _route(request, name)
+    routes: RouteCache = request.app.state.routes
+    route = await routes.route(name)
     variant = route.choose(x_target_variant, _rng)
     await request.app.state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     content_type = codecs.media_type(request.headers.get("content-type"))
