@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
 
 from api.header_limits import MAX_HEADER_BYTES, HeaderLimits
+from tests.unit.asgi import drive
 
 
 def call(headers: list[tuple[bytes, bytes]]) -> tuple[int, bool]:
-    reached: list[bool] = []
-    sent: list[dict[str, Any]] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        reached.append(True)
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     scope = {"type": "http", "method": "GET", "path": "/", "headers": headers}
-    asyncio.run(HeaderLimits(app)(scope, receive, send))
-    status = next((m["status"] for m in sent if m["type"] == "http.response.start"), 0)
-    return status, bool(reached)
+    exchange = drive(HeaderLimits, scope)
+    return exchange.status, exchange.reached
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from api.replies import ReplyWaiter
 from core.errors import BadRequest, InvalidInput, NotFound
 from core.protocol import Reply
 from core.queue import pack
+from tests.unit.asgi import drive
 
 
 class FailingRoutes:
@@ -33,18 +34,6 @@ def call(
     method: str, path: str, *, routes: Any = None
 ) -> tuple[int, dict[bytes, bytes], dict[str, Any] | None, bool]:
     """(status, headers, problem body, whether the inner app was reached)."""
-    reached: list[bool] = []
-    sent: list[dict[str, Any]] = []
-
-    async def inner(scope: Any, receive: Any, send: Any) -> None:
-        reached.append(True)
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b'{"instances": [[1, 2]]}'}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     app = SimpleNamespace(state=SimpleNamespace(routes=routes))
     scope = {
         "type": "http",
@@ -55,12 +44,11 @@ def call(
         "query_string": b"",
         "app": app,
     }
-    asyncio.run(RealtimeLane(inner)(scope, receive, send))
-    start = next((m for m in sent if m["type"] == "http.response.start"), None)
-    if start is None:
-        return 0, {}, None, bool(reached)
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], dict(start["headers"]), orjson.loads(body), bool(reached)
+    exchange = drive(RealtimeLane, scope, b'{"instances": [[1, 2]]}')
+    if exchange.start is None:
+        return 0, {}, None, exchange.reached
+    headers = dict(exchange.start["headers"])
+    return exchange.status, headers, orjson.loads(exchange.body), exchange.reached
 
 
 @pytest.mark.parametrize(
