@@ -26,6 +26,7 @@ COPY api ./api
 COPY workers ./workers
 COPY scheduler ./scheduler
 COPY cli ./cli
+COPY devstack ./devstack
 COPY migrations ./migrations
 RUN pip install ".[api,worker]"
 

@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import problems
-from api.auth import AuthMiddleware
-from api.backpressure import BacklogGate
-from api.header_limits import HeaderLimits
-from api.producer import Producer
-from api.realtime import RealtimeLane
-from api.replies import ReplyWaiter
+from api.middleware.auth import AuthMiddleware
+from api.middleware.header_limits import HeaderLimits
+from api.realtime.backpressure import BacklogGate
+from api.realtime.lane import RealtimeLane
+from api.realtime.producer import Producer
+from api.realtime.replies import ReplyWaiter
+from api.realtime.routing import RouteCache
 from api.routes import (
     deliveries,
     endpoints,
@@ -26,7 +27,6 @@ from api.routes import (
     topics,
     transform_jobs,
 )
-from api.routing import RouteCache
 from core.config import get_settings
 
 logger = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.config import NAME_PATTERN
+from core.states import DeliveryStatus, JobStatus, TransformStatus
 from core.tables import DEFAULT_TARGET_BACKLOG
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["churn"])]
@@ -199,7 +200,7 @@ class JobPublic(BaseModel):
     job_id: str
     endpoint: str
     variant: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: JobStatus
     output_location: str
     error: str | None
     inference_id: str | None = None
@@ -220,8 +221,6 @@ class Problem(BaseModel):
 
 
 # --- notifications ------------------------------------------------------------
-
-DeliveryStatus = Literal["pending", "delivered", "dead"]
 
 
 class TopicCreate(Strict):
@@ -344,7 +343,7 @@ class TransformJobCreate(Strict):
 class TransformJobPublic(BaseModel):
     job_id: str
     name: str
-    status: Literal["queued", "running", "stopping", "stopped", "succeeded", "failed"]
+    status: TransformStatus
     endpoint: str | None
     model: str | None
     model_version: int | None

@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import redis
 
-from cli.servers import SeaweedServer, free_port
 from core.db import upgrade_schema
 from core.protocol import metrics_key, queue_name
+from devstack.servers import SeaweedServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 

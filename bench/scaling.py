@@ -35,11 +35,11 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cli.servers import free_port  # noqa: E402
-from cli.stack import Stack  # noqa: E402
 from core import queue_state  # noqa: E402
 from core.config import Settings, get_settings  # noqa: E402
 from core.queue import get_redis  # noqa: E402
+from devstack.servers import free_port  # noqa: E402
+from devstack.supervisor import Stack  # noqa: E402
 from tests.integration.models import build_slow_handler  # noqa: E402
 
 

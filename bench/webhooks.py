@@ -72,7 +72,7 @@ def main() -> int:
     parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
-    from cli.servers import free_port
+    from devstack.servers import free_port
 
     workdir = Path(tempfile.mkdtemp(prefix="sluiceway-bench-webhooks-"))
     pg_name = None
@@ -112,7 +112,8 @@ def run(args: argparse.Namespace, url: str, port: int) -> int:
     from core.db import session_scope, upgrade_schema
     from core.outbox import record_job_events
     from core.tables import Delivery, DeliveryAttempt, Endpoint, Job, Subscription, Topic, utcnow
-    from scheduler.notifier import Notifier
+    from scheduler.loop import start_loop
+    from scheduler.webhooks.notifier import Notifier
 
     upgrade_schema(url)
     context = multiprocessing.get_context("spawn")
@@ -164,9 +165,8 @@ def run(args: argparse.Namespace, url: str, port: int) -> int:
 
     notifier = Notifier(get_settings())
     stop = threading.Event()
-    thread = threading.Thread(target=notifier.run, args=(stop,))
     started = time.perf_counter()
-    thread.start()
+    thread = start_loop(notifier, stop)
     deadline = time.monotonic() + 600
     while counter.value < args.events and time.monotonic() < deadline:
         time.sleep(0.02)

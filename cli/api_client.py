@@ -22,6 +22,7 @@ import typer
 
 from core.codecs import JSON
 from core.config import get_settings
+from core.states import JOB_FINISHED
 
 ApiUrlOption = Annotated[
     str | None,
@@ -32,7 +33,7 @@ ApiUrlOption = Annotated[
     ),
 ]
 
-FINAL_JOB_STATUSES = frozenset({"succeeded", "failed"})
+FINAL_JOB_STATUSES = frozenset(JOB_FINISHED)
 
 # A realtime call may legitimately wait as long as the server's own realtime
 # timeout (60 s by default) before the API answers 504; the client waits a

@@ -21,6 +21,7 @@ import typer
 from cli import api_client as http
 from cli.api_client import ApiUrlOption
 from core.codecs import CSV, JSON
+from core.states import JobStatus
 
 USAGE_ERROR = 2  # the exit code click uses for bad arguments; ours match it
 
@@ -235,7 +236,7 @@ def _invoke_async_and_wait(
         err=True,
     )
     job = api.wait_for_job(job_id, timeout_s=timeout_s)
-    if job["status"] == "failed":
+    if job["status"] == JobStatus.FAILED:
         http.fail(f"job {job_id} failed: {http.describe_job_error(job.get('error'))}")
     http.print_body(api.request("GET", http.path("/v1/jobs/{}/output", job_id)))
 

@@ -1,7 +1,7 @@
 """`sluice` commands that run processes: `db upgrade`, `api`, `worker`, `scheduler`, `up`.
 
 `api`, `worker` and `scheduler` each run one process alone (for compose and for
-many hosts); `up` runs all of them on this machine through `cli.stack.Stack`.
+many hosts); `up` runs all of them on this machine through `devstack.supervisor.Stack`.
 The heavy modules (FastAPI, torch, the scheduler loop) are imported inside each
 command, so `sluice --help` and the client commands stay fast.
 """
@@ -146,7 +146,7 @@ def up(
     ] = 120.0,
 ) -> None:
     """Run everything on this machine in the foreground; Ctrl-C stops it all."""
-    from cli.stack import Stack, run_stack
+    from devstack.supervisor import Stack, run_stack
 
     settings = _settings()
     _setup_logging(settings)

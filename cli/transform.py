@@ -32,8 +32,9 @@ from rich.text import Text
 
 from cli import api_client as http
 from cli.api_client import ApiUrlOption
+from core.states import TRANSFORM_FINAL, TransformStatus
 
-FINAL = frozenset({"succeeded", "failed", "stopped"})
+FINAL = frozenset(TRANSFORM_FINAL)
 CSV, JSON_LINES = "text/csv", "application/jsonlines"
 
 
@@ -168,7 +169,7 @@ def _note(job: dict[str, Any]) -> str:
         parts.append(f"{job['failed_records']:,} failed")
     if job.get("input_objects") is not None:
         parts.append(f"{job.get('completed_objects')}/{job['input_objects']} objects")
-    elif job.get("status") == "running":
+    elif job.get("status") == TransformStatus.RUNNING:
         parts.append("listing")
     return ", ".join(parts)
 
@@ -243,7 +244,7 @@ def transform(
             )
         typer.echo(summary(job, time.monotonic() - started), err=True)
         http.print_json(job)
-        if job.get("status") != "succeeded":
+        if job.get("status") != TransformStatus.SUCCEEDED:
             http.fail(f"transform job {job['name']} {job['status']}")
 
 

@@ -219,7 +219,7 @@ class Settings(BaseSettings):
         description="How often the scheduler looks for accepted jobs whose message was lost.",
     )
 
-    # --- webhooks (scheduler/notifier.py) --------------------------------------
+    # --- webhooks (scheduler/webhooks/notifier.py) --------------------------------------
     # Defaults retry for about a day: delays 5, 10, 20 ... 2560 s (10 retries,
     # 1.4 h), then 23 more at the 1 h cap → 34 attempts over ~24.4 h.
     webhook_max_attempts: int = Field(

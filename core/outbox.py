@@ -26,9 +26,10 @@ import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from core.states import JobStatus
 from core.tables import Endpoint, Event, Job, new_id, utcnow
 
-JOB_EVENT_TYPES = {"succeeded": "InferenceSucceeded", "failed": "InferenceFailed"}
+JOB_EVENT_TYPES = {JobStatus.SUCCEEDED: "InferenceSucceeded", JobStatus.FAILED: "InferenceFailed"}
 TRANSFORM_EVENT_TYPES = {True: "TransformSucceeded", False: "TransformFailed"}
 
 
@@ -80,7 +81,7 @@ def record_job_events(session: Session, job_ids: Sequence[str]) -> list[str]:
     for row in rows:
         if row.status not in JOB_EVENT_TYPES:
             raise ValueError(f"job {row.id} is {row.status!r}, not finished; no event to publish")
-        succeeded = row.status == "succeeded"
+        succeeded = row.status == JobStatus.SUCCEEDED
         payload = {
             "type": JOB_EVENT_TYPES[row.status],
             "job_id": row.id,

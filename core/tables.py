@@ -27,6 +27,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.states import (
+    ChunkStatus,
+    DeliveryStatus,
+    EndpointStatus,
+    JobStatus,
+    ObjectStatus,
+    TransformStatus,
+)
+
 # A batch or two per worker: enough to keep a worker busy between scaler ticks,
 # small enough that a burst of 2,000 jobs asks for every worker it may have.
 DEFAULT_TARGET_BACKLOG = 10
@@ -79,7 +88,7 @@ class Endpoint(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="in_service")
+    status: Mapped[str] = mapped_column(String(16), default=EndpointStatus.IN_SERVICE)
     output_prefix: Mapped[str] = mapped_column(Text)
     success_topic: Mapped[str | None] = mapped_column(String(63), nullable=True)
     error_topic: Mapped[str | None] = mapped_column(String(63), nullable=True)
@@ -118,10 +127,6 @@ class Variant(Base):
     model_version: Mapped[ModelVersion] = relationship()
 
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed")
-TERMINAL_STATUSES = ("succeeded", "failed")
-
-
 class Job(Base):
     """An async invocation. Realtime calls never touch this table (hot path)."""
 
@@ -134,7 +139,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     endpoint: Mapped[str] = mapped_column(String(63))
     variant: Mapped[str] = mapped_column(String(63))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     input_location: Mapped[str] = mapped_column(Text)
     content_type: Mapped[str] = mapped_column(String(128))
     accept: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -154,8 +159,6 @@ class Job(Base):
 
 
 # --- notifications (migration 0002) ---------------------------------------------
-
-DELIVERY_STATUSES = ("pending", "delivered", "dead")
 
 
 class Topic(Base):
@@ -229,7 +232,7 @@ class Delivery(Base):
         ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=True, index=True
     )
     url: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     redrives: Mapped[int] = mapped_column(Integer, default=0)
@@ -280,9 +283,6 @@ class ApiKey(Base):
 
 # --- batch transform ----------------------------------------------------------------
 
-TRANSFORM_STATUSES = ("queued", "running", "stopping", "stopped", "succeeded", "failed")
-TRANSFORM_ACTIVE = ("queued", "running", "stopping")
-
 
 class TransformJob(Base):
     """A batch transform over an S3 prefix. A resubmission with the same name resumes it."""
@@ -303,7 +303,7 @@ class TransformJob(Base):
     max_payload_mb: Mapped[float] = mapped_column(Float)
     assemble_with: Mapped[str] = mapped_column(String(8))
     join_source: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=TransformStatus.QUEUED)
     total_records: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     processed_records: Mapped[int] = mapped_column(BigInteger, default=0)
     failed_records: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -332,7 +332,7 @@ class TransformObject(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("transform_jobs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(Text)
     size: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default="listed")
+    status: Mapped[str] = mapped_column(String(16), default=ObjectStatus.LISTED)
     records: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     chunks: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
@@ -363,7 +363,7 @@ class TransformChunk(Base):
     lines: Mapped[int] = mapped_column(BigInteger)
     records: Mapped[int] = mapped_column(BigInteger)
     oversized: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=ChunkStatus.PENDING)
     token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

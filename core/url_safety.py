@@ -13,7 +13,7 @@ cloud machine's credentials. The rule for an address:
 IPv6 forms that embed an IPv4 address (`::ffff:a.b.c.d`, 6to4, NAT64) are judged
 by the IPv4 address inside. The API checks a URL when it is given (a literal
 address, or a well-known metadata host name); the notifier checks every address
-a host name resolves to before each attempt (`scheduler/webhook_sender.py`).
+a host name resolves to before each attempt (`scheduler/webhooks/webhook_sender.py`).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
-"""`sluice scheduler`: the control loop.
+"""`sluice scheduler`: the control loops (scheduler/loop.py), the scaler on the main thread.
 
 Every `scheduler_interval_s` (1 s by default), and at once when a variant at
 zero workers gets a message (checked every 0.2 s), the scaler reads each
 endpoint variant's backlog, decides its worker count and has the backend run
 that many (`scaler_backend`: local `sluice worker` processes — one per GPU
 device on a GPU machine, CPU workers within the core budget elsewhere — or
-Kubernetes Deployments). Webhook delivery (scheduler/notifier.py) and the
-reconciler (scheduler/reconciler.py) and the batch-transform coordinator
-(scheduler/transform.py) run beside it on their own threads.
+Kubernetes Deployments). Webhook delivery (scheduler/webhooks/notifier.py) and the
+reconciler (scheduler/reconcile/reconciler.py) and the batch-transform coordinator
+(scheduler/transform/coordinator.py) run beside it on their own threads.
 """
 
 from __future__ import annotations
@@ -15,21 +15,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from types import FrameType
 
 from core.config import Settings, get_settings
 from core.queue import get_redis
-from scheduler.actuators.base import Actuator, WorkerTarget
-from scheduler.notifier import start_notifier
-from scheduler.policy import Timings
-from scheduler.reconciler import start_reconciler
-from scheduler.scaler import Scaler
-from scheduler.transform import start_transform_coordinator
+from scheduler.loop import run_loop
+from scheduler.reconcile.reconciler import start_reconciler
+from scheduler.scaling.actuators.base import Actuator, WorkerTarget
+from scheduler.scaling.policy import Timings
+from scheduler.scaling.scaler import Scaler
+from scheduler.transform.coordinator import start_transform_coordinator
+from scheduler.webhooks.notifier import start_notifier
 
 logger = logging.getLogger(__name__)
-
-WAKE_POLL_S = 0.2
 
 
 def detect_devices() -> list[str]:
@@ -66,7 +64,7 @@ class NoWorkers:
 
 def make_actuator(settings: Settings) -> Actuator:
     if settings.scaler_backend == "kubernetes":
-        from scheduler.actuators.kubernetes import KubernetesDeployments, load_apps_api
+        from scheduler.scaling.actuators.kubernetes import KubernetesDeployments, load_apps_api
 
         logger.info(
             "scaling Deployments %s in namespace %s",
@@ -80,7 +78,7 @@ def make_actuator(settings: Settings) -> Actuator:
         )
     if settings.scaler_backend == "none":
         return NoWorkers()
-    from scheduler.actuators.local import LocalWorkers, spare_command
+    from scheduler.scaling.actuators.local import LocalWorkers, spare_command
 
     gpus = [d for d in detect_devices() if d.startswith("cuda")]
     logger.info(
@@ -120,28 +118,16 @@ def run_scheduler() -> None:
             scale_in_window_s=settings.scale_in_window_s,
             scale_to_zero_idle_s=settings.scale_to_zero_idle_s,
         ),
+        interval_s=settings.scheduler_interval_s,
     )
-    interval_s = settings.scheduler_interval_s
-    logger.info("scheduler up: scaling every %.1f s", interval_s)
-    next_tick = 0.0
+    logger.info("scheduler up: scaling every %.1f s", settings.scheduler_interval_s)
     notifier = start_notifier(settings, stop)  # webhooks: its own thread, never blocks this loop
     start_reconciler(settings, stop)  # requeues jobs whose message was lost
     transform = start_transform_coordinator(settings, get_redis(), stop)
     try:
-        while not stop.is_set():
-            try:
-                # A full tick every interval, and at once when a variant at zero
-                # workers gets its first message (checked every WAKE_POLL_S).
-                if time.monotonic() >= next_tick or scaler.wake_pending():
-                    next_tick = time.monotonic() + interval_s
-                    scaler.tick()
-            except Exception:
-                # One bad tick (a bug, an unexpected reply) must not stop the workers.
-                logger.exception("scaler tick failed")
-            stop.wait(min(WAKE_POLL_S, interval_s))
+        run_loop(scaler, stop)  # on this thread; closing it stops the workers it runs
     finally:
         stop.set()
-        scaler.close()
         notifier.join(settings.webhook_timeout_s + 5)
         transform.join(timeout=30)
         logger.info("scheduler stopped")

@@ -29,7 +29,8 @@ from core.config import get_settings
 from core.db import session_scope
 from core.protocol import queue_name, transform_pool_queue, worker_key
 from core.queue import get_redis, make_celery, pack
-from core.tables import TRANSFORM_ACTIVE, Endpoint, TransformJob, Variant
+from core.states import TRANSFORM_ACTIVE
+from core.tables import Endpoint, TransformJob, Variant
 from workers.batching import BatchSettings
 
 logger = logging.getLogger(__name__)

@@ -51,6 +51,7 @@ from core.errors import (
 from core.outbox import record_job_event
 from core.protocol import Invocation, Reply
 from core.queue import pack
+from core.states import JOB_UNFINISHED, JobStatus
 from core.storage import ObjectStore, S3Location
 from core.tables import Job, utcnow
 from workers import transform
@@ -156,8 +157,10 @@ class Executor:
             with session_scope() as session:
                 result = session.execute(
                     update(Job)
-                    .where(Job.id.in_(ids), Job.status.in_(("queued", "running")))
-                    .values(status="running", started_at=utcnow(), attempts=Job.attempts + 1)
+                    .where(Job.id.in_(ids), Job.status.in_(JOB_UNFINISHED))
+                    .values(
+                        status=JobStatus.RUNNING, started_at=utcnow(), attempts=Job.attempts + 1
+                    )
                     .returning(Job.id, Job.attempts),
                     execution_options={"synchronize_session": False},
                 )
@@ -398,18 +401,22 @@ def finish_job(session: Any, request: Request) -> None:
     job_id = request.inv.job_id
     if request.error is not None:
         values: dict[str, Any] = {
-            "status": "failed",
+            "status": JobStatus.FAILED,
             "error": f"{request.error.title}: {request.error.detail}",
             "dead_letter": request.dead_letter,
         }
         logger.warning("job %s: failed: %s", job_id, values["error"])
     else:
         assert request.output is not None
-        values = {"status": "succeeded", "output_content_type": request.output[1], "error": None}
+        values = {
+            "status": JobStatus.SUCCEEDED,
+            "output_content_type": request.output[1],
+            "error": None,
+        }
         logger.info("job %s: succeeded, output at %s", job_id, request.inv.output_location)
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+        .where(Job.id == job_id, Job.status.in_(JOB_UNFINISHED))
         .values(finished_at=utcnow(), **values)
     )
     # The outbox event goes in the same transaction, and only when this call

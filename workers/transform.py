@@ -1,7 +1,7 @@
 """The worker's side of batch transform: claim a chunk, answer its records, record it once.
 
 A `transform` invocation names one chunk: whole lines [start, end) of an input
-object (see scheduler/transform.py). The executor (workers/execution.py)
+object (see scheduler/transform/coordinator.py). The executor (workers/execution.py)
 handles it like any request, with these steps added:
 
 - claim: one UPDATE marks the chunk taken (attempts + 1) only if it is still
@@ -42,6 +42,7 @@ from core.db import session_scope
 from core.errors import InvalidInput, ModelError, NotFound, SluicewayError
 from core.protocol import Invocation, transform_done_key
 from core.records import ParsedChunk, parse_chunk, render_chunk
+from core.states import ChunkStatus, TransformStatus
 from core.storage import ObjectStore, S3Location
 from core.tables import TransformChunk, TransformJob, utcnow
 from workers.runners.base import NumericRunner, Runner
@@ -120,7 +121,7 @@ def claim(requests: list[Request], *, max_attempts: int) -> None:
         return
     for request in requests:
         request.chunk = ChunkWork.from_invocation(request.inv)
-    running = select(TransformJob.id).where(TransformJob.status == "running")
+    running = select(TransformJob.id).where(TransformJob.status == TransformStatus.RUNNING)
     try:
         with session_scope() as session:
             claimed: dict[int, int] = {}
@@ -131,7 +132,7 @@ def claim(requests: list[Request], *, max_attempts: int) -> None:
                     .where(
                         TransformChunk.id == request.chunk.chunk_id,
                         TransformChunk.token == request.chunk.token,
-                        TransformChunk.status == "pending",
+                        TransformChunk.status == ChunkStatus.PENDING,
                         TransformChunk.job_id.in_(running),
                     )
                     .values(attempts=TransformChunk.attempts + 1, claimed_at=utcnow())
@@ -282,9 +283,9 @@ def _mark_done(session: Any, request: Request) -> list[str]:
     processed, failed = chunk.parsed.records, len(chunk.parsed.failures)
     result = session.execute(
         update(TransformChunk)
-        .where(TransformChunk.id == chunk.chunk_id, TransformChunk.status == "pending")
+        .where(TransformChunk.id == chunk.chunk_id, TransformChunk.status == ChunkStatus.PENDING)
         .values(
-            status="done",
+            status=ChunkStatus.DONE,
             processed=processed,
             failed=failed,
             part_uri=chunk.part,
@@ -323,7 +324,7 @@ def _mark_failed(session: Any, request: Request) -> None:
     logger.warning("job %s: chunk %d failed: %s", request.inv.job_id, chunk.chunk_id, error)
     session.execute(
         update(TransformChunk)
-        .where(TransformChunk.id == chunk.chunk_id, TransformChunk.status == "pending")
-        .values(status="failed", error=error, finished_at=utcnow()),
+        .where(TransformChunk.id == chunk.chunk_id, TransformChunk.status == ChunkStatus.PENDING)
+        .values(status=ChunkStatus.FAILED, error=error, finished_at=utcnow()),
         execution_options={"synchronize_session": False},
     )

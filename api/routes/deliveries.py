@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api import topic_service
 from api.deps import SessionDep
 from api.problems import problem_responses
 from api.routes.topics import Limit
-from api.schemas import DeliveryDetail, DeliveryPublic, DeliveryStatus
+from api.schemas import DeliveryDetail, DeliveryPublic
+from api.services import topics as topic_service
+from core.states import DeliveryStatus
 
 router = APIRouter(
     prefix="/v1/deliveries",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api import endpoint_service
 from api.deps import SessionDep
 from api.problems import problem_responses
 from api.schemas import EndpointCreate, EndpointPublic, VariantPatch, WeightsPatch
+from api.services import endpoints as endpoint_service
 
 router = APIRouter(
     prefix="/v1/endpoints",

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api import invocations, metrics, realtime
+from api import metrics, payloads
 from api.problems import problem_responses
-from api.routing import RouteCache
+from api.realtime import lane
+from api.realtime.routing import RouteCache
 from api.schemas import AsyncAccepted
+from api.services import invocations
 from core import codecs
 from core.config import get_settings
 from core.errors import BadRequest, InvalidInput
@@ -56,10 +58,10 @@ PAYLOAD_BODY: dict[str, Any] = {
 async def invoke_realtime(name: str, request: Request) -> Response:
     """Run the model and wait for its answer (default 60 s; `X-Timeout-Ms` lowers it).
 
-    Served by `api.realtime.RealtimeLane` before FastAPI's routing (the hot path);
+    Served by `api.realtime.lane.RealtimeLane` before FastAPI's routing (the hot path);
     declared here for the OpenAPI document.
     """
-    return await realtime.invoke(request, name)
+    return await lane.invoke(request, name)
 
 
 @router.post(
@@ -84,14 +86,14 @@ async def invoke_async(
     variant = route.choose(x_target_variant, _rng)
     await request.app.state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     content_type = codecs.media_type(request.headers.get("content-type"))
-    body = await invocations.read_body(request, settings.max_inline_body_bytes)
+    body = await payloads.read_body(request, settings.max_inline_body_bytes)
     if x_input_location:
         if body:
             raise BadRequest("send either a body or X-Input-Location, not both")
         if variant.model.framework != "python":
             codecs.check_supported(content_type)
     else:
-        invocations.validate_payload(body, content_type, variant.model.framework)
+        payloads.validate_payload(body, content_type, variant.model.framework)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
     if x_callback_url is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -16,6 +15,7 @@ from core.apikeys import KeyInfo
 from core.errors import Conflict, NotFound
 from core.jobs import async_invocation
 from core.queue import enqueue
+from core.states import JobStatus
 from core.storage import S3Location, get_store
 from core.tables import Job
 
@@ -54,7 +54,7 @@ def _public(job: Job) -> JobPublic:
 def list_jobs(
     session: SessionDep,
     endpoint: str | None = None,
-    status: Literal["queued", "running", "succeeded", "failed"] | None = None,
+    status: JobStatus | None = None,
     dead_letter: bool | None = None,
     limit: int = Query(default=50, ge=1, le=1000),
 ) -> list[JobPublic]:
@@ -78,12 +78,12 @@ def get_job(job_id: str, request: Request, session: SessionDep) -> JobPublic:
 def retry_job(job_id: str, request: Request, session: SessionDep) -> JobPublic:
     """Run a failed (for instance dead-lettered) job again from its stored input."""
     job = _job(session, job_id, request)
-    if job.status != "failed":
+    if job.status != JobStatus.FAILED:
         raise Conflict(f"job {job_id} is {job.status}; only failed jobs can be retried")
     invocation = async_invocation(session, job)
     if invocation is None:
         raise Conflict(f"job {job_id}'s variant {job.endpoint}/{job.variant} no longer exists")
-    job.status, job.error, job.attempts, job.dead_letter = "queued", None, 0, False
+    job.status, job.error, job.attempts, job.dead_letter = JobStatus.QUEUED, None, 0, False
     job.started_at = job.finished_at = None
     session.commit()
     enqueue(invocation)
@@ -97,7 +97,7 @@ def retry_job(job_id: str, request: Request, session: SessionDep) -> JobPublic:
 def get_job_output(job_id: str, request: Request, session: SessionDep) -> StreamingResponse:
     """The output object's bytes; 404 until the job has succeeded."""
     job = _job(session, job_id, request)
-    if job.status != "succeeded":
+    if job.status != JobStatus.SUCCEEDED:
         reason = f": {job.error}" if job.error else ""
         raise NotFound(f"job {job_id} has no output; it is {job.status}{reason}")
     location = S3Location.parse(job.output_location)

@@ -7,10 +7,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from api import registry
 from api.deps import SessionDep
 from api.problems import problem_responses
 from api.schemas import ModelCreate, ModelPublic, ModelVersionPublic
+from api.services import registry
 from core import codecs
 from core.config import NAME_PATTERN, get_settings
 from core.db import session_scope

@@ -6,19 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api import topic_service
 from api.deps import SessionDep
 from api.problems import problem_responses
 from api.schemas import (
     DeliveryDetail,
     DeliveryPublic,
-    DeliveryStatus,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionPublic,
     TopicCreate,
     TopicPublic,
 )
+from api.services import topics as topic_service
+from core.states import DeliveryStatus
 
 router = APIRouter(
     prefix="/v1/topics",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api import transform_service
 from api.deps import SessionDep
 from api.problems import problem_responses
 from api.schemas import TransformJobCreate, TransformJobPublic
+from api.services import transforms as transform_service
 
 router = APIRouter(
     prefix="/v1/transform-jobs",

@@ -25,9 +25,9 @@ import psycopg
 import pytest
 import redis
 
-from cli.servers import SeaweedServer, free_port
 from core.config import get_settings
 from core.db import upgrade_schema
+from devstack.servers import SeaweedServer, free_port
 from tests.integration import models
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from typing import cast
 import httpx
 import redis
 
-from cli.servers import free_port
 from core.protocol import priority_lists, unacked_keys, unacked_mutex_key
+from devstack.servers import free_port
 
 
 class TcpProxy:

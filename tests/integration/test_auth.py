@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.servers import SeaweedServer
+from devstack.servers import SeaweedServer
 from tests.integration import models
 from tests.integration.conftest import (
     REPO,

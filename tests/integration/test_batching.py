@@ -17,8 +17,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from cli.servers import SeaweedServer
 from core.tables import Job
+from devstack.servers import SeaweedServer
 from tests.integration import models
 from tests.integration.conftest import (
     Stack,

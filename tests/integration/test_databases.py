@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from cli.servers import SeaweedServer
 from core.db import upgrade_schema
+from devstack.servers import SeaweedServer
 from tests.integration import models
 from tests.integration.conftest import (
     Stack,

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select
 
-from cli.servers import RedisServer, SeaweedServer
 from core.protocol import queue_name
 from core.tables import Job
+from devstack.servers import RedisServer, SeaweedServer
 from tests.integration import models
 from tests.integration.conftest import (
     Stack,

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from scheduler.actuators.base import WorkerTarget
-from scheduler.actuators.kubernetes import KubernetesDeployments
+from scheduler.scaling.actuators.base import WorkerTarget
+from scheduler.scaling.actuators.kubernetes import KubernetesDeployments
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ import pytest
 import redis
 from sqlalchemy import update
 
-from cli.servers import SeaweedServer
 from core.db import session_scope
 from core.protocol import priority_lists, queue_name, unacked_keys, unacked_mutex_key
 from core.queue import restore_stale_reservations
 from core.tables import Job
-from scheduler.reconciler import MAX_DELIVERIES, Reconciler
+from devstack.servers import SeaweedServer
+from scheduler.reconcile.reconciler import MAX_DELIVERIES, Reconciler
 from tests.integration import models
 from tests.integration.conftest import (
     Stack,

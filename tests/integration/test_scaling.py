@@ -22,9 +22,9 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from cli.servers import SeaweedServer
 from core.db import session_scope
 from core.tables import Job
+from devstack.servers import SeaweedServer
 from tests.integration import models
 from tests.integration.conftest import (
     Stack,

@@ -12,7 +12,7 @@ import msgpack
 import pytest
 import redis
 
-from cli.servers import SeaweedServer
+from devstack.servers import SeaweedServer
 from tests.integration.conftest import (
     Stack,
     create_endpoint,

@@ -15,8 +15,8 @@ import pytest
 from minio import Minio
 from minio.error import S3Error
 
-from cli.servers import RedisServer, SeaweedServer, redis_reachable, s3_reachable
 from core.config import Settings
+from devstack.servers import RedisServer, SeaweedServer, redis_reachable, s3_reachable
 
 pytestmark = pytest.mark.integration
 

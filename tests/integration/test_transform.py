@@ -18,8 +18,8 @@ import orjson
 import pytest
 from sqlalchemy import create_engine, select
 
-from cli.servers import SeaweedServer
 from core.tables import TransformChunk
+from devstack.servers import SeaweedServer
 from tests.integration import models
 from tests.integration.conftest import (
     Stack,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.servers import SeaweedServer
 from core.webhooks import verify_signature
+from devstack.servers import SeaweedServer
 from tests.integration import models
 from tests.integration.conftest import (
     drop_postgres_database,

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
-from cli.servers import SeaweedServer, free_port
+from devstack.servers import SeaweedServer, free_port
 from tests.integration import models
 from tests.integration.conftest import Stack, create_endpoint, make_stack, register, unique
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.auth import required_scope
+from api.middleware.auth import required_scope
 from core.apikeys import KeyInfo, split_key, verify
 from core.tables import ApiKey
 

@@ -27,11 +27,11 @@ from core.errors import ModelError
 from core.outbox import record_job_event, record_transform_event
 from core.protocol import Invocation, ModelRef
 from core.tables import Delivery, DeliveryAttempt, Endpoint, Event, Job, Subscription, Topic
-from scheduler import delivery_store
-from scheduler.delivery_store import Result
-from scheduler.notifier import Notifier
-from scheduler.retry_policy import Decision
-from scheduler.webhook_sender import Outcome
+from scheduler.webhooks import delivery_store
+from scheduler.webhooks.delivery_store import Result
+from scheduler.webhooks.notifier import Notifier
+from scheduler.webhooks.retry_policy import Decision
+from scheduler.webhooks.webhook_sender import Outcome
 from workers.execution import Request, finish_job
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)

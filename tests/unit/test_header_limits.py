@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.header_limits import MAX_HEADER_BYTES, HeaderLimits
+from api.middleware.header_limits import MAX_HEADER_BYTES, HeaderLimits
 from tests.unit.asgi import drive
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.actuators.base import WorkerTarget
-from scheduler.actuators.local import LocalWorkers
+from scheduler.scaling.actuators.base import WorkerTarget
+from scheduler.scaling.actuators.local import LocalWorkers
 
 FAKE_WORKER = """
 import os, signal, sys, time
@@ -232,7 +232,7 @@ def test_a_worker_ignoring_sigterm_is_killed_after_the_grace(
 def test_the_warm_spare_becomes_the_next_worker_and_a_new_one_boots_later(
     make_workers: Callable[..., LocalWorkers], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("scheduler.actuators.local.SPARE_DELAY_S", 0.3)
+    monkeypatch.setattr("scheduler.scaling.actuators.local.SPARE_DELAY_S", 0.3)
     workers = make_workers(gpus=["cuda:0", "cuda:1"], spare=fake_spare)
     workers.apply([])  # idle: only the spare boots
     spare = workers._spare

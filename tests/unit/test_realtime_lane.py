@@ -12,8 +12,8 @@ import redis.exceptions
 from starlette.requests import ClientDisconnect
 
 from api.main import create_app
-from api.realtime import RealtimeLane, timeout_from
-from api.replies import ReplyWaiter
+from api.realtime.lane import RealtimeLane, timeout_from
+from api.realtime.replies import ReplyWaiter
 from core.errors import BadRequest, InvalidInput, NotFound
 from core.protocol import Reply
 from core.queue import pack

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from api.registry import sniff_artifact
+from api.services.registry import sniff_artifact
 from core.errors import InvalidInput
 from tests.integration import models
 

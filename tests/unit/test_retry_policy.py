@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from core.config import Settings
-from scheduler.retry_policy import Decision, RetryPolicy
+from scheduler.webhooks.retry_policy import Decision, RetryPolicy
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 POLICY = RetryPolicy(base_s=5, cap_s=3600)

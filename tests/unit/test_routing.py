@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from api.routing import EndpointRoute, VariantRoute
+from api.realtime.routing import EndpointRoute, VariantRoute
 from core.errors import NotFound, NotReady
 from core.protocol import ModelRef
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from scheduler.policy import (
+from scheduler.scaling.policy import (
     Bounds,
     Decision,
     Observation,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cli import servers
-from cli.servers import SEAWEED_GRPC_OFFSET, RedisServer, SeaweedServer
+from devstack import servers
+from devstack.servers import SEAWEED_GRPC_OFFSET, RedisServer, SeaweedServer
 
 
 @pytest.fixture(autouse=True)

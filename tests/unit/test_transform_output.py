@@ -8,7 +8,7 @@ import pytest
 
 from core.storage import StreamReader
 from core.tables import TransformJob
-from scheduler.transform_output import output_location
+from scheduler.transform.output import output_location
 
 
 @pytest.mark.parametrize(

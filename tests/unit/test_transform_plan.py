@@ -7,7 +7,7 @@ import random
 import pytest
 
 from core.records import is_record, split_lines
-from scheduler.transform_plan import ChunkPlan, cut_chunks, iter_line_kinds
+from scheduler.transform.plan import ChunkPlan, cut_chunks, iter_line_kinds
 
 
 def cut(data: bytes, max_bytes: int | None, block: int = 4) -> list[tuple[int, ...]]:

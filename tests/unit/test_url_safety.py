@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from core.config import Settings
 from core.errors import InvalidInput
 from core.url_safety import address_refusal, check_webhook_url
-from scheduler.webhook_sender import WebhookSender
+from scheduler.webhooks.webhook_sender import WebhookSender
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 

@@ -39,7 +39,9 @@ from core.jobs import async_invocation
 from core.outbox import record_job_event
 from core.protocol import priority_lists, queue_name, unacked_keys
 from core.queue import enqueue, get_redis, restore_stale_reservations
+from core.states import JOB_UNFINISHED, JobStatus
 from core.tables import Job, utcnow
+from scheduler.loop import start_loop
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +60,27 @@ class ReconcileReport:
 
 
 class Reconciler:
-    def __init__(self, *, client: redis.Redis, namespace: str, grace_s: float) -> None:
+    """The reconciler loop (a `scheduler.loop.ControlLoop`): one `tick` per interval."""
+
+    name = "reconciler"
+
+    def __init__(
+        self, *, client: redis.Redis, namespace: str, grace_s: float, interval_s: float = 30.0
+    ) -> None:
         self.redis = client
         self.namespace = namespace
         self.grace_s = grace_s
+        self.interval_s = interval_s
+
+    def step(self) -> bool:
+        self.tick()
+        return False
+
+    def idle(self, stop: threading.Event) -> None:
+        stop.wait(self.interval_s)
+
+    def close(self) -> None:
+        pass
 
     def tick(self) -> ReconcileReport:
         report = ReconcileReport(
@@ -99,8 +118,8 @@ class Reconciler:
                 select(Job)
                 .where(
                     or_(
-                        (Job.status == "queued") & (Job.created_at < cutoff),
-                        (Job.status == "running") & (Job.started_at < cutoff),
+                        (Job.status == JobStatus.QUEUED) & (Job.created_at < cutoff),
+                        (Job.status == JobStatus.RUNNING) & (Job.started_at < cutoff),
                     )
                 )
                 .limit(BATCH)
@@ -125,7 +144,7 @@ class Reconciler:
     def _recover(self, job: Job, report: ReconcileReport) -> None:
         with session_scope() as session:
             current = session.get(Job, job.id)
-            if current is None or current.status not in ("queued", "running"):
+            if current is None or current.status not in JOB_UNFINISHED:
                 return
             if current.attempts >= MAX_DELIVERIES:
                 self._fail(session, job.id, "its message was lost after every delivery", dead=True)
@@ -136,7 +155,7 @@ class Reconciler:
                 self._fail(session, job.id, "its endpoint variant was deleted before it ran")
                 report.failed += 1
                 return
-            current.status = "queued"
+            current.status = JobStatus.QUEUED
         enqueue(invocation, client=self.redis)
         logger.warning("job %s: its message was lost; requeued", job.id)
         report.requeued += 1
@@ -145,9 +164,9 @@ class Reconciler:
     def _fail(session: Session, job_id: str, reason: str, *, dead: bool = False) -> None:
         result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
             update(Job)
-            .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+            .where(Job.id == job_id, Job.status.in_(JOB_UNFINISHED))
             .values(
-                status="failed",
+                status=JobStatus.FAILED,
                 error=f"Lost: {reason}",
                 dead_letter=dead,
                 finished_at=utcnow(),
@@ -166,19 +185,6 @@ def start_reconciler(settings: Settings, stop: threading.Event) -> threading.Thr
         # kombu restores a dead worker's messages after the visibility timeout:
         # give it that long (and a margin) before calling a message lost.
         grace_s=settings.visibility_timeout_s * 2,
+        interval_s=settings.reconcile_interval_s,
     )
-
-    def loop() -> None:
-        while not stop.wait(settings.reconcile_interval_s):
-            try:
-                reconciler.tick()
-            except Exception:
-                logger.warning(
-                    "reconciler pass failed; next in %s s",
-                    settings.reconcile_interval_s,
-                    exc_info=True,
-                )
-
-    thread = threading.Thread(target=loop, name="reconciler", daemon=True)
-    thread.start()
-    return thread
+    return start_loop(reconciler, stop)

@@ -3,7 +3,7 @@
 A subscription's secret is stored so the notifier can sign with it; it leaves
 the API once at most, in the reply that created it when the server generated
 it. Webhook URLs are checked by core/url_safety.py (422 when refused).
-Deliveries are read here and redriven here; they are sent by scheduler/notifier.py.
+Deliveries are read here and redriven here; they are sent by scheduler/webhooks/notifier.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from api.schemas import (
     DeliveryAttemptPublic,
     DeliveryDetail,
     DeliveryPublic,
-    DeliveryStatus,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionPublic,
@@ -31,6 +30,7 @@ from api.schemas import (
 )
 from core.config import get_settings
 from core.errors import Conflict, InvalidInput, NotFound
+from core.states import DeliveryStatus
 from core.tables import (
     Delivery,
     DeliveryAttempt,
@@ -180,7 +180,7 @@ def _delivery_public(delivery: Delivery, event: Event) -> dict[str, Any]:
         "max_attempts": delivery.max_attempts,
         "redrives": delivery.redrives,
         "next_attempt_at": as_utc(delivery.next_attempt_at)
-        if delivery.status == "pending"
+        if delivery.status == DeliveryStatus.PENDING
         else None,
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
@@ -270,9 +270,9 @@ def redrive(session: Session, delivery_id: str, *, topic: str | None) -> Deliver
     # Guarded by status: of two redrives at once, exactly one moves the row.
     changed = session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery.id, Delivery.status == "dead")
+        .where(Delivery.id == delivery.id, Delivery.status == DeliveryStatus.DEAD)
         .values(
-            status="pending",
+            status=DeliveryStatus.PENDING,
             next_attempt_at=utcnow(),
             max_attempts=Delivery.attempts + budget,
             redrives=Delivery.redrives + 1,

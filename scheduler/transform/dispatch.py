@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from core.protocol import TRANSFORM_POOL, Invocation, ModelRef, transform_pool_variant
 from core.storage import S3Location
 from core.tables import Endpoint, Model, ModelVersion, TransformChunk, TransformJob, Variant
-from scheduler.transform_output import parts_prefix
+from scheduler.transform.output import parts_prefix
 
 
 class JobFailed(Exception):

@@ -1,6 +1,6 @@
 """The scaler: each tick, read every variant's backlog, decide its worker count, actuate, publish.
 
-Reads come from scheduler/metrics.py, decisions from scheduler/policy.py, side
+Reads come from scheduler/scaling/metrics.py, decisions from scheduler/scaling/policy.py, side
 effects from an actuator. What it decided is published in Redis for the API
 (`GET /v1/endpoints/{name}`, `/metrics`): the desired count per queue in
 `desired_workers_key` and the latest scaling events per queue, newest first, in
@@ -16,6 +16,7 @@ the policy scales on their sum, so that split never changes a decision.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -25,16 +26,28 @@ import sqlalchemy.exc
 from core import queue_state
 from core.protocol import desired_workers_key, scaling_events_key
 from core.queue_state import ScalingEvent
-from scheduler.actuators.base import Actuator, WorkerTarget
-from scheduler.metrics import read_queues, read_variants
-from scheduler.policy import Decision, Observation, Timings, VariantState, decide
+from scheduler.scaling.actuators.base import Actuator, WorkerTarget
+from scheduler.scaling.metrics import read_queues, read_variants
+from scheduler.scaling.policy import Decision, Observation, Timings, VariantState, decide
 
 logger = logging.getLogger(__name__)
 
 EVENTS_KEPT = 20
 
 
+# A variant at zero workers whose first message arrived is noticed this fast.
+WAKE_POLL_S = 0.2
+
+
 class Scaler:
+    """The scaling loop (a `scheduler.loop.ControlLoop`).
+
+    A full `tick` every `interval_s`, and at once when a variant at zero
+    workers gets its first message (checked every `WAKE_POLL_S`).
+    """
+
+    name = "scaler"
+
     def __init__(
         self,
         *,
@@ -42,8 +55,11 @@ class Scaler:
         redis_client: redis.Redis,
         actuator: Actuator,
         timings: Timings,
+        interval_s: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.interval_s = interval_s
+        self._next_tick = 0.0
         self.namespace = namespace
         self.redis = redis_client
         self.actuator = actuator
@@ -51,6 +67,15 @@ class Scaler:
         self.clock = clock
         self.states: dict[str, VariantState] = {}
         self.targets: list[WorkerTarget] = []
+
+    def step(self) -> bool:
+        if time.monotonic() >= self._next_tick or self.wake_pending():
+            self._next_tick = time.monotonic() + self.interval_s
+            self.tick()
+        return False
+
+    def idle(self, stop: threading.Event) -> None:
+        stop.wait(min(WAKE_POLL_S, self.interval_s))
 
     def tick(self) -> dict[str, Decision]:
         """One round: decisions per queue (empty when the reads failed)."""

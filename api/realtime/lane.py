@@ -27,10 +27,19 @@ from starlette.responses import Response
 from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import invocations, metrics, problems
+from api import metrics, payloads, problems
+from api.realtime.routing import EndpointRoute, VariantRoute
 from core import codecs
 from core.config import get_settings
-from core.errors import BadRequest, InvalidInput, QueueUnavailable, RealtimeTimeout
+from core.errors import (
+    ERROR_KINDS,
+    BadRequest,
+    InvalidInput,
+    QueueUnavailable,
+    RealtimeTimeout,
+    SluicewayError,
+)
+from core.protocol import Invocation
 from core.tables import new_id
 
 INVOKE_PATH = re.compile(r"^/v1/endpoints/(?P<name>[^/]+)/invocations$")
@@ -68,12 +77,12 @@ async def invoke(request: Request, name: str) -> Response:
     await state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     timeout_ms = timeout_from(headers.get("x-timeout-ms"), settings.realtime_timeout_ms)
     content_type = codecs.media_type(headers.get("content-type"))
-    body = await invocations.read_body(request, settings.max_inline_body_bytes)
-    invocations.validate_payload(body, content_type, variant.model.framework)
+    body = await payloads.read_body(request, settings.max_inline_body_bytes)
+    payloads.validate_payload(body, content_type, variant.model.framework)
 
     replies = state.replies
     job_id = new_id()
-    invocation = invocations.realtime_invocation(
+    invocation = realtime_invocation(
         route=route,
         variant=variant,
         body=body,
@@ -116,7 +125,7 @@ async def invoke(request: Request, name: str) -> Response:
         model_s=reply.model_ms / 1000,
     )
     if not reply.ok:
-        error = invocations.reply_error(reply.error_kind, reply.detail)
+        error = reply_error(reply.error_kind, reply.detail)
         return problems.problem(error.status, error.detail, error.title, headers=answer_headers)
     return Response(reply.body, media_type=reply.content_type, headers=answer_headers)
 
@@ -132,3 +141,35 @@ def timeout_from(header: str | None, default_ms: int) -> int:
     if value <= 0:
         raise InvalidInput(f"X-Timeout-Ms must be positive, got {value}")
     return min(value, default_ms)
+
+
+def realtime_invocation(
+    *,
+    route: EndpointRoute,
+    variant: VariantRoute,
+    body: bytes,
+    content_type: str,
+    accept: str | None,
+    reply_to: str,
+    timeout_ms: int,
+    job_id: str,
+) -> Invocation:
+    now_ms = int(time.time() * 1000)
+    return Invocation(
+        job_id=job_id,
+        mode="realtime",
+        endpoint=route.name,
+        variant=variant.name,
+        model=variant.model,
+        content_type=content_type,
+        accept=accept,
+        body=body,
+        reply_to=reply_to,
+        deadline_ms=now_ms + timeout_ms,
+        enqueued_ms=now_ms,
+    )
+
+
+def reply_error(kind: str | None, detail: str | None) -> SluicewayError:
+    cls = ERROR_KINDS.get(kind or "internal", SluicewayError)
+    return cls(detail or "the worker reported an error without detail")

@@ -1,7 +1,7 @@
 """Batch transform jobs: submit (or resume by name), read, stop.
 
 The API only records the job; the coordinator in the scheduler
-(scheduler/transform.py) lists, splits, dispatches and assembles. A submission
+(scheduler/transform/coordinator.py) lists, splits, dispatches and assembles. A submission
 is checked here so mistakes are a clear 4xx at once: the endpoint or model
 exists, the input prefix holds objects, the output prefix is not inside the
 input prefix. A missing output bucket is created (as the async output path
@@ -18,11 +18,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.registry import resolve_version
 from api.schemas import TransformJobCreate, TransformJobPublic
+from api.services.registry import resolve_version
 from core.errors import Conflict, InvalidInput, NotFound
+from core.states import TRANSFORM_ACTIVE, ChunkStatus, TransformStatus
 from core.storage import S3Location, get_store
-from core.tables import TRANSFORM_ACTIVE, Endpoint, TransformChunk, TransformJob
+from core.tables import Endpoint, TransformChunk, TransformJob
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def submit(session: Session, spec: TransformJobCreate) -> TransformJobPublic:
         max_payload_mb=spec.max_payload_mb,
         assemble_with=spec.assemble_with,
         join_source=spec.join_source,
-        status="queued",
+        status=TransformStatus.QUEUED,
     )
     session.add(job)
     try:
@@ -152,15 +153,25 @@ def _resume(
         )
     if job.status in TRANSFORM_ACTIVE:
         raise Conflict(f"transform job {job.name!r} is {job.status}; stop it before resubmitting")
-    if job.status == "succeeded":
+    if job.status == TransformStatus.SUCCEEDED:
         return job  # nothing left to do: every object is complete
     # Stopped or failed: keep done chunks and written objects, retry the rest afresh.
     session.execute(
         update(TransformChunk)
-        .where(TransformChunk.job_id == job.id, TransformChunk.status.in_(("pending", "failed")))
-        .values(status="pending", token=None, sent_at=None, claimed_at=None, attempts=0, error=None)
+        .where(
+            TransformChunk.job_id == job.id,
+            TransformChunk.status.in_((ChunkStatus.PENDING, ChunkStatus.FAILED)),
+        )
+        .values(
+            status=ChunkStatus.PENDING,
+            token=None,
+            sent_at=None,
+            claimed_at=None,
+            attempts=0,
+            error=None,
+        )
     )
-    job.status, job.error, job.finished_at = "queued", None, None
+    job.status, job.error, job.finished_at = TransformStatus.QUEUED, None, None
     session.commit()
     logger.info("job %s: transform %s resumed", job.id, job.name)
     return job
@@ -183,13 +194,16 @@ def _load(session: Session, job_id: str) -> TransformJob:
 def stop(session: Session, job_id: str) -> TransformJobPublic:
     """Ask a job to stop: nothing more is sent and workers skip its queued chunks."""
     job = _load(session, job_id)
-    if job.status in ("succeeded", "failed"):
+    if job.status in (TransformStatus.SUCCEEDED, TransformStatus.FAILED):
         raise Conflict(f"transform job {job.name!r} has already {job.status}")
-    if job.status in ("queued", "running"):
+    if job.status in (TransformStatus.QUEUED, TransformStatus.RUNNING):
         session.execute(
             update(TransformJob)
-            .where(TransformJob.id == job.id, TransformJob.status.in_(("queued", "running")))
-            .values(status="stopping")
+            .where(
+                TransformJob.id == job.id,
+                TransformJob.status.in_((TransformStatus.QUEUED, TransformStatus.RUNNING)),
+            )
+            .values(status=TransformStatus.STOPPING)
         )
         session.commit()
         session.refresh(job)

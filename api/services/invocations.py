@@ -1,8 +1,6 @@
-"""Turning HTTP requests into jobs on variant queues: realtime and async.
+"""Async invocations: store the input, record a `queued` job row, enqueue, answer 202.
 
-Realtime: validate, enqueue with a reply address and a deadline, await the
-worker's answer (no SQL on this path). Async: validate, store the input in the
-object store, record a `queued` job row, enqueue, answer 202.
+The realtime path (no SQL, answers on a reply list) is api/realtime/lane.py.
 """
 
 from __future__ import annotations
@@ -13,95 +11,24 @@ import time
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from starlette.requests import Request
 
-from api.routing import EndpointRoute, VariantRoute
-from core import codecs
+from api.realtime.routing import EndpointRoute, VariantRoute
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import (
-    ERROR_KINDS,
-    BadRequest,
     Forbidden,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
     QueueUnavailable,
-    SluicewayError,
 )
 from core.protocol import Invocation
 from core.queue import enqueue
+from core.states import JobStatus
 from core.storage import S3Location, get_store
 from core.tables import Job, new_id, utcnow
 
 logger = logging.getLogger(__name__)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError as exc:
-            raise BadRequest(f"Content-Length {declared!r} is not a number") from exc
-        if size > limit:
-            raise PayloadTooLarge(f"body is {size} bytes; the limit is {limit}")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def validate_payload(body: bytes, content_type: str, framework: str) -> None:
-    """Reject malformed or unusable payloads before they are queued.
-
-    Custom python handlers accept any content type and parse it themselves; the
-    built-in runners take JSON or CSV rows of numbers.
-    """
-    if framework == "python":
-        if not body:
-            raise InvalidInput("the request body is empty")
-        return
-    codecs.check_supported(content_type)
-    instances = codecs.decode_instances(body, content_type)
-    limit = get_settings().max_instances
-    if len(instances) > limit:
-        raise PayloadTooLarge(
-            f"the request carries {len(instances)} instances; the limit is {limit} "
-            "(send larger inputs as an async job from S3 or a batch transform)"
-        )
-    codecs.numeric_rows(instances)
-
-
-def realtime_invocation(
-    *,
-    route: EndpointRoute,
-    variant: VariantRoute,
-    body: bytes,
-    content_type: str,
-    accept: str | None,
-    reply_to: str,
-    timeout_ms: int,
-    job_id: str,
-) -> Invocation:
-    now_ms = int(time.time() * 1000)
-    return Invocation(
-        job_id=job_id,
-        mode="realtime",
-        endpoint=route.name,
-        variant=variant.name,
-        model=variant.model,
-        content_type=content_type,
-        accept=accept,
-        body=body,
-        reply_to=reply_to,
-        deadline_ms=now_ms + timeout_ms,
-        enqueued_ms=now_ms,
-    )
 
 
 def submit_async(
@@ -150,7 +77,7 @@ def submit_async(
         id=job_id,
         endpoint=route.name,
         variant=variant.name,
-        status="queued",
+        status=JobStatus.QUEUED,
         input_location=str(location),
         content_type=content_type,
         accept=accept,
@@ -206,8 +133,3 @@ def _find_idempotent(endpoint: str, key: str) -> Job | None:
         # Expired: free the key for a new job.
         job.idempotency_key = None
         return None
-
-
-def reply_error(kind: str | None, detail: str | None) -> SluicewayError:
-    cls = ERROR_KINDS.get(kind or "internal", SluicewayError)
-    return cls(detail or "the worker reported an error without detail")

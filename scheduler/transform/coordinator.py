@@ -8,7 +8,7 @@ where the last one stopped):
 2. list: every object under `input_prefix` is recorded, once (a resumed job
    keeps its list).
 3. plan: each listed object is streamed once through `ChunkCutter`
-   (scheduler/transform_plan.py) into chunks of whole lines of at most
+   (scheduler/transform/plan.py) into chunks of whole lines of at most
    `max_payload_mb`, with exact record counts; `total_records` is set once every
    object is planned. `split_type=none` makes one chunk per object. A line (or,
    with split none, an object) over `max_payload_mb` is an oversized chunk: its
@@ -20,7 +20,7 @@ where the last one stopped):
    (its message was lost); a worker skips a message whose token is stale.
 5. assemble: an object whose chunks are all done gets its `.out` (and `.err`)
    by one streamed multipart upload of its parts in order
-   (scheduler/transform_output.py), then its parts are deleted.
+   (scheduler/transform/output.py), then its parts are deleted.
 6. finish: every object assembled → `succeeded`; a chunk a worker could not
    process at all (model will not load, input gone) → `failed`.
 
@@ -52,17 +52,18 @@ from core.protocol import (
     transform_done_key,
 )
 from core.queue import enqueue
+from core.states import TRANSFORM_ACTIVE, ChunkStatus, ObjectStatus, TransformStatus
 from core.storage import ObjectStore, S3Location, get_store
 from core.tables import (
-    TRANSFORM_ACTIVE,
     TransformChunk,
     TransformJob,
     TransformObject,
     utcnow,
 )
-from scheduler.transform_dispatch import JobFailed, chunk_invocation, load_targets
-from scheduler.transform_output import OutputWriter
-from scheduler.transform_plan import cut_chunks
+from scheduler.loop import run_loop
+from scheduler.transform.dispatch import JobFailed, chunk_invocation, load_targets
+from scheduler.transform.output import OutputWriter
+from scheduler.transform.plan import cut_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,10 @@ def rowcount(result: Any) -> int:
 
 
 class TransformCoordinator:
+    """The transform loop (a `scheduler.loop.ControlLoop`)."""
+
+    name = "transform-coordinator"
+
     def __init__(self, *, settings: Settings, store: ObjectStore, client: redis.Redis) -> None:
         self.settings = settings
         self.store = store
@@ -88,20 +93,7 @@ class TransformCoordinator:
 
     # --- the loop -------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        logger.info("transform coordinator up")
-        while not stop.is_set():
-            more = False
-            try:
-                more = self.tick()
-            except Exception:
-                logger.exception("transform coordinator error; continuing in 1 s")
-                stop.wait(1.0)
-            if not more:
-                self._wait(stop)
-        logger.info("transform coordinator stopped")
-
-    def _wait(self, stop: threading.Event) -> None:
+    def idle(self, stop: threading.Event) -> None:
         """Sleep up to `transform_interval_s`; a worker finishing a chunk wakes us at once."""
         key = transform_done_key(self.settings.namespace)
         try:
@@ -110,7 +102,10 @@ class TransformCoordinator:
         except redis.RedisError:
             stop.wait(self.settings.transform_interval_s)
 
-    def tick(self) -> bool:
+    def close(self) -> None:
+        pass
+
+    def step(self) -> bool:
         """One pass over the active jobs; True if planning or assembly was cut short."""
         with session_scope() as session:
             job_ids = session.scalars(
@@ -123,17 +118,17 @@ class TransformCoordinator:
             try:
                 more |= self.advance(job_id)
             except JobFailed as exc:
-                self._finish(job_id, "failed", str(exc))
+                self._finish(job_id, TransformStatus.FAILED, str(exc))
             except (SluicewayError, sqlalchemy.exc.OperationalError, redis.RedisError) as exc:
                 logger.warning("job %s: %s; retrying on the next pass", job_id, exc)
         return more
 
     def advance(self, job_id: str) -> bool:
         job = self._load(job_id)
-        if job.status == "stopping":
+        if job.status == TransformStatus.STOPPING:
             self._settle_stop(job)
             return False
-        if job.status == "queued":
+        if job.status == TransformStatus.QUEUED:
             self._start(job)
         if job.input_objects is None:
             self._list(job)
@@ -157,9 +152,9 @@ class TransformCoordinator:
         with session_scope() as session:
             session.execute(
                 update(TransformJob)
-                .where(TransformJob.id == job.id, TransformJob.status == "queued")
+                .where(TransformJob.id == job.id, TransformJob.status == TransformStatus.QUEUED)
                 .values(
-                    status="running",
+                    status=TransformStatus.RUNNING,
                     started_at=utcnow(),
                     runs=TransformJob.runs + 1,
                     updated_at=utcnow(),
@@ -170,7 +165,7 @@ class TransformCoordinator:
     def _list(self, job: TransformJob) -> None:
         prefix = S3Location.parse(job.input_prefix)
         found = [
-            {"job_id": job.id, "key": key, "size": size, "status": "listed"}
+            {"job_id": job.id, "key": key, "size": size, "status": ObjectStatus.LISTED}
             for key, size in self.store.iter_objects(prefix)
             if not key.endswith("/")  # folder markers some consoles create
         ]
@@ -193,7 +188,9 @@ class TransformCoordinator:
         with session_scope() as session:
             listed = session.execute(
                 select(TransformObject.id, TransformObject.key)
-                .where(TransformObject.job_id == job.id, TransformObject.status == "listed")
+                .where(
+                    TransformObject.job_id == job.id, TransformObject.status == ObjectStatus.LISTED
+                )
                 .order_by(TransformObject.id)
             ).all()
         bucket = S3Location.parse(job.input_prefix).bucket
@@ -222,7 +219,7 @@ class TransformCoordinator:
                         "records": plan.records,
                         "oversized": oversized,
                         # Oversized records fail here and now; no worker reads them.
-                        "status": "done" if oversized else "pending",
+                        "status": ChunkStatus.DONE if oversized else ChunkStatus.PENDING,
                         "processed": plan.records if oversized else 0,
                         "failed": plan.records if oversized else 0,
                     }
@@ -235,7 +232,7 @@ class TransformCoordinator:
                     update(TransformObject)
                     .where(TransformObject.id == object_id)
                     .values(
-                        status="planned",
+                        status=ObjectStatus.PLANNED,
                         records=sum(p.records for p in plans),
                         chunks=len(plans),
                     )
@@ -269,7 +266,7 @@ class TransformCoordinator:
             failed = session.execute(
                 select(TransformChunk.id, TransformChunk.error, TransformObject.key)
                 .join(TransformObject, TransformObject.id == TransformChunk.object_id)
-                .where(TransformChunk.job_id == job.id, TransformChunk.status == "failed")
+                .where(TransformChunk.job_id == job.id, TransformChunk.status == ChunkStatus.FAILED)
                 .limit(1)
             ).first()
         if failed is not None:
@@ -278,13 +275,13 @@ class TransformCoordinator:
 
     def _dispatch(self, job: TransformJob) -> None:
         """Send pending chunks while fewer than `transform_max_in_flight` are out."""
-        if job.status != "running":
+        if job.status != TransformStatus.RUNNING:
             return
         now = utcnow()
         stale = now - timedelta(seconds=self.settings.transform_resend_s)
         pending = (
             TransformChunk.job_id == job.id,
-            TransformChunk.status == "pending",
+            TransformChunk.status == ChunkStatus.PENDING,
             TransformChunk.oversized.is_(False),
         )
         with session_scope() as session:
@@ -339,14 +336,15 @@ class TransformCoordinator:
         """Write the outputs of objects whose chunks are all done; True if time ran out."""
         deadline = time.monotonic() + ASSEMBLE_BUDGET_S
         unfinished = exists().where(
-            TransformChunk.object_id == TransformObject.id, TransformChunk.status != "done"
+            TransformChunk.object_id == TransformObject.id,
+            TransformChunk.status != ChunkStatus.DONE,
         )
         with session_scope() as session:
             ready = session.scalars(
                 select(TransformObject)
                 .where(
                     TransformObject.job_id == job.id,
-                    TransformObject.status == "planned",
+                    TransformObject.status == ObjectStatus.PLANNED,
                     ~unfinished,
                 )
                 .order_by(TransformObject.id)
@@ -371,8 +369,8 @@ class TransformCoordinator:
         with session_scope() as session:
             marked = session.execute(
                 update(TransformObject)
-                .where(TransformObject.id == obj.id, TransformObject.status == "planned")
-                .values(status="assembled")
+                .where(TransformObject.id == obj.id, TransformObject.status == ObjectStatus.PLANNED)
+                .values(status=ObjectStatus.ASSEMBLED)
             )
             if rowcount(marked) == 1:
                 session.execute(
@@ -392,10 +390,13 @@ class TransformCoordinator:
             left = session.scalar(
                 select(func.count())
                 .select_from(TransformObject)
-                .where(TransformObject.job_id == job.id, TransformObject.status != "assembled")
+                .where(
+                    TransformObject.job_id == job.id,
+                    TransformObject.status != ObjectStatus.ASSEMBLED,
+                )
             )
         if left == 0:
-            self._finish(job.id, "succeeded", None)
+            self._finish(job.id, TransformStatus.SUCCEEDED, None)
 
     def _settle_stop(self, job: TransformJob) -> None:
         """`stopping` → `stopped` once no chunk of the job is being worked on."""
@@ -406,14 +407,14 @@ class TransformCoordinator:
                 .select_from(TransformChunk)
                 .where(
                     TransformChunk.job_id == job.id,
-                    TransformChunk.status == "pending",
+                    TransformChunk.status == ChunkStatus.PENDING,
                     TransformChunk.claimed_at > recent,
                 )
             )
         if not working:
-            self._finish(job.id, "stopped", None)
+            self._finish(job.id, TransformStatus.STOPPED, None)
 
-    def _finish(self, job_id: str, status: str, error: str | None) -> None:
+    def _finish(self, job_id: str, status: TransformStatus, error: str | None) -> None:
         with session_scope() as session:
             moved = session.execute(
                 update(TransformJob)
@@ -423,7 +424,7 @@ class TransformCoordinator:
             if rowcount(moved) != 1:
                 return
             record_finished_job(session, job_id, status)
-        if status == "succeeded":
+        if status == TransformStatus.SUCCEEDED:
             self.output.sweep(self.settings.s3_bucket, job_id)
 
 
@@ -433,12 +434,12 @@ def record_finished_job(session: Session, job_id: str, status: str) -> None:
     A stopped job has not finished and publishes nothing.
     """
     job: Any = session.get(TransformJob, job_id)
-    if status in ("succeeded", "failed"):
+    if status in (TransformStatus.SUCCEEDED, TransformStatus.FAILED):
         record_transform_event(
             session,
             job_id=job_id,
             endpoint=job.endpoint,
-            succeeded=status == "succeeded",
+            succeeded=status == TransformStatus.SUCCEEDED,
             output_prefix=job.output_prefix,
             error=job.error,
             details={
@@ -477,7 +478,7 @@ def start_transform_coordinator(
         except SluicewayError as exc:
             logger.error("transform coordinator not started: %s", exc.detail)
             return
-        TransformCoordinator(settings=settings, store=store, client=client).run(stop)
+        run_loop(TransformCoordinator(settings=settings, store=store, client=client), stop)
 
     thread = threading.Thread(target=run, name="transform-coordinator", daemon=True)
     thread.start()

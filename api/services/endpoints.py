@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from api.registry import resolve_version
 from api.schemas import (
     AsyncPublic,
     Batching,
@@ -26,7 +25,8 @@ from api.schemas import (
     WeightsPatch,
     WorkersPublic,
 )
-from api.topic_service import require_topics
+from api.services.registry import resolve_version
+from api.services.topics import require_topics
 from core import queue_state
 from core.config import get_settings
 from core.errors import Conflict, InvalidInput, NotFound

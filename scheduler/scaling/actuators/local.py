@@ -38,8 +38,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.actuators.base import WorkerTarget
-from scheduler.policy import share_slots
+from scheduler.scaling.actuators.base import WorkerTarget
+from scheduler.scaling.policy import share_slots
 
 logger = logging.getLogger(__name__)
 

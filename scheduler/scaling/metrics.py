@@ -1,6 +1,6 @@
 """The scaler's reads: endpoint variants and their bounds from SQL, queue state from Redis.
 
-No decisions here (scheduler/policy.py) and no side effects (scheduler/actuators/).
+No decisions here (scheduler/scaling/policy.py) and no side effects (scheduler/scaling/actuators/).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from core.protocol import (
     transform_pool_variant,
 )
 from core.queue_state import QueueLoad
-from core.tables import TRANSFORM_ACTIVE, Endpoint, Model, ModelVersion, TransformJob, Variant
-from scheduler.policy import Bounds
+from core.states import TRANSFORM_ACTIVE
+from core.tables import Endpoint, Model, ModelVersion, TransformJob, Variant
+from scheduler.scaling.policy import Bounds
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from scheduler.actuators.base import WorkerTarget
+from scheduler.scaling.actuators.base import WorkerTarget
 
 logger = logging.getLogger(__name__)
 

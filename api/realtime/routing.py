@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy.exc
 from starlette.concurrency import run_in_threadpool
 
-from api.endpoint_service import load_endpoint
+from api.services.endpoints import load_endpoint
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import NotFound, NotReady

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from core.records import error_line, failure_line
 from core.storage import ObjectStore, S3Location, StreamReader
 from core.tables import TransformChunk, TransformJob
-from scheduler.transform_plan import iter_line_kinds
+from scheduler.transform.plan import iter_line_kinds
 
 logger = logging.getLogger(__name__)
 

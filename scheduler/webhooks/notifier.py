@@ -3,15 +3,15 @@
 It runs in the scheduler process on its own thread (`start_notifier`), so a
 slow receiver never delays worker supervision, and workers never wait for it:
 their only part is the outbox row (core/outbox.py). Each turn of its loop
-(SQL in scheduler/delivery_store.py):
+(SQL in scheduler/webhooks/delivery_store.py):
 
 1. fans out new events into delivery rows (at once while events keep coming,
    else every `webhook_poll_s`);
 2. in one transaction, records the attempts that finished since the last turn,
-   scheduling retries with scheduler/retry_policy.py, and leases as many due
+   scheduling retries with scheduler/webhooks/retry_policy.py, and leases as many due
    deliveries as there are free slots;
 3. hands those to a pool of `webhook_concurrency` threads that POST them
-   (scheduler/webhook_sender.py), up to PREFETCH queued per thread.
+   (scheduler/webhooks/webhook_sender.py), up to PREFETCH queued per thread.
 
 An idle loop sleeps `webhook_poll_s` but wakes as soon as an attempt finishes.
 A SIGKILL at any point loses nothing: an uncommitted step changed nothing, and
@@ -37,21 +37,26 @@ import sqlalchemy.exc
 
 from core.config import Settings
 from core.db import session_scope
+from core.states import DeliveryStatus
 from core.tables import utcnow
 from core.webhooks import delivery_headers
-from scheduler import delivery_store
-from scheduler.delivery_store import Claimed, Result
-from scheduler.retry_policy import RetryPolicy
-from scheduler.webhook_sender import Outcome, WebhookSender
+from scheduler.loop import start_loop
+from scheduler.webhooks import delivery_store
+from scheduler.webhooks.delivery_store import Claimed, Result
+from scheduler.webhooks.retry_policy import RetryPolicy
+from scheduler.webhooks.webhook_sender import Outcome, WebhookSender
 
 logger = logging.getLogger(__name__)
 
 FAN_OUT_BATCH = 500
 PREFETCH = 2
-DB_ERROR_PAUSE_S = 1.0
 
 
 class Notifier:
+    """The webhook loop (a `scheduler.loop.ControlLoop`)."""
+
+    name = "notifier"
+
     def __init__(
         self,
         settings: Settings,
@@ -88,34 +93,23 @@ class Notifier:
         self.in_flight = 0
         self.delivered = 0
         self.dead = 0
+        logger.info(
+            "notifier %s: %d sending slots, timeout %g s, lease %g s, %d attempts max",
+            self.owner,
+            self.concurrency,
+            settings.webhook_timeout_s,
+            self.lease_s,
+            settings.webhook_max_attempts,
+        )
 
     # --- the loop ------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        logger.info(
-            "notifier up (%s): %d sending slots, timeout %g s, lease %g s, %d attempts max",
-            self.owner,
-            self.concurrency,
-            self.settings.webhook_timeout_s,
-            self.lease_s,
-            self.settings.webhook_max_attempts,
-        )
-        try:
-            while not stop.is_set():
-                try:
-                    busy = self.step()
-                except sqlalchemy.exc.SQLAlchemyError as exc:
-                    logger.warning("notifier: database error, retrying: %s", exc)
-                    stop.wait(DB_ERROR_PAUSE_S)
-                    continue
-                except Exception:
-                    logger.exception("notifier: unexpected error; going on")
-                    stop.wait(DB_ERROR_PAUSE_S)
-                    continue
-                if not busy:
-                    self._wait_for_attempts(self.settings.webhook_poll_s)
-        finally:
-            self._finish_in_flight()
+    def idle(self, stop: threading.Event) -> None:
+        """Nothing to do: wait `webhook_poll_s`, or less when an attempt finishes."""
+        self._wait_for_attempts(self.settings.webhook_poll_s)
+
+    def close(self) -> None:
+        self._finish_in_flight()
 
     def step(self) -> bool:
         """One turn: fan out (when due), record finished attempts and lease more, send them.
@@ -216,7 +210,7 @@ class Notifier:
 
     def _log(self, result: Result) -> None:
         item, outcome, decision = result.claimed, result.outcome, result.decision
-        if decision.status == "delivered":
+        if decision.status == DeliveryStatus.DELIVERED:
             self.delivered += 1
             logger.debug(
                 "job %s: delivery %s to %s: %s in %.0f ms (attempt %d)",
@@ -227,7 +221,7 @@ class Notifier:
                 outcome.latency_ms,
                 item.attempt,
             )
-        elif decision.status == "dead":
+        elif decision.status == DeliveryStatus.DEAD:
             self.dead += 1
             logger.warning(
                 "job %s: delivery %s to %s is dead after attempt %d: %s",
@@ -278,7 +272,4 @@ def start_notifier(settings: Settings, stop: threading.Event) -> threading.Threa
     """Run a Notifier on its own thread until `stop` is set; join the thread to wait for it."""
     # httpx logs every request at INFO; the notifier logs its own attempts, with job ids.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    notifier = Notifier(settings)
-    thread = threading.Thread(target=notifier.run, args=(stop,), name="notifier", daemon=True)
-    thread.start()
-    return thread
+    return start_loop(Notifier(settings), stop)

@@ -30,9 +30,10 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.states import DeliveryStatus
 from core.tables import Delivery, DeliveryAttempt, Event, Subscription, Topic, new_id
-from scheduler.retry_policy import Decision
-from scheduler.webhook_sender import Outcome
+from scheduler.webhooks.retry_policy import Decision
+from scheduler.webhooks.webhook_sender import Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ def fan_out(session: Session, *, limit: int, default_max_attempts: int, now: dt.
                 "event_id": event_id,
                 "subscription_id": subscription_id,
                 "url": url,
-                "status": "pending",
+                "status": DeliveryStatus.PENDING,
                 "attempts": 0,
                 "max_attempts": max_attempts,
                 "redrives": 0,
@@ -130,14 +131,16 @@ def claim(
     free = or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
     due = (
         select(Delivery.id)
-        .where(Delivery.status == "pending", Delivery.next_attempt_at <= now, free)
+        .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now, free)
         .order_by(Delivery.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     ids = session.scalars(
         update(Delivery)
-        .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == "pending", free)
+        .where(
+            Delivery.id.in_(due.scalar_subquery()), Delivery.status == DeliveryStatus.PENDING, free
+        )
         .values(lease_owner=lease, lease_until=now + dt.timedelta(seconds=lease_s))
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
@@ -214,7 +217,9 @@ def record(session: Session, results: Sequence[Result], *, now: dt.datetime) -> 
                 "b_next": r.decision.next_attempt_at or now,
                 "b_code": r.outcome.status_code,
                 "b_error": r.outcome.error,
-                "b_delivered": r.outcome.started_at if r.decision.status == "delivered" else None,
+                "b_delivered": r.outcome.started_at
+                if r.decision.status == DeliveryStatus.DELIVERED
+                else None,
                 "b_now": now,
             }
             for r in results

@@ -28,7 +28,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from cli.servers import (
+from core.config import Settings
+from devstack.servers import (
     LOOPBACK,
     LocalServer,
     RedisServer,
@@ -38,7 +39,6 @@ from cli.servers import (
     s3_reachable,
     set_parent_death_signal,
 )
-from core.config import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
+
+from core.states import DeliveryStatus
 
 JITTER = 0.2
-
-Status = Literal["pending", "delivered", "dead"]
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    status: Status
+    status: DeliveryStatus
     next_attempt_at: dt.datetime | None  # set when status is "pending"
 
 
@@ -56,10 +55,12 @@ class RetryPolicy:
     ) -> Decision:
         """What follows attempt number `attempt` (1-based) of a delivery allowed `max_attempts`."""
         if delivered:
-            return Decision("delivered", None)
+            return Decision(DeliveryStatus.DELIVERED, None)
         if not retryable or attempt >= max_attempts:
-            return Decision("dead", None)
-        return Decision("pending", now + dt.timedelta(seconds=self.delay_s(attempt, rand)))
+            return Decision(DeliveryStatus.DEAD, None)
+        return Decision(
+            DeliveryStatus.PENDING, now + dt.timedelta(seconds=self.delay_s(attempt, rand))
+        )
 
     def total_nominal_s(self, max_attempts: int) -> float:
         """Seconds from the first attempt to the last when every attempt fails (no jitter)."""

@@ -1,0 +1,1 @@
+"""ASGI middleware that runs before any route: header limits, then API-key auth."""
