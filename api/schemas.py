@@ -1,6 +1,6 @@
 """Request and response schemas, named by role (`...Create`, `...Public`, `...Patch`).
 
-These are the HTTP contract of ../shared/API.md; ORM tables live in core/tables.py.
+These are the HTTP API that docs/api.md describes; ORM tables live in core/tables.py.
 """
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ class DeliveryDetail(DeliveryPublic):
 
 
 class TransformJobCreate(Strict):
-    """A transform over every object under `input_prefix` (API.md, Batch transform).
+    """A transform over every object under `input_prefix` (docs/api.md, Batch transform).
 
     Every input object `<input_prefix>a/x.csv` gets `<output_prefix>a/x.csv.out`:
     one line per input line, in order; records that fail (they do not parse, the

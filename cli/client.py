@@ -107,7 +107,7 @@ def invocation_headers(
     idempotency_key: str | None,
     callback_url: str | None,
 ) -> dict[str, str]:
-    """The API's invocation headers for the options that were given (API.md, Invocation)."""
+    """The API's invocation headers for the options that were given (docs/api.md, Invocations)."""
     optional = {
         "X-Target-Variant": variant,
         "X-Timeout-Ms": None if timeout_ms is None else str(timeout_ms),
@@ -342,7 +342,7 @@ def endpoints_create(
     ],
     api_url: ApiUrlOption = None,
 ) -> None:
-    """Create an endpoint from a JSON spec (see API.md, Endpoints)."""
+    """Create an endpoint from a JSON spec (fields: docs/api.md, The endpoint spec)."""
     try:
         spec = read_spec(file)
     except UsageProblem as problem:

@@ -61,7 +61,7 @@ class DemoModels:
 @contextmanager
 def _torchscript_allowed() -> Iterator[None]:
     """torch 2.13 deprecates TorchScript in favour of torch.export, but the platform
-    accepts TorchScript artifacts (API.md) and this demo is meant to show one."""
+    accepts TorchScript artifacts (docs/api.md) and this demo is meant to show one."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)
         yield

@@ -11,7 +11,7 @@ and sends the webhooks later.
 
 The stored payload is the exact body every delivery sends and signs:
 `{"type","job_id","endpoint","variant","output_location","error","finished_at",
-"inference_id"}` (API.md, Notifications). Which topic it goes to (the
+"inference_id"}` (docs/api.md, Notifications). Which topic it goes to (the
 endpoint's success or error topic) and the job's X-Callback-Url are resolved
 here, when the job finishes.
 """

@@ -90,7 +90,7 @@ def test_json_predictions_equal_the_model_called_directly(
 
 
 def test_torch_export_archive_loads_and_predicts(artifacts: dict[str, Path]) -> None:
-    """Regression: API.md accepts `torch.export` archives, but TorchRunner called
+    """Regression: docs/api.md accepts `torch.export` archives, but TorchRunner called
     `.eval()` on the exported module, which raises NotImplementedError, so no .pt2
     model could ever be loaded (and the worker's error was not a project error)."""
     path = artifacts["torch-export"]
