@@ -34,11 +34,9 @@ TRANSFORM_EVENT_TYPES = {True: "TransformSucceeded", False: "TransformFailed"}
 
 
 def rfc3339(moment: dt.datetime | None) -> str | None:
-    """UTC, millisecond precision, `Z` suffix; SQLite hands back naive UTC datetimes."""
+    """UTC, millisecond precision, `Z` suffix (stored times are UTC-aware: tables.UTCDateTime)."""
     if moment is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

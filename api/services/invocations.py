@@ -127,8 +127,7 @@ def _find_idempotent(endpoint: str, key: str) -> Job | None:
         )
         if job is None:
             return None
-        created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=dt.UTC)
-        if utcnow() - created <= ttl:
+        if utcnow() - job.created_at <= ttl:
             return job
         # Expired: free the key for a new job.
         job.idempotency_key = None

@@ -8,7 +8,6 @@ Deliveries are read here and redriven here; they are sent by scheduler/webhooks/
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -42,16 +41,6 @@ from core.tables import (
 )
 from core.url_safety import check_webhook_url
 
-
-def as_utc(moment: dt.datetime) -> dt.datetime:
-    """SQLite hands datetimes back without their zone; every stored time is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _maybe_utc(moment: dt.datetime | None) -> dt.datetime | None:
-    return None if moment is None else as_utc(moment)
-
-
 # --- topics ---------------------------------------------------------------------
 
 
@@ -70,14 +59,14 @@ def _subscription_public(topic: Topic, sub: Subscription) -> SubscriptionPublic:
         topic=topic.name,
         url=sub.url,
         max_attempts=sub.max_attempts,
-        created_at=as_utc(sub.created_at),
+        created_at=sub.created_at,
     )
 
 
 def _topic_public(topic: Topic) -> TopicPublic:
     return TopicPublic(
         name=topic.name,
-        created_at=as_utc(topic.created_at),
+        created_at=topic.created_at,
         subscriptions=[_subscription_public(topic, sub) for sub in topic.subscriptions],
     )
 
@@ -179,14 +168,14 @@ def _delivery_public(delivery: Delivery, event: Event) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "max_attempts": delivery.max_attempts,
         "redrives": delivery.redrives,
-        "next_attempt_at": as_utc(delivery.next_attempt_at)
+        "next_attempt_at": delivery.next_attempt_at
         if delivery.status == DeliveryStatus.PENDING
         else None,
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
-        "delivered_at": _maybe_utc(delivery.delivered_at),
-        "created_at": as_utc(delivery.created_at),
-        "updated_at": as_utc(delivery.updated_at),
+        "delivered_at": delivery.delivered_at,
+        "created_at": delivery.created_at,
+        "updated_at": delivery.updated_at,
     }
 
 
@@ -246,7 +235,7 @@ def get_delivery(session: Session, delivery_id: str, *, topic: str | None) -> De
     history = [
         DeliveryAttemptPublic(
             attempt=a.attempt,
-            started_at=as_utc(a.started_at),
+            started_at=a.started_at,
             status_code=a.status_code,
             latency_ms=a.latency_ms,
             error=a.error,
