@@ -1,0 +1,35 @@
+"""Problem responses the app gives before any service runs (no network, no lifespan)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from api.main import create_app
+
+APP = create_app()
+
+
+async def _request(method: str, path: str) -> httpx.Response:
+    # ASGITransport never runs the lifespan, so nothing connects to Redis.
+    transport = httpx.ASGITransport(app=APP)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        return await client.request(method, path)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/v1/endpoints/churn/invocations", "POST"),
+        ("PUT", "/v1/models", "GET, HEAD, POST"),
+        ("DELETE", "/v1/jobs", "GET, HEAD"),
+    ],
+)
+def test_a_405_names_every_method_the_path_serves(method: str, path: str, allow: str) -> None:
+    """Regression: FastAPI nests included routers, and the Allow header came out empty."""
+    response = asyncio.run(_request(method, path))
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["allow"] == allow
