@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.middleware.auth import AuthMiddleware
+from api.middleware.concurrency import ConcurrencyLimit
 from api.middleware.header_limits import HeaderLimits
 from api.realtime.backpressure import BacklogGate
 from api.realtime.lane import RealtimeLane
@@ -68,7 +69,9 @@ def create_app() -> FastAPI:
     problems.install(app)
     app.add_middleware(RealtimeLane)  # added first: runs last, after auth and header limits
     app.add_middleware(AuthMiddleware, enabled=get_settings().auth == "on")
-    app.add_middleware(HeaderLimits)  # added last: runs first
+    app.add_middleware(HeaderLimits)
+    # Added last: runs first, so a request refused for load costs nothing more.
+    app.add_middleware(ConcurrencyLimit, limit=get_settings().api_max_concurrency)
     for module in (models, endpoints, invocations, jobs, transform_jobs, topics, deliveries, ops):
         app.include_router(module.router)
     return app
@@ -91,7 +94,6 @@ def serve(host: str, port: int) -> None:
         port=port,
         log_level=settings.log_level.lower(),
         access_log=False,
-        limit_concurrency=settings.api_max_concurrency,
         # uvicorn's default is 5 s: a client or balancer that reuses a connection
         # idle for about that long races the close and gets a reset, not an answer.
         timeout_keep_alive=settings.api_keep_alive_s,
