@@ -19,17 +19,49 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from api.schemas import Problem
-from core.errors import SluicewayError
+from core.errors import (
+    BacklogFull,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    ModelError,
+    NotFound,
+    PayloadTooLarge,
+    SluicewayError,
+    UnsupportedMediaType,
+)
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
 
 
+# One title per status wherever an answer comes from (our errors, FastAPI's
+# validation, Starlette's 404/405): "Not found", never also "Not Found".
+_TITLED: tuple[type[SluicewayError], ...] = (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidInput,
+    ModelError,
+    BacklogFull,
+)
+TITLES: dict[int, str] = {cls.status: cls.title for cls in _TITLED}
+
+
+def default_title(status: int) -> str:
+    """The project's title for `status`, else HTTP's phrase in sentence case."""
+    return TITLES.get(status) or HTTPStatus(status).phrase.capitalize()
+
+
 def problem(
     status: int, detail: str, title: str | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    title = title or HTTPStatus(status).phrase
+    title = title or default_title(status)
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
 
@@ -94,7 +126,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     schema = Problem.model_json_schema()
     return {
         status: {
-            "description": HTTPStatus(status).phrase,
+            "description": default_title(status),
             "content": {PROBLEM_TYPE: {"schema": schema}},
         }
         for status in statuses

@@ -33,3 +33,20 @@ def test_a_405_names_every_method_the_path_serves(method: str, path: str, allow:
     assert response.status_code == 405
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["allow"] == allow
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "title"),
+    [
+        ("GET", "/v1/no-such-route", 404, "Not found"),
+        ("PUT", "/v1/models", 405, "Method not allowed"),
+        ("POST", "/v1/topics", 422, "Invalid input"),
+    ],
+)
+def test_one_title_per_status_whoever_answers(
+    method: str, path: str, status: int, title: str
+) -> None:
+    """Regression: Starlette's own 404 said "Not Found" where ours say "Not found"."""
+    response = asyncio.run(_request(method, path))
+    assert response.status_code == status
+    assert response.json()["title"] == title
