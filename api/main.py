@@ -18,6 +18,7 @@ from api.realtime.producer import Producer
 from api.realtime.replies import ReplyWaiter
 from api.realtime.routing import RouteCache
 from api.routes import (
+    console,
     deliveries,
     endpoints,
     invocations,
@@ -71,6 +72,9 @@ def create_app() -> FastAPI:
     app.add_middleware(HeaderLimits)  # added last: runs first
     for module in (models, endpoints, invocations, jobs, transform_jobs, topics, deliveries, ops):
         app.include_router(module.router)
+    # The web console: pages over the same services, and its assets (no CDN).
+    app.include_router(console.router)
+    app.mount("/console/static", console.static, name="console-static")
     return app
 
 
