@@ -338,3 +338,21 @@ def test_a_dead_delivery_is_redriven_from_the_console(console: Console, browser:
         page.context.close()
     finally:
         receiver.stop()
+
+
+def test_every_metric_the_dashboard_and_alerts_query_is_served(console: Console) -> None:
+    """Run after the tests above, so the stack has variants, batches and deliveries."""
+    from tests.unit.test_observability import promql_metric_names
+
+    text = httpx.get(f"{console.url}/metrics", timeout=30).text  # public, even with auth on
+    served = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1].isalpha()}
+    # GPU figures exist only where a worker has a GPU (none here); their names must
+    # still be the ones api/metrics.py writes.
+    gpu_only = {name for name in promql_metric_names() if name.startswith("sluiceway_worker_gpu_")}
+    source = (REPO / "api" / "metrics.py").read_text()
+    for name in gpu_only:
+        assert name.removeprefix("sluiceway_worker_") in source
+    missing = promql_metric_names() - gpu_only - served
+    assert not missing, f"queried but not in /metrics: {sorted(missing)}"
+    assert "sluiceway_worker_cpu_seconds_total" in served
+    assert "process_resident_memory_bytes" in served
