@@ -5,8 +5,7 @@ sampling history every second and delivering webhooks), one browser, three
 tests that each check a lot: sign-in and scopes; every page with live data,
 plots with points while the endpoint is under load, a failed job retried from
 its page, a transform's progress; a dead delivery redriven. Screenshots of the
-main pages go to a folder the tests print (and, with
-SLUICEWAY_UPDATE_SCREENSHOTS=1, to docs/images/ for the README).
+main pages go to a folder the tests print (`console screenshots: ...`, with -s).
 
 Chromium is Debian's (`/usr/bin/chromium`, which `.ci/run` installs); Playwright
 drives it and never downloads a browser of its own.
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -44,7 +42,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
 ]
-README_SHOTS = {"endpoint.png", "endpoints.png"}
 
 
 @dataclass
@@ -150,10 +147,7 @@ def signed_in(browser: Any, console: Console, key: str) -> Any:
 
 
 def shoot(page: Any, console: Console, name: str) -> None:
-    path = console.shots / name
-    page.screenshot(path=str(path), full_page=True)
-    if name in README_SHOTS and os.environ.get("SLUICEWAY_UPDATE_SCREENSHOTS") == "1":
-        shutil.copy(path, REPO / "docs" / "images" / f"console-{name}")
+    page.screenshot(path=str(console.shots / name), full_page=True)
 
 
 def test_auth_on_refuses_without_a_key_and_an_invoke_key_sees_only_its_endpoint(
