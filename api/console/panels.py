@@ -13,6 +13,7 @@ capability's service, a partial, and one line here; no page changes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +43,6 @@ def _variants(_s: Session, endpoint: EndpointPublic, _k: KeyInfo | None) -> dict
 
 
 def _plots(_s: Session, endpoint: EndpointPublic, _k: KeyInfo | None) -> dict[str, Any]:
-    import time
-
     since = time.time() - HISTORY_WINDOW_S
     points = history.read_points(endpoint, since=since)
     return {
