@@ -28,6 +28,7 @@ COPY scheduler ./scheduler
 COPY cli ./cli
 COPY devstack ./devstack
 COPY migrations ./migrations
+COPY sluiceway ./sluiceway
 RUN pip install ".[api,worker]"
 
 # Not root; SLUICEWAY_HOME (model cache, local state) belongs to that user, so

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,7 @@ from api.realtime.producer import Producer
 from api.realtime.replies import ReplyWaiter
 from api.realtime.routing import RouteCache
 from api.routes import (
+    console,
     deliveries,
     endpoints,
     invocations,
@@ -74,24 +76,43 @@ def create_app() -> FastAPI:
     app.add_middleware(ConcurrencyLimit, limit=get_settings().api_max_concurrency)
     for module in (models, endpoints, invocations, jobs, transform_jobs, topics, deliveries, ops):
         app.include_router(module.router)
+    # The web console: pages over the same services, and its assets (no CDN).
+    app.include_router(console.router)
+    app.mount("/console/static", console.static, name="console-static")
     return app
 
 
 app = create_app()
 
 
-def serve(host: str, port: int) -> None:
-    """Run the API with uvicorn (one process; run more behind a balancer to scale)."""
+def serve(host: str, port: int, *, processes: int = 1) -> None:
+    """Run the API with uvicorn: one process, or `processes` sharing the port.
+
+    Several processes share their Prometheus counters through files in a fresh
+    folder under `home` (prometheus_client's multi-process mode, see
+    api/metrics.py), so /metrics answers with the totals whichever process the
+    scrape reaches.
+    """
+    import shutil
+
     import uvicorn
 
     settings = get_settings()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    target: FastAPI | str = app
+    if processes > 1:
+        shared = settings.home / "prometheus" / f"api-{port}"
+        shutil.rmtree(shared, ignore_errors=True)  # a previous run's counts are not ours
+        shared.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared)
+        target = "api.main:app"  # each process imports the app itself
     uvicorn.run(
-        app,
+        target,
         host=host,
         port=port,
+        workers=processes if processes > 1 else None,
         log_level=settings.log_level.lower(),
         access_log=False,
         # uvicorn's default is 5 s: a client or balancer that reuses a connection

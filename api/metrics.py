@@ -3,26 +3,36 @@
 Per endpoint variant: invocations by mode and outcome, end-to-end latency, model
 latency and overhead latency (end-to-end minus model time) of realtime calls,
 backlog, reserved messages, live and desired workers, and the scaler's last event.
+Per worker: CPU seconds, resident memory, and its GPU's utilisation and memory
+where it has one (from its heartbeat); for the API's host: CPU, load, memory;
+for this process: prometheus_client's standard process_* metrics.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
+    multiprocess,
 )
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
-from core import queue_state
+from core import process_stats, queue_state
 from core.config import get_settings
-from core.protocol import metrics_key
+from core.protocol import delivery_outcomes_key, metrics_key
 from core.queue import get_redis
 from core.worker_metrics import BATCH_SIZE_BUCKETS, SECONDS_BUCKETS, cumulative_buckets
 
@@ -56,54 +66,6 @@ OVERHEAD_LATENCY = Histogram(
     LABELS,
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
-)
-BACKLOG = Gauge(
-    "sluiceway_backlog",
-    "Messages not yet done: queued, plus reserved by workers.",
-    LABELS,
-    registry=REGISTRY,
-)
-RESERVED = Gauge(
-    "sluiceway_backlog_reserved",
-    "Of the backlog, messages reserved by workers (waiting there or running).",
-    LABELS,
-    registry=REGISTRY,
-)
-WORKERS = Gauge(
-    "sluiceway_workers", "Live workers consuming the variant's queue.", LABELS, registry=REGISTRY
-)
-WORKERS_DESIRED = Gauge(
-    "sluiceway_workers_desired",
-    "Workers the scaler wants for the variant.",
-    LABELS,
-    registry=REGISTRY,
-)
-LAST_SCALING_AT = Gauge(
-    "sluiceway_scaling_last_event_timestamp_seconds",
-    "When the scaler last changed the variant's worker count (Unix time).",
-    LABELS,
-    registry=REGISTRY,
-)
-LAST_SCALING_FROM = Gauge(
-    "sluiceway_scaling_last_event_from_workers",
-    "Worker count before the variant's last scaling event.",
-    LABELS,
-    registry=REGISTRY,
-)
-LAST_SCALING_TO = Gauge(
-    "sluiceway_scaling_last_event_to_workers",
-    "Worker count after the variant's last scaling event.",
-    LABELS,
-    registry=REGISTRY,
-)
-QUEUE_GAUGES = (
-    BACKLOG,
-    RESERVED,
-    WORKERS,
-    WORKERS_DESIRED,
-    LAST_SCALING_AT,
-    LAST_SCALING_FROM,
-    LAST_SCALING_TO,
 )
 
 
@@ -181,33 +143,141 @@ def _labels(queue: str) -> tuple[str, str]:
     return endpoint, variant
 
 
-REGISTRY.register(WorkerMetrics())
+class QueueMetrics(Collector):
+    """Backlog, live and desired workers and the last scaling event of each variant, read from
+    Redis at scrape time (core/queue_state.py): the same in every API process."""
+
+    def collect(self) -> Iterator[Metric]:
+        settings = get_settings()
+        redis = get_redis()
+        ns = settings.namespace
+        queues = queue_state.live_queues(redis, ns)
+        loads = queue_state.queue_loads(redis, ns, queues)
+        workers = queue_state.workers_per_queue(redis, ns)
+        desired = queue_state.desired_workers(redis, ns)
+        events = queue_state.scaling_events(redis, ns, queues, limit=1)
+        families = {
+            name: GaugeMetricFamily(f"sluiceway_{name}", doc, labels=LABELS)
+            for name, doc in (
+                ("backlog", "Messages not yet done: queued, plus reserved by workers."),
+                ("backlog_reserved", "Of the backlog, messages reserved by workers."),
+                ("workers", "Live workers consuming the variant's queue."),
+                ("workers_desired", "Workers the scaler wants for the variant."),
+                (
+                    "scaling_last_event_timestamp_seconds",
+                    "When the scaler last changed the variant's worker count (Unix time).",
+                ),
+                (
+                    "scaling_last_event_from_workers",
+                    "Worker count before the variant's last scaling event.",
+                ),
+                (
+                    "scaling_last_event_to_workers",
+                    "Worker count after the variant's last scaling event.",
+                ),
+            )
+        }
+        for queue in queues:
+            labels = list(_labels(queue))
+            live = workers.get(queue, 0)
+            families["backlog"].add_metric(labels, loads[queue].backlog)
+            families["backlog_reserved"].add_metric(labels, loads[queue].reserved)
+            families["workers"].add_metric(labels, live)
+            families["workers_desired"].add_metric(labels, desired.get(queue, live))
+            if events.get(queue):
+                last = events[queue][0]
+                families["scaling_last_event_timestamp_seconds"].add_metric(labels, last.at)
+                families["scaling_last_event_from_workers"].add_metric(labels, last.from_workers)
+                families["scaling_last_event_to_workers"].add_metric(labels, last.to_workers)
+        yield from families.values()
 
 
-def _refresh_queue_gauges() -> None:
-    settings = get_settings()
-    redis = get_redis()
-    ns = settings.namespace
-    queues = queue_state.live_queues(redis, ns)
-    loads = queue_state.queue_loads(redis, ns, queues)
-    workers = queue_state.workers_per_queue(redis, ns)
-    desired = queue_state.desired_workers(redis, ns)
-    events = queue_state.scaling_events(redis, ns, queues, limit=1)
-    for gauge in QUEUE_GAUGES:
-        gauge.clear()
-    for queue in queues:
-        endpoint, variant = _labels(queue)
-        BACKLOG.labels(endpoint, variant).set(loads[queue].backlog)
-        RESERVED.labels(endpoint, variant).set(loads[queue].reserved)
-        WORKERS.labels(endpoint, variant).set(workers.get(queue, 0))
-        WORKERS_DESIRED.labels(endpoint, variant).set(desired.get(queue, workers.get(queue, 0)))
-        if events.get(queue):
-            last = events[queue][0]
-            LAST_SCALING_AT.labels(endpoint, variant).set(last.at)
-            LAST_SCALING_FROM.labels(endpoint, variant).set(last.from_workers)
-            LAST_SCALING_TO.labels(endpoint, variant).set(last.to_workers)
+class DeliveryMetrics(Collector):
+    """Webhook deliveries that ended, by outcome (the notifier counts them in Redis)."""
+
+    def collect(self) -> Iterator[Metric]:
+        raw = get_redis().hgetall(delivery_outcomes_key(get_settings().namespace))
+        counts = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+        family = CounterMetricFamily(
+            "sluiceway_webhook_deliveries",
+            "Webhook deliveries that ended: delivered (a 2xx) or dead (attempts used up).",
+            labels=("outcome",),
+        )
+        for outcome in ("delivered", "dead"):
+            family.add_metric([outcome], counts.get(outcome, 0.0))
+        yield family
+
+
+class ProcessMetrics(Collector):
+    """Every live worker's CPU, memory and GPU figures (from its heartbeat, core/process_stats.py)
+    and this API host's CPU and memory. Labels: `worker` (its hostname), `device`."""
+
+    def collect(self) -> Iterator[Metric]:
+        settings = get_settings()
+        workers = queue_state.live_workers(get_redis(), settings.namespace)
+        labels = ("worker", "device")
+        cpu = CounterMetricFamily(
+            "sluiceway_worker_cpu_seconds", "CPU time (user + system) of a worker.", labels=labels
+        )
+        gauges = {
+            key: GaugeMetricFamily(f"sluiceway_worker_{name}", doc, labels=labels)
+            for key, name, doc in (
+                ("rss_bytes", "resident_memory_bytes", "Resident memory of a worker."),
+                ("gpu_utilization", "gpu_utilization_ratio", "Its GPU's utilisation, 0..1."),
+                ("gpu_memory_used_bytes", "gpu_memory_used_bytes", "Its GPU's memory in use."),
+                ("gpu_memory_total_bytes", "gpu_memory_total_bytes", "Its GPU's memory."),
+            )
+        }
+        for worker in workers:
+            values = [worker.hostname, worker.device]
+            if "cpu_seconds" in worker.stats:
+                cpu.add_metric(values, worker.stats["cpu_seconds"])
+            for key, family in gauges.items():
+                if key in worker.stats:  # GPU figures only where a GPU exists
+                    family.add_metric(values, worker.stats[key])
+        yield cpu
+        yield from gauges.values()
+        host = process_stats.host()
+        for key, doc in (
+            ("cpu_utilization_ratio", "CPU use of the API's host since the last scrape, 0..1."),
+            ("load1", "One-minute load average of the API's host."),
+            ("memory_used_bytes", "Memory in use on the API's host."),
+            ("memory_total_bytes", "Memory of the API's host."),
+            ("cpus", "CPUs of the API's host."),
+        ):
+            gauge = GaugeMetricFamily(f"sluiceway_host_{key}", doc)
+            gauge.add_metric([], host[key])
+            yield gauge
+
+
+# Read from Redis (or the host) at scrape time: shared by every API process, so never
+# multiplied by the multi-process aggregation below.
+SHARED_COLLECTORS: tuple[Collector, ...] = (
+    WorkerMetrics(),
+    QueueMetrics(),
+    DeliveryMetrics(),
+    ProcessMetrics(),
+)
+for _collector in SHARED_COLLECTORS:
+    REGISTRY.register(_collector)
+# This API process's own CPU, memory and file descriptors (process_* , the names operators expect).
+ProcessCollector(registry=REGISTRY)
 
 
 def render() -> tuple[bytes, str]:
-    _refresh_queue_gauges()
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    """The Prometheus text of /metrics.
+
+    One API process: its registry. Several on one host (`sluice api --processes N`
+    sets PROMETHEUS_MULTIPROC_DIR): the in-process counters and histograms
+    (invocations, realtime latencies) of every process are summed from their
+    shared files by prometheus_client's multi-process mode, so any process
+    answers the scrape with the host's totals; the Redis-backed families are
+    added once. Across hosts, Prometheus scrapes each API and sums.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    for collector in SHARED_COLLECTORS:
+        registry.register(collector)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

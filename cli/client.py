@@ -2,7 +2,8 @@
 
 Each command is a few lines: turn the arguments into one request (the pure
 helpers below do the argument rules, so they are tested without a network),
-send it in a `cli.api_client.session()`, print the answer. JSON goes to stdout
+send it through the SDK's client (sluiceway/) in a `cli.api_client.session()`,
+print the answer. JSON goes to stdout
 pretty-printed so it pipes into `jq`; side notes (the invoked variant, the job
 id) go to stderr. Errors follow `cli.api_client`: one line on stderr, exit 1 for an
 HTTP error, 2 when the API cannot be reached or the arguments are wrong.
@@ -206,39 +207,25 @@ def invoke(
         callback_url=callback_url,
     )
     with http.session(api_url) as api:
+        target = api.endpoint(endpoint)
         if not is_async:
-            _invoke_realtime(api, endpoint, body=body, headers=headers)
-        elif not wait:
-            url = http.path("/v1/endpoints/{}/async-invocations", endpoint)
-            http.print_json(api.request("POST", url, content=body, headers=headers).json())
-        else:
-            _invoke_async_and_wait(
-                api, endpoint, body=body, headers=headers, timeout_s=wait_timeout_s
-            )
-
-
-def _invoke_realtime(api: http.Api, endpoint: str, *, body: bytes, headers: dict[str, str]) -> None:
-    url = http.path("/v1/endpoints/{}/invocations", endpoint)
-    response = api.request("POST", url, content=body, headers=headers)
-    variant = response.headers.get("X-Invoked-Variant", "?")
-    typer.echo(f"variant {variant}, job {response.headers.get('X-Job-Id', '?')}", err=True)
-    http.print_body(response)
-
-
-def _invoke_async_and_wait(
-    api: http.Api, endpoint: str, *, body: bytes, headers: dict[str, str], timeout_s: float
-) -> None:
-    url = http.path("/v1/endpoints/{}/async-invocations", endpoint)
-    accepted = api.request("POST", url, content=body, headers=headers).json()
-    job_id = str(accepted["job_id"])
-    typer.echo(
-        f"job {job_id} {accepted.get('status')}, output to {accepted.get('output_location')}",
-        err=True,
-    )
-    job = api.wait_for_job(job_id, timeout_s=timeout_s)
-    if job["status"] == JobStatus.FAILED:
-        http.fail(f"job {job_id} failed: {http.describe_job_error(job.get('error'))}")
-    http.print_body(api.request("GET", http.path("/v1/jobs/{}/output", job_id)))
+            answer = target.invoke(body, headers=headers)
+            typer.echo(f"variant {answer.variant or '?'}, job {answer.job_id or '?'}", err=True)
+            http.print_body(answer.body, answer.content_type)
+            return
+        job = target.invoke_async(body, headers=headers)
+        assert job.info is not None
+        if not wait:
+            http.print_json(job.info.to_json())
+            return
+        typer.echo(
+            f"job {job.id} {job.info.status}, output to {job.info.output_location}", err=True
+        )
+        if job.wait(wait_timeout_s).status == JobStatus.FAILED:
+            assert job.info is not None
+            http.fail(f"job {job.id} failed: {http.describe_job_error(job.info.error)}")
+        output = job.output()
+        http.print_body(output.body, output.content_type)
 
 
 # --- jobs ------------------------------------------------------------------
@@ -250,7 +237,7 @@ jobs_app = typer.Typer(help="Inspect jobs.", no_args_is_help=True)
 def jobs_get(job_id: str, api_url: ApiUrlOption = None) -> None:
     """Show a job: status, variant, output location, error and times."""
     with http.session(api_url) as api:
-        http.print_json(api.get_json(http.path("/v1/jobs/{}", job_id)))
+        http.print_json(api.jobs.get(job_id).to_json())
 
 
 # --- models ----------------------------------------------------------------
@@ -273,48 +260,41 @@ def models_register(
         http.fail("give exactly one of FILE or --artifact-uri", code=USAGE_ERROR)
     with http.session(api_url) as api:
         if artifact_uri is not None:
-            body = {"name": name, "framework": framework.value, "artifact_uri": artifact_uri}
-            response = api.request("POST", "/v1/models", json=body)
+            version = api.models.register(
+                name, framework=framework.value, artifact_uri=artifact_uri
+            )
         else:
             assert file is not None
-            response = _upload_model(api, name=name, framework=framework, file=file)
-        http.print_json(response.json())
-
-
-def _upload_model(api: http.Api, *, name: str, framework: Framework, file: Path) -> Any:
-    try:
-        handle = file.open("rb")
-    except OSError as exc:
-        http.fail(f"cannot read {str(file)!r}: {exc.strerror}", code=USAGE_ERROR)
-    with handle:
-        # httpx streams the open file, so a multi-GB artifact is never held in memory.
-        return api.request(
-            "POST",
-            "/v1/models",
-            data={"name": name, "framework": framework.value},
-            files={"file": (file.name, handle, "application/octet-stream")},
-        )
+            try:
+                handle = file.open("rb")
+            except OSError as exc:
+                http.fail(f"cannot read {str(file)!r}: {exc.strerror}", code=USAGE_ERROR)
+            with handle:
+                version = api.models.register(
+                    name, framework=framework.value, file=handle, filename=file.name
+                )
+        http.print_json(version.to_json())
 
 
 @models_app.command("list")
 def models_list(api_url: ApiUrlOption = None) -> None:
     """List registered models."""
     with http.session(api_url) as api:
-        http.print_json(api.get_json("/v1/models"))
+        http.print_json([model.to_json() for model in api.models.list()])
 
 
 @models_app.command("get")
 def models_get(name: str, api_url: ApiUrlOption = None) -> None:
     """Show a model and its versions."""
     with http.session(api_url) as api:
-        http.print_json(api.get_json(http.path("/v1/models/{}", name)))
+        http.print_json(api.models.get(name).to_json())
 
 
 @models_app.command("delete")
 def models_delete(name: str, api_url: ApiUrlOption = None) -> None:
     """Delete a model and all its versions."""
     with http.session(api_url) as api:
-        api.request("DELETE", http.path("/v1/models/{}", name))
+        api.models.delete(name)
     typer.echo(f"deleted model {name}", err=True)
 
 
@@ -348,28 +328,29 @@ def endpoints_create(
     except UsageProblem as problem:
         _usage(problem)
     with http.session(api_url) as api:
-        http.print_json(api.request("POST", "/v1/endpoints", json=spec).json())
+        # No waiting: the command has always printed the endpoint as created.
+        http.print_json(api.endpoints.create(spec, wait=False).to_json())
 
 
 @endpoints_app.command("list")
 def endpoints_list(api_url: ApiUrlOption = None) -> None:
     """List endpoints with their status."""
     with http.session(api_url) as api:
-        http.print_json(api.get_json("/v1/endpoints"))
+        http.print_json([endpoint.to_json() for endpoint in api.endpoints.list()])
 
 
 @endpoints_app.command("get")
 def endpoints_get(name: str, api_url: ApiUrlOption = None) -> None:
     """Show an endpoint: variants, weights, backlog and workers."""
     with http.session(api_url) as api:
-        http.print_json(api.get_json(http.path("/v1/endpoints/{}", name)))
+        http.print_json(api.endpoints.get(name).to_json())
 
 
 @endpoints_app.command("delete")
 def endpoints_delete(name: str, api_url: ApiUrlOption = None) -> None:
     """Delete an endpoint."""
     with http.session(api_url) as api:
-        api.request("DELETE", http.path("/v1/endpoints/{}", name))
+        api.endpoints.delete(name, wait=False)
     typer.echo(f"deleted endpoint {name}", err=True)
 
 
@@ -385,8 +366,8 @@ def endpoints_weights(
     except UsageProblem as problem:
         _usage(problem)
     with http.session(api_url) as api:
-        url = http.path("/v1/endpoints/{}/weights", name)
-        http.print_json(api.request("PATCH", url, json={"variants": variants}).json())
+        weights = {variant["name"]: variant["weight"] for variant in variants}
+        http.print_json(api.endpoints.set_weights(name, weights).to_json())
 
 
 def register(app: typer.Typer) -> None:

@@ -45,6 +45,7 @@ from cli.demo_models import (
 from cli.demo_receiver import LoopbackReceiver
 from cli.demo_transform import step_transform
 from core.webhooks import verify_signature
+from sluiceway.errors import SluicewayError
 
 if TYPE_CHECKING:
     pass
@@ -220,7 +221,7 @@ def step_async_job(tour: Tour) -> str:
     ).json()
     job_id = str(field_of(accepted, "job_id", what="an async invocation"))
     tour.say(f"202 accepted: {json.dumps(accepted)}")
-    job = tour.api.wait_for_job(job_id, timeout_s=JOB_TIMEOUT_S)
+    job = tour.api.jobs.wait(job_id, timeout=JOB_TIMEOUT_S).to_json()
     if job["status"] != "succeeded":
         raise DemoFailure(f"job {job_id} failed: {http.describe_job_error(job.get('error'))}")
     variant = str(field_of(job, "variant", what=f"GET /v1/jobs/{job_id}"))
@@ -315,7 +316,7 @@ STEPS: list[tuple[str, Step]] = [
 ]
 
 # What a step may fail with; anything else is a bug in the demo and keeps its traceback.
-STEP_FAILURES = (DemoFailure, http.ApiError, http.ApiUnreachable, http.JobWaitTimeout)
+STEP_FAILURES = (DemoFailure, SluicewayError)
 
 
 @dataclass

@@ -73,13 +73,19 @@ def api(
         int | None,
         typer.Option(min=1, max=65535, help="Port to listen on (default SLUICEWAY_API_PORT)."),
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="API processes sharing the port (metrics summed across them)."
+        ),
+    ] = 1,
 ) -> None:
-    """Run the HTTP API (one process)."""
+    """Run the HTTP API (one process, or --processes N on one port)."""
     settings = _settings()
     _setup_logging(settings)
     from api.main import serve
 
-    serve(host=host or settings.api_host, port=port or settings.api_port)
+    serve(host=host or settings.api_host, port=port or settings.api_port, processes=processes)
 
 
 def worker(

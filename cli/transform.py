@@ -5,36 +5,24 @@
 `--wait` it shows a live progress bar on stderr — records done of the total,
 rate, time left — then a one-line summary, the final job as JSON on stdout,
 and exits 0 only if the job succeeded. Submitting again with the same
-`--name` resumes a stopped or failed job. Errors follow cli/api_client.py:
+`--name` resumes a stopped or failed job. The waiting and the bar are the
+SDK's (`TransformJob.wait(progress=True)`). Errors follow cli/api_client.py:
 one line on stderr, exit 1 (HTTP error or a job that did not succeed) or 2.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 from cli import api_client as http
 from cli.api_client import ApiUrlOption
-from core.states import TRANSFORM_FINAL, TransformStatus
+from core.states import TransformStatus
 
-FINAL = frozenset(TRANSFORM_FINAL)
 CSV, JSON_LINES = "text/csv", "application/jsonlines"
 
 
@@ -112,68 +100,6 @@ def summary(job: dict[str, Any], elapsed_s: float) -> str:
     return text
 
 
-class RateColumn(ProgressColumn):
-    """Records per second, as rich measures it over the last updates."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} rec/s" if speed else "- rec/s", style="progress.data.speed")
-
-
-def wait_with_progress(
-    api: http.Api,
-    job: dict[str, Any],
-    *,
-    timeout_s: float,
-    console: Console,
-    poll_s: float = 0.5,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] | None = None,
-) -> dict[str, Any]:
-    """Poll the job until it ends, drawing records done / total; JobWaitTimeout at the deadline."""
-    deadline = clock() + timeout_s if timeout_s > 0 else None
-    url = http.path("/v1/transform-jobs/{}", str(job["job_id"]))
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("records"),
-        RateColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[note]}"),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(str(job.get("name")), total=None, note="")
-        while True:
-            progress.update(
-                task,
-                total=job.get("total_records"),
-                completed=int(job.get("processed_records") or 0),
-                note=_note(job),
-            )
-            if job.get("status") in FINAL:
-                return job
-            if deadline is not None and clock() >= deadline:
-                raise http.JobWaitTimeout(
-                    job_id=str(job["job_id"]), status=str(job.get("status")), timeout_s=timeout_s
-                )
-            (sleep or time.sleep)(poll_s)
-            job = api.get_json(url)
-
-
-def _note(job: dict[str, Any]) -> str:
-    parts = [str(job.get("status"))]
-    if job.get("failed_records"):
-        parts.append(f"{job['failed_records']:,} failed")
-    if job.get("input_objects") is not None:
-        parts.append(f"{job.get('completed_objects')}/{job['input_objects']} objects")
-    elif job.get("status") == TransformStatus.RUNNING:
-        parts.append("listing")
-    return ", ".join(parts)
-
-
 def transform(
     target: Annotated[str, typer.Argument(help="Endpoint name (with --model: a model name).")],
     input_prefix: Annotated[str, typer.Argument(help="s3://bucket/prefix/ to read.")],
@@ -228,24 +154,24 @@ def transform(
         join_source=join_source,
     )
     with http.session(api_url) as api:
-        job = api.request("POST", "/v1/transform-jobs", json=spec).json()
+        job = api.transform_jobs.submit(spec)
         if not wait:
-            http.print_json(job)
+            http.print_json(job.info.to_json())
             return
-        console = Console(stderr=True)
         started = time.monotonic()
         try:
-            job = wait_with_progress(api, job, timeout_s=wait_timeout_s, console=console)
+            job.wait(wait_timeout_s or None, progress=True, console=Console(stderr=True))
         except KeyboardInterrupt:
             http.fail(
-                f"stopped waiting; job {job['name']} goes on "
-                f"(stop it with `sluice transform-jobs stop {job['job_id']}`)",
+                f"stopped waiting; job {job.info.name} goes on "
+                f"(stop it with `sluice transform-jobs stop {job.id}`)",
                 code=130,
             )
-        typer.echo(summary(job, time.monotonic() - started), err=True)
-        http.print_json(job)
-        if job.get("status") != TransformStatus.SUCCEEDED:
-            http.fail(f"transform job {job['name']} {job['status']}")
+        final = job.info.to_json()
+        typer.echo(summary(final, time.monotonic() - started), err=True)
+        http.print_json(final)
+        if job.info.status != TransformStatus.SUCCEEDED:
+            http.fail(f"transform job {job.info.name} {job.info.status}")
 
 
 jobs_app = typer.Typer(help="Inspect and stop transform jobs.", no_args_is_help=True)
@@ -257,7 +183,7 @@ def jobs_get(
 ) -> None:
     """Show a transform job: status and progress."""
     with http.session(api_url) as api:
-        http.print_json(api.get_json(http.path("/v1/transform-jobs/{}", job)))
+        http.print_json(api.transform_jobs.get(job).to_json())
 
 
 @jobs_app.command("stop")
@@ -266,7 +192,7 @@ def jobs_stop(
 ) -> None:
     """Stop a transform job within seconds; `sluice transform` with its name resumes it."""
     with http.session(api_url) as api:
-        http.print_json(api.request("POST", http.path("/v1/transform-jobs/{}/stop", job)).json())
+        http.print_json(api.transform_jobs.stop(job).to_json())
 
 
 def register(app: typer.Typer) -> None:

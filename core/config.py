@@ -218,6 +218,19 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the scheduler looks for accepted jobs whose message was lost.",
     )
+    history_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="How often the scheduler samples every variant (requests/s, errors/s, "
+        "model latency, backlog, workers) into Redis for the console's plots.",
+    )
+    history_retention_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=7 * 86400,
+        description="How much of that history Redis keeps per variant (1 h at 5 s: 720 points).",
+    )
 
     # --- webhooks (scheduler/webhooks/notifier.py) --------------------------------------
     # Defaults retry for about a day: delays 5, 10, 20 ... 2560 s (10 retries,

@@ -154,6 +154,12 @@ def scaling_events_key(namespace: str, queue: str) -> str:
     return f"{namespace}:scaling-events:{queue}"
 
 
+def delivery_outcomes_key(namespace: str) -> str:
+    """Hash outcome (`delivered`, `dead`) → webhook deliveries that ended so, ever (the notifier
+    adds; /metrics renders it as sluiceway_webhook_deliveries_total)."""
+    return f"{namespace}:delivery-outcomes"
+
+
 def arrivals_key(namespace: str) -> str:
     """Hash queue → epoch ms of the last message a producer put on it (about once a second)."""
     return f"{namespace}:last-arrival"

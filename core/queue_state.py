@@ -13,7 +13,7 @@ being executed right now.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -63,6 +63,8 @@ class WorkerInfo:
     device: str
     pid: int
     queues: tuple[str, ...]
+    # core/process_stats.py's sample: cpu_seconds, rss_bytes, gpu_* where a GPU exists.
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 def backlogs(client: redis.Redis, queues: list[str]) -> dict[str, int]:
@@ -167,6 +169,7 @@ def live_workers(client: redis.Redis, namespace: str) -> list[WorkerInfo]:
                 device=info["device"],
                 pid=info["pid"],
                 queues=tuple(info["queues"]),
+                stats=info.get("stats") or {},
             )
         )
     return workers

@@ -7,7 +7,8 @@ that many (`scaler_backend`: local `sluice worker` processes — one per GPU
 device on a GPU machine, CPU workers within the core budget elsewhere — or
 Kubernetes Deployments). Webhook delivery (scheduler/webhooks/notifier.py) and the
 reconciler (scheduler/reconcile/reconciler.py) and the batch-transform coordinator
-(scheduler/transform/coordinator.py) run beside it on their own threads.
+(scheduler/transform/coordinator.py) and the history sampler (scheduler/history/sampler.py,
+the console's plots) run beside it on their own threads.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from types import FrameType
 
 from core.config import Settings, get_settings
 from core.queue import get_redis
+from scheduler.history.sampler import start_sampler
 from scheduler.loop import run_loop
 from scheduler.reconcile.reconciler import start_reconciler
 from scheduler.scaling.actuators.base import Actuator, WorkerTarget
@@ -124,6 +126,7 @@ def run_scheduler() -> None:
     notifier = start_notifier(settings, stop)  # webhooks: its own thread, never blocks this loop
     start_reconciler(settings, stop)  # requeues jobs whose message was lost
     transform = start_transform_coordinator(settings, get_redis(), stop)
+    start_sampler(settings, get_redis(), stop)  # the console's short history
     try:
         run_loop(scaler, stop)  # on this thread; closing it stops the workers it runs
     finally:

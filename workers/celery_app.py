@@ -25,6 +25,7 @@ from typing import Any
 from celery import bootsteps
 from sqlalchemy import select
 
+from core import process_stats
 from core.config import get_settings
 from core.db import session_scope
 from core.protocol import queue_name, transform_pool_queue, worker_key
@@ -140,6 +141,8 @@ class BatchingStep(bootsteps.StartStopStep):
         settings = get_settings()
         queues = sorted(self._consumer.queues) if self._consumer else []
         beat = {"device": settings.worker_device, "pid": os.getpid(), "queues": queues}
+        # CPU, memory and GPU figures ride along; the API's /metrics shows them per worker.
+        beat["stats"] = process_stats.sample(settings.worker_device)
         try:
             get_redis().set(
                 worker_key(settings.namespace, consumer.hostname),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from api.deps import SessionDep
 from api.problems import problem_responses
 from api.schemas import TransformJobCreate, TransformJobPublic
 from api.services import transforms as transform_service
+from core.states import TransformStatus
 
 router = APIRouter(
     prefix="/v1/transform-jobs",
@@ -24,6 +25,16 @@ def create_transform_job(
     job = transform_service.submit(session, spec)
     response.headers["Location"] = f"/v1/transform-jobs/{job.job_id}"
     return job
+
+
+@router.get("", response_model=list[TransformJobPublic])
+def list_transform_jobs(
+    session: SessionDep,
+    status: TransformStatus | None = None,
+    limit: int = Query(default=50, ge=1, le=1000),
+) -> list[TransformJobPublic]:
+    """Newest first, optionally of one status."""
+    return transform_service.list_jobs(session, status=status, limit=limit)
 
 
 @router.get("/{job_id}", response_model=TransformJobPublic)

@@ -177,6 +177,16 @@ def _resume(
     return job
 
 
+def list_jobs(
+    session: Session, *, status: TransformStatus | None = None, limit: int = 50
+) -> list[TransformJobPublic]:
+    """Newest first, optionally of one status."""
+    query = select(TransformJob).order_by(TransformJob.created_at.desc()).limit(limit)
+    if status is not None:
+        query = query.where(TransformJob.status == status)
+    return [public(job) for job in session.scalars(query)]
+
+
 def get(session: Session, job_id: str) -> TransformJobPublic:
     return public(_load(session, job_id))
 

@@ -31,12 +31,15 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import sqlalchemy.exc
 
 from core.config import Settings
 from core.db import session_scope
+from core.protocol import delivery_outcomes_key
+from core.queue import get_redis
 from core.states import DeliveryStatus
 from core.tables import utcnow
 from core.webhooks import delivery_headers
@@ -139,6 +142,7 @@ class Notifier:
         self.unrecorded = []
         for result in results:
             self._log(result)
+        self._count(results)
         self.submitted = {f: c for f, c in self.submitted.items() if not f.done()}
         for item in claimed:
             self.in_flight += 1
@@ -207,6 +211,27 @@ class Notifier:
             )
             for item, outcome in finished
         ]
+
+    def _count(self, results: list[Result]) -> None:
+        """Add the finished deliveries to the Redis counters /metrics shows (alerts watch `dead`).
+
+        Best effort: a Redis blip loses this turn's counts, never a delivery.
+        """
+        ended = Counter(
+            str(r.decision.status)
+            for r in results
+            if r.decision.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)
+        )
+        if not ended:
+            return
+        try:
+            key = delivery_outcomes_key(self.settings.namespace)
+            pipe = get_redis().pipeline(transaction=False)
+            for outcome, count in ended.items():
+                pipe.hincrby(key, outcome, count)
+            pipe.execute()
+        except Exception as exc:  # Redis down or unreachable: counts are not worth a crash
+            logger.warning("could not count %d delivery outcome(s): %s", ended.total(), exc)
 
     def _log(self, result: Result) -> None:
         item, outcome, decision = result.claimed, result.outcome, result.decision

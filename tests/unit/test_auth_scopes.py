@@ -26,6 +26,19 @@ from core.tables import ApiKey
         ("POST", "/v1/models", ("admin", None)),
         ("DELETE", "/v1/jobs/abc", ("admin", None)),
         ("GET", "/v1/unknown", ("admin", None)),
+        # The console: assets and sign-in are public; pages need invoke, admin pages and
+        # every action (retry, redrive) admin, as the API routes they mirror.
+        ("GET", "/console/static/console.css", (None, None)),
+        ("POST", "/console/login", (None, None)),
+        ("GET", "/console", ("invoke", None)),
+        ("GET", "/console/endpoints/churn", ("invoke", None)),
+        ("GET", "/console/jobs/abc", ("invoke", None)),
+        ("POST", "/console/jobs/abc/retry", ("admin", None)),
+        ("GET", "/console/models", ("admin", None)),
+        ("GET", "/console/topics/t", ("admin", None)),
+        ("POST", "/console/deliveries/d/redrive", ("admin", None)),
+        ("GET", "/console/transform-jobs", ("admin", None)),
+        ("GET", "/consoles", ("admin", None)),
     ],
 )
 def test_required_scope(method: str, path: str, expected: tuple[str | None, str | None]) -> None:

@@ -383,30 +383,34 @@ class FakeClock:
         self.now += seconds
 
 
-def polling_api(statuses: list[str]) -> http.Api:
+def polling_api(statuses: list[str], clock: FakeClock) -> http.Api:
     replies = iter(statuses)
 
     def handler(_: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"job_id": "j1", "status": next(replies)})
 
     return http.Api(
-        httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(handler))
+        http_client=httpx.Client(
+            base_url="http://api.test", transport=httpx.MockTransport(handler)
+        ),
+        clock=clock,
+        sleep=clock.sleep,
     )
 
 
 def test_wait_for_job_polls_until_final_with_growing_pauses() -> None:
     clock = FakeClock()
-    api = polling_api(["queued", "running", "running", "succeeded"])
-    job = api.wait_for_job("j1", timeout_s=10, clock=clock, sleep=clock.sleep)
-    assert job["status"] == "succeeded"
+    api = polling_api(["queued", "running", "running", "succeeded"], clock)
+    job = api.jobs.wait("j1", timeout=10)
+    assert job.status == "succeeded"
     assert clock.sleeps == [0.05, 0.1, 0.2]
 
 
 def test_wait_for_job_gives_up_at_the_deadline() -> None:
     clock = FakeClock()
-    api = polling_api(["running"] * 100)
+    api = polling_api(["running"] * 100, clock)
     with pytest.raises(http.JobWaitTimeout, match="job j1 is still running after 2 s"):
-        api.wait_for_job("j1", timeout_s=2, clock=clock, sleep=clock.sleep)
+        api.jobs.wait("j1", timeout=2)
     assert clock.now == pytest.approx(2.0)
 
 
@@ -418,7 +422,13 @@ def test_models_register_uploads_multipart(
 ) -> None:
     artifact = tmp_path / "model.json"
     artifact.write_bytes(b"BOOSTER-BYTES")
-    created = {"name": "churn", "version": 2, "framework": "xgboost", "artifact_uri": "s3://m/c"}
+    created = {
+        "name": "churn",
+        "version": 2,
+        "framework": "xgboost",
+        "artifact_uri": "s3://m/c",
+        "created_at": "2026-11-29T21:16:51.837405Z",
+    }
     serve(lambda _: httpx.Response(201, json=created))
     result = run(app, "models", "register", "churn", str(artifact), "--framework", "xgboost")
     assert result.exit_code == 0, result.stderr
@@ -434,8 +444,9 @@ def test_models_register_uploads_multipart(
 def test_models_register_by_uri_sends_json(
     app: typer.Typer, serve: Callable[[Handler], None], requests_seen: list[httpx.Request]
 ) -> None:
-    serve(lambda _: httpx.Response(201, json={"name": "m", "version": 1}))
     uri = "s3://models/m.pt"
+    created = {"name": "m", "version": 1, "framework": "torch", "artifact_uri": uri}
+    serve(lambda _: httpx.Response(201, json=created | {"created_at": "2026-11-29T21:16:51Z"}))
     result = run(app, "models", "register", "m", "--artifact-uri", uri, "--framework", "torch")
     assert result.exit_code == 0, result.stderr
     assert json.loads(requests_seen[0].content) == {
@@ -489,7 +500,7 @@ def test_endpoints_create_with_bad_json_exits_2(app: typer.Typer, tmp_path: Path
 def test_endpoints_weights_patches(
     app: typer.Typer, serve: Callable[[Handler], None], requests_seen: list[httpx.Request]
 ) -> None:
-    serve(lambda _: httpx.Response(200, json={"name": "churn"}))
+    serve(lambda _: httpx.Response(200, json={"name": "churn", "status": "in_service"}))
     result = run(app, "endpoints", "weights", "churn", "a=1", "b=3")
     assert result.exit_code == 0, result.stderr
     (request,) = requests_seen
@@ -519,7 +530,26 @@ def test_simple_commands_hit_their_route(
     method: str,
     url_path: str,
 ) -> None:
-    serve(lambda r: httpx.Response(204) if r.method == "DELETE" else httpx.Response(200, json={}))
+    # The smallest body of each kind of answer that the typed results accept.
+    bodies = {
+        "jobs": {"job_id": "j1", "status": "queued"},
+        "models": {
+            "name": "churn",
+            "latest_version": 1,
+            "framework": "xgboost",
+            "created_at": "2026-11-29T21:16:51Z",
+        },
+        "endpoints": {"name": "churn", "status": "in_service"},
+    }
+    kind = url_path.split("/")[2]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            return httpx.Response(204)
+        body = bodies[kind]
+        return httpx.Response(200, json=[body] if url_path.count("/") == 2 else body)
+
+    serve(answer)
     result = run(app, *args)
     assert result.exit_code == 0, result.stderr
     assert (requests_seen[0].method, requests_seen[0].url.path) == (method, url_path)
@@ -594,7 +624,8 @@ def test_endpoint_spec_pins_the_registered_versions() -> None:
 
 
 def mock_tour(handler: Handler) -> demo.Tour:
-    api = http.Api(httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(handler)))
+    transport = httpx.MockTransport(handler)
+    api = http.Api(http_client=httpx.Client(base_url="http://api.test", transport=transport))
     return demo.Tour(api=api, console=Console(quiet=True), workdir=Path("."), endpoint="demo-x")
 
 
