@@ -28,7 +28,7 @@ COPY scheduler ./scheduler
 COPY cli ./cli
 COPY devstack ./devstack
 COPY migrations ./migrations
-RUN pip install ".[api,worker]"
+RUN pip install ".[api,worker,monitoring]"
 
 # Not root; SLUICEWAY_HOME (model cache, local state) belongs to that user, so
 # a named volume mounted there starts out writable.
