@@ -23,6 +23,7 @@ from api.routes import (
     invocations,
     jobs,
     models,
+    monitoring,
     ops,
     topics,
     transform_jobs,
@@ -69,7 +70,17 @@ def create_app() -> FastAPI:
     app.add_middleware(RealtimeLane)  # added first: runs last, after auth and header limits
     app.add_middleware(AuthMiddleware, enabled=get_settings().auth == "on")
     app.add_middleware(HeaderLimits)  # added last: runs first
-    for module in (models, endpoints, invocations, jobs, transform_jobs, topics, deliveries, ops):
+    for module in (
+        models,
+        endpoints,
+        invocations,
+        jobs,
+        transform_jobs,
+        topics,
+        deliveries,
+        monitoring,
+        ops,
+    ):
         app.include_router(module.router)
     return app
 

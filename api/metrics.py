@@ -2,7 +2,8 @@
 
 Per endpoint variant: invocations by mode and outcome, end-to-end latency, model
 latency and overhead latency (end-to-end minus model time) of realtime calls,
-backlog, reserved messages, live and desired workers, and the scaler's last event.
+backlog, reserved messages, live and desired workers, and the scaler's last event;
+per endpoint and check, the violations of the latest monitoring runs.
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from core import queue_state
 from core.config import get_settings
+from core.db import session_scope
 from core.protocol import metrics_key
 from core.queue import get_redis
 from core.worker_metrics import BATCH_SIZE_BUCKETS, SECONDS_BUCKETS, cumulative_buckets
@@ -182,6 +189,28 @@ def _labels(queue: str) -> tuple[str, str]:
 
 
 REGISTRY.register(WorkerMetrics())
+
+
+class MonitoringMetrics(Collector):
+    """`sluiceway_monitoring_violations{endpoint,check}`, read from SQL at scrape time."""
+
+    def collect(self) -> Iterator[Metric]:
+        from api.services.monitoring import violation_counts
+
+        family = GaugeMetricFamily(
+            "sluiceway_monitoring_violations",
+            "Violations found by the latest finished monitoring run of each schedule, "
+            "per endpoint and check (0 when clean).",
+            labels=("endpoint", "check"),
+        )
+        with session_scope() as session:
+            counts = violation_counts(session)
+        for (endpoint, check), count in sorted(counts.items()):
+            family.add_metric([endpoint, check], count)
+        yield family
+
+
+REGISTRY.register(MonitoringMetrics())
 
 
 def _refresh_queue_gauges() -> None:

@@ -505,9 +505,11 @@ class ExecutionPublic(BaseModel):
     trigger: str = Field(description="schedule (its interval came round) or manual (POST …/run).")
     status: ExecutionStatus
     window_start: dt.datetime | None = Field(
-        description="Capture objects written after this (null: from the first one)."
+        description="Capture objects written from this time on (null: from the first one)."
     )
-    window_end: dt.datetime
+    window_end: dt.datetime | None = Field(
+        description="…and before this one: the second the run started (null until then)."
+    )
     records_analyzed: int
     violations: list[Violation]
     quality: dict[str, Any] | None = Field(

@@ -457,7 +457,8 @@ class MonitoringExecution(Base):
     trigger: Mapped[str] = mapped_column(String(16))  # "schedule" or "manual"
     status: Mapped[str] = mapped_column(String(32), default=ExecutionStatus.PENDING)
     window_start: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    window_end: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # Set when the run starts: [window_start, window_end) of capture objects' LastModified.
+    window_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     records_analyzed: Mapped[int] = mapped_column(BigInteger, default=0)
     violations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     quality: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

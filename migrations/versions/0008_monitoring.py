@@ -67,7 +67,7 @@ def upgrade() -> None:
         sa.Column("trigger", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("window_start", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("window_end", sa.DateTime(timezone=True), nullable=True),
         sa.Column("records_analyzed", sa.BigInteger(), nullable=False),
         sa.Column("violations", sa.JSON(), nullable=False),
         sa.Column("quality", sa.JSON(), nullable=True),
