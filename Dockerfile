@@ -29,7 +29,7 @@ COPY cli ./cli
 COPY devstack ./devstack
 COPY migrations ./migrations
 COPY sluiceway ./sluiceway
-RUN pip install ".[api,worker]"
+RUN pip install ".[api,worker,monitoring]"
 
 # Not root; SLUICEWAY_HOME (model cache, local state) belongs to that user, so
 # a named volume mounted there starts out writable.

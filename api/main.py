@@ -26,6 +26,7 @@ from api.routes import (
     invocations,
     jobs,
     models,
+    monitoring,
     ops,
     topics,
     transform_jobs,
@@ -74,7 +75,17 @@ def create_app() -> FastAPI:
     app.add_middleware(HeaderLimits)
     # Added last: runs first, so a request refused for load costs nothing more.
     app.add_middleware(ConcurrencyLimit, limit=get_settings().api_max_concurrency)
-    for module in (models, endpoints, invocations, jobs, transform_jobs, topics, deliveries, ops):
+    for module in (
+        models,
+        endpoints,
+        invocations,
+        jobs,
+        transform_jobs,
+        topics,
+        deliveries,
+        monitoring,
+        ops,
+    ):
         app.include_router(module.router)
     # The web console: pages over the same services, and its assets (no CDN).
     app.include_router(console.router)

@@ -6,6 +6,7 @@ backlog, reserved messages, live and desired workers, and the scaler's last even
 Per worker: CPU seconds, resident memory, and its GPU's utilisation and memory
 where it has one (from its heartbeat); for the API's host: CPU, load, memory;
 for this process: prometheus_client's standard process_* metrics.
+Per endpoint and check: the violations of the latest monitoring runs.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from prometheus_client.registry import Collector
 
 from core import process_stats, queue_state
 from core.config import get_settings
+from core.db import session_scope
 from core.protocol import delivery_outcomes_key, metrics_key
 from core.queue import get_redis
 from core.worker_metrics import BATCH_SIZE_BUCKETS, SECONDS_BUCKETS, cumulative_buckets
@@ -250,13 +252,33 @@ class ProcessMetrics(Collector):
             yield gauge
 
 
-# Read from Redis (or the host) at scrape time: shared by every API process, so never
+class MonitoringMetrics(Collector):
+    """`sluiceway_monitoring_violations{endpoint,check}`, read from SQL at scrape time."""
+
+    def collect(self) -> Iterator[Metric]:
+        from api.services.monitoring import violation_counts
+
+        family = GaugeMetricFamily(
+            "sluiceway_monitoring_violations",
+            "Violations found by the latest finished monitoring run of each schedule, "
+            "per endpoint and check (0 when clean).",
+            labels=("endpoint", "check"),
+        )
+        with session_scope() as session:
+            counts = violation_counts(session)
+        for (endpoint, check), count in sorted(counts.items()):
+            family.add_metric([endpoint, check], count)
+        yield family
+
+
+# Read from Redis, SQL (or the host) at scrape time: shared by every API process, so never
 # multiplied by the multi-process aggregation below.
 SHARED_COLLECTORS: tuple[Collector, ...] = (
     WorkerMetrics(),
     QueueMetrics(),
     DeliveryMetrics(),
     ProcessMetrics(),
+    MonitoringMetrics(),
 )
 for _collector in SHARED_COLLECTORS:
     REGISTRY.register(_collector)

@@ -11,7 +11,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.config import NAME_PATTERN
-from core.states import DeliveryStatus, JobStatus, TransformStatus
+from core.states import (
+    BaselineStatus,
+    DeliveryStatus,
+    ExecutionStatus,
+    JobStatus,
+    TransformStatus,
+)
 from core.tables import DEFAULT_TARGET_BACKLOG
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["churn"])]
@@ -96,10 +102,43 @@ class AsyncConfig(Strict):
     error_topic: Name | None = None
 
 
+CaptureSide = Literal["input", "output"]
+CAPTURE_SIDES: tuple[CaptureSide, ...] = ("input", "output")
+
+
+class DataCapture(Strict):
+    """What an endpoint's workers write to S3 about each request (docs/monitoring.md).
+
+    Records are JSON Lines in SageMaker's capture format under
+    `<destination><endpoint>/<variant>/yyyy/mm/dd/hh/`, written in batches every
+    SLUICEWAY_CAPTURE_FLUSH_S seconds.
+    """
+
+    enabled: bool = True
+    sampling_percent: float = Field(default=100, ge=0, le=100)
+    destination: S3Uri | None = Field(
+        default=None, examples=["s3://my-bucket/capture/"], description="Required when enabled."
+    )
+    capture: list[CaptureSide] = Field(
+        default_factory=lambda: list(CAPTURE_SIDES), min_length=1, max_length=2
+    )
+
+    @model_validator(mode="after")
+    def _folder(self) -> DataCapture:
+        if self.destination is None:
+            if self.enabled:
+                raise ValueError("destination is required when capture is enabled")
+        elif not self.destination.endswith("/"):
+            self.destination += "/"
+        self.capture = [side for side in CAPTURE_SIDES if side in self.capture]
+        return self
+
+
 class EndpointCreate(Strict):
     name: Name
     variants: list[VariantCreate] = Field(min_length=1, max_length=16)
     async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
+    data_capture: DataCapture | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -160,6 +199,7 @@ class EndpointPublic(BaseModel):
     status: str
     variants: list[VariantPublic]
     async_: AsyncPublic = Field(serialization_alias="async")
+    data_capture: DataCapture | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -194,6 +234,7 @@ class AsyncAccepted(BaseModel):
     job_id: str
     status: str
     output_location: str
+    inference_id: str
 
 
 class JobPublic(BaseModel):
@@ -366,3 +407,130 @@ class TransformJobPublic(BaseModel):
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+
+
+# --- model monitoring -----------------------------------------------------------
+
+ProblemType = Literal["binary_classification", "multiclass_classification", "regression"]
+QUALITY_METRICS = ("accuracy", "precision", "recall", "f1", "auc", "mae", "rmse", "r2")
+
+
+class BaselineCreate(Strict):
+    """Compute statistics.json and constraints.json of a dataset (the scheduler does it)."""
+
+    name: Name
+    dataset: S3Uri = Field(
+        description="One object, or a prefix ending in / (every object under it).",
+        examples=["s3://data/churn/train.csv"],
+    )
+    content_type: Literal["text/csv", "application/jsonlines"] = "text/csv"
+    header: bool = Field(default=False, description="CSV: the first line names the features.")
+    output_prefix: S3Uri | None = Field(
+        default=None, description="Where the two files go; default s3://<bucket>/monitoring/…"
+    )
+    quality_thresholds: dict[str, float] | None = Field(
+        default=None,
+        description="Model-quality limits written into constraints.json, e.g. "
+        '{"accuracy": 0.8, "rmse": 2.5}: a run whose accuracy (precision, recall, f1, auc, '
+        "r2) falls below, or whose mae or rmse rises above, reports a model_quality violation.",
+    )
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> BaselineCreate:
+        unknown = sorted(set(self.quality_thresholds or {}) - set(QUALITY_METRICS))
+        if unknown:
+            raise ValueError(f"unknown quality metric(s) {unknown}; known: {list(QUALITY_METRICS)}")
+        return self
+
+
+class BaselinePublic(BaseModel):
+    name: str
+    dataset: str
+    content_type: str
+    header: bool
+    status: BaselineStatus
+    statistics_location: str
+    constraints_location: str
+    item_count: int | None = Field(description="Rows in the dataset, once computed.")
+    quality_thresholds: dict[str, float] | None
+    error: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class ScheduleCreate(Strict):
+    name: Name
+    endpoint: Name
+    baseline: Name
+    interval_s: int = Field(default=3600, ge=10, le=7 * 24 * 3600)
+    alert_topic: Name | None = Field(
+        default=None, description="Runs with violations publish MonitoringViolations here."
+    )
+    ground_truth_prefix: S3Uri | None = Field(
+        default=None,
+        description='JSON Lines {"inferenceId","groundTruthLabel"} under this prefix.',
+    )
+    problem_type: ProblemType | None = None
+    output_prefix: S3Uri | None = Field(
+        default=None, description="Where reports go; default s3://<bucket>/monitoring/…"
+    )
+
+    @model_validator(mode="after")
+    def _quality_pair(self) -> ScheduleCreate:
+        if (self.ground_truth_prefix is None) != (self.problem_type is None):
+            raise ValueError("ground_truth_prefix and problem_type go together")
+        return self
+
+
+class Violation(BaseModel):
+    feature: str
+    check: Literal[
+        "data_type",
+        "completeness",
+        "baseline_drift",
+        "missing_column",
+        "extra_column",
+        "model_quality",
+    ]
+    description: str
+    value: float | None
+    threshold: float | None
+
+
+class ExecutionPublic(BaseModel):
+    execution_id: str
+    schedule: str
+    endpoint: str
+    trigger: str = Field(description="schedule (its interval came round) or manual (POST …/run).")
+    status: ExecutionStatus
+    window_start: dt.datetime | None = Field(
+        description="Capture objects written from this time on (null: from the first one)."
+    )
+    window_end: dt.datetime | None = Field(
+        description="…and before this one: the second the run started (null until then)."
+    )
+    records_analyzed: int
+    violations: list[Violation]
+    quality: dict[str, Any] | None = Field(
+        description="Model-quality metrics, with ground truth: the metrics and matched_records."
+    )
+    report_location: str | None
+    error: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class SchedulePublic(BaseModel):
+    name: str
+    endpoint: str
+    baseline: str
+    interval_s: int
+    alert_topic: str | None
+    ground_truth_prefix: str | None
+    problem_type: str | None
+    output_prefix: str
+    next_run_at: dt.datetime
+    created_at: dt.datetime
+    last_execution: ExecutionPublic | None

@@ -5,13 +5,14 @@
 - cli/demo.py:   demo (a guided tour against a running stack)
 - cli/keys.py:   keys create|revoke (API keys, in the database)
 - cli/transform.py: transform, transform-jobs (batch transform with a progress bar)
+- cli/monitor.py: monitor baseline|schedule|run|executions (model monitoring)
 """
 
 from __future__ import annotations
 
 import typer
 
-from cli import client, demo, keys, ops, settings_table, transform
+from cli import client, demo, keys, monitor, ops, settings_table, transform
 
 app = typer.Typer(
     name="sluice",
@@ -23,6 +24,7 @@ ops.register(app)
 client.register(app)
 demo.register(app)
 keys.register(app)
+monitor.register(app)
 settings_table.register(app)
 transform.register(app)
 

@@ -232,6 +232,33 @@ class Settings(BaseSettings):
         description="How much of that history Redis keeps per variant (1 h at 5 s: 720 points).",
     )
 
+    # --- data capture (workers/capture.py) and monitoring (scheduler/monitoring/) ---------
+    capture_flush_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often a worker writes its buffered capture records to S3 (one object "
+        "per endpoint variant); a worker killed without warning loses at most this window.",
+    )
+    capture_flush_records: int = Field(
+        default=5000,
+        ge=1,
+        description="A variant's capture buffer is written at once when it holds this many "
+        "records.",
+    )
+    capture_max_buffer_mb: float = Field(
+        default=64.0,
+        gt=0,
+        description="Capture records one worker holds while S3 is unreachable; newer records "
+        "are dropped (and counted) beyond it.",
+    )
+    monitoring_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often the scheduler looks for due monitoring schedules, requested "
+        "runs and new baselines.",
+    )
+
     # --- webhooks (scheduler/webhooks/notifier.py) --------------------------------------
     # Defaults retry for about a day: delays 5, 10, 20 ... 2560 s (10 retries,
     # 1.4 h), then 23 more at the 1 h cap → 34 attempts over ~24.4 h.
@@ -383,6 +410,15 @@ class Settings(BaseSettings):
     @property
     def max_input_object_bytes(self) -> int:
         return int(self.max_input_object_mb * 1024 * 1024)
+
+    @property
+    def capture_max_buffer_bytes(self) -> int:
+        return int(self.capture_max_buffer_mb * 1024 * 1024)
+
+    @property
+    def monitoring_prefix(self) -> str:
+        """Where baselines and reports go when a request names no output prefix."""
+        return f"s3://{self.s3_bucket}/monitoring/"
 
     @property
     def max_artifact_bytes(self) -> int:

@@ -160,3 +160,26 @@ def record_transform_event(
         )
     )
     return event_id
+
+
+def record_monitoring_event(
+    session: Session, *, execution_id: str, topic: str, payload: dict[str, Any]
+) -> str:
+    """Write the outbox event of a monitoring run that found violations; returns its id.
+
+    Call it in the transaction that records the run's outcome. `payload` is the
+    body every delivery sends: `{"type": "MonitoringViolations", ...}`.
+    """
+    event_id = new_id()
+    session.execute(
+        insert(Event).values(
+            id=event_id,
+            type=payload["type"],
+            job_id=execution_id,
+            topic=topic,
+            callback_url=None,
+            payload=encode_payload(payload),
+            created_at=utcnow(),
+        )
+    )
+    return event_id

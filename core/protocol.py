@@ -64,6 +64,7 @@ class Invocation:
     deadline_ms: int | None = None  # epoch ms after which no one waits for the answer
     enqueued_ms: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    inference_id: str | None = None  # X-Inference-Id, or the job id; kept in capture records
 
     def to_wire(self) -> dict[str, Any]:
         # Shallow, by hand: `dataclasses.asdict` deep-copies and costs ~15 µs here,

@@ -74,3 +74,25 @@ class EndpointStatus(StrEnum):
     ROLLING_BACK = "rolling_back"
     FAILED = "failed"
     DELETING = "deleting"
+
+
+class BaselineStatus(StrEnum):
+    """A monitoring baseline: pending → running → completed | failed (computed by the scheduler)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class ExecutionStatus(StrEnum):
+    """One monitoring run: pending → running → completed | completed_with_violations | failed."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    COMPLETED_WITH_VIOLATIONS = "completed_with_violations"
+    FAILED = "failed"
+
+
+EXECUTION_UNFINISHED = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)

@@ -10,6 +10,7 @@ the file-like object `put_stream` reads.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import io
 import re
@@ -211,6 +212,20 @@ class ObjectStore:
                 ):
                     if obj.object_name is not None and not obj.is_dir:
                         yield obj.object_name, int(obj.size or 0)
+        except NotFound:
+            return
+
+    def iter_objects_modified(self, location: S3Location) -> Iterator[tuple[str, dt.datetime]]:
+        """(key, LastModified) of every object under the location's key, in key order
+        (nothing when the bucket does not exist). S3 stamps to the second."""
+        try:
+            with _mapped_errors("list", location):
+                for obj in self.client.list_objects(
+                    location.bucket, prefix=location.key, recursive=True
+                ):
+                    if obj.object_name is not None and not obj.is_dir:
+                        assert obj.last_modified is not None
+                        yield obj.object_name, obj.last_modified
         except NotFound:
             return
 

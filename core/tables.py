@@ -1,6 +1,6 @@
 """SQLAlchemy 2 ORM tables: models, model versions, endpoints, variants, jobs,
 the notification tables (topics, subscriptions, the events outbox, deliveries),
-batch transforms and API keys.
+batch transforms, API keys, and model monitoring (baselines, schedules, executions).
 
 The schema itself is created only by the Alembic migrations in migrations/.
 Jobs keep endpoint and variant *names*, not foreign keys: a job's record must
@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -30,9 +31,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.states import (
+    BaselineStatus,
     ChunkStatus,
     DeliveryStatus,
     EndpointStatus,
+    ExecutionStatus,
     JobStatus,
     ObjectStatus,
     TransformStatus,
@@ -117,6 +120,9 @@ class Endpoint(Base):
     output_prefix: Mapped[str] = mapped_column(Text)
     success_topic: Mapped[str | None] = mapped_column(String(63), nullable=True)
     error_topic: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    # `{"enabled","sampling_percent","destination","capture"}` or NULL (migration 0008);
+    # workers re-read it every few seconds (workers/capture.py).
+    data_capture: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -390,4 +396,91 @@ class TransformChunk(Base):
     part_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_part_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why the chunk failed its job
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# --- model monitoring (migration 0008) -----------------------------------------------
+
+
+class MonitoringBaseline(Base):
+    """Statistics and constraints of a dataset, computed by the scheduler into S3."""
+
+    __tablename__ = "monitoring_baselines"
+    __table_args__ = (Index("ix_monitoring_baselines_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    dataset: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(64))
+    header: Mapped[bool] = mapped_column(Boolean)
+    output_prefix: Mapped[str] = mapped_column(Text)
+    quality_thresholds: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=BaselineStatus.PENDING)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    item_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # A scheduler computing it holds it until then; a dead one's baseline is taken again.
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    @property
+    def statistics_location(self) -> str:
+        return f"{self.output_prefix}statistics.json"
+
+    @property
+    def constraints_location(self) -> str:
+        return f"{self.output_prefix}constraints.json"
+
+
+class MonitoringSchedule(Base):
+    """Check an endpoint's captured data against a baseline every `interval_s`.
+
+    Each run analyzes the capture objects written since the previous run's
+    `window_end` (S3 LastModified), so every object is analyzed once.
+    """
+
+    __tablename__ = "monitoring_schedules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(63))
+    baseline: Mapped[str] = mapped_column(String(63))
+    interval_s: Mapped[int] = mapped_column(Integer)
+    alert_topic: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    ground_truth_prefix: Mapped[str | None] = mapped_column(Text, nullable=True)
+    problem_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    output_prefix: Mapped[str] = mapped_column(Text)
+    next_run_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # The end of the newest run's window: the next run starts there (NULL: from the start).
+    window_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MonitoringExecution(Base):
+    """One monitoring run of a schedule: its window, what it found, where its report is."""
+
+    __tablename__ = "monitoring_executions"
+    __table_args__ = (
+        Index("ix_monitoring_executions_schedule", "schedule_id", "created_at"),
+        Index("ix_monitoring_executions_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    schedule_id: Mapped[str] = mapped_column(
+        ForeignKey("monitoring_schedules.id", ondelete="CASCADE")
+    )
+    trigger: Mapped[str] = mapped_column(String(16))  # "schedule" or "manual"
+    status: Mapped[str] = mapped_column(String(32), default=ExecutionStatus.PENDING)
+    window_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Set when the run starts: [window_start, window_end) of capture objects' LastModified.
+    window_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    records_analyzed: Mapped[int] = mapped_column(BigInteger, default=0)
+    violations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    report_location: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

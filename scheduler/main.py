@@ -7,8 +7,9 @@ that many (`scaler_backend`: local `sluice worker` processes — one per GPU
 device on a GPU machine, CPU workers within the core budget elsewhere — or
 Kubernetes Deployments). Webhook delivery (scheduler/webhooks/notifier.py) and the
 reconciler (scheduler/reconcile/reconciler.py) and the batch-transform coordinator
-(scheduler/transform/coordinator.py) and the history sampler (scheduler/history/sampler.py,
-the console's plots) run beside it on their own threads.
+(scheduler/transform/coordinator.py), the history sampler (scheduler/history/sampler.py,
+the console's plots) and model monitoring (scheduler/monitoring/monitor.py) run beside it
+on their own threads.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from core.config import Settings, get_settings
 from core.queue import get_redis
 from scheduler.history.sampler import start_sampler
 from scheduler.loop import run_loop
+from scheduler.monitoring.monitor import start_monitoring
 from scheduler.reconcile.reconciler import start_reconciler
 from scheduler.scaling.actuators.base import Actuator, WorkerTarget
 from scheduler.scaling.policy import Timings
@@ -127,6 +129,7 @@ def run_scheduler() -> None:
     start_reconciler(settings, stop)  # requeues jobs whose message was lost
     transform = start_transform_coordinator(settings, get_redis(), stop)
     start_sampler(settings, get_redis(), stop)  # the console's short history
+    start_monitoring(settings, stop)  # baselines and monitoring runs
     try:
         run_loop(scaler, stop)  # on this thread; closing it stops the workers it runs
     finally:

@@ -54,7 +54,7 @@ from core.queue import pack
 from core.states import JOB_UNFINISHED, JobStatus
 from core.storage import ObjectStore, S3Location
 from core.tables import Job, utcnow
-from workers import transform
+from workers import capture, transform
 from workers.batching import BatchSettings, Slice, isolate, plan_calls, split_failing
 from workers.model_cache import ModelCache
 from workers.runners.base import NumericRunner, Runner
@@ -74,6 +74,7 @@ class Request:
     runner: Runner | None = None
     rows: np.ndarray | None = None  # numeric models
     body: bytes | None = None  # custom handlers
+    payload: bytes | None = None  # the input as received (data capture)
     predictions: list[Any] = field(default_factory=list)
     output: tuple[bytes, str] | None = None
     error: SluicewayError | None = None
@@ -113,6 +114,7 @@ class Executor:
         self.namespace = namespace
         # Async inputs and outputs are independent objects: move them in parallel.
         self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-io")
+        self.capture = capture.recorder_for_worker(store)
 
     # --- prepare ----------------------------------------------------------------
 
@@ -145,6 +147,7 @@ class Executor:
             future = stored.get(id(request))
             payload = future.result() if future is not None else self._payload(request)
             if payload is not None and request.live:
+                request.payload = payload
                 self._parse(request, payload)
         return requests
 
@@ -324,6 +327,7 @@ class Executor:
         async_requests = [r for r in requests if r.inv.mode == "async"]
         list(self._io.map(self._store_output, async_requests))
         self._finish_jobs([r for r in async_requests if not (r.skip or r.transient)])
+        self.capture.record(requests)  # buffered; written to S3 off this path
         transform.finish(
             [r for r in requests if r.chunk is not None and not (r.skip or r.transient)],
             store=self.store,

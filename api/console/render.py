@@ -21,8 +21,6 @@ def ago(moment: dt.datetime | None, now: dt.datetime | None = None) -> str:
     """`12 s ago`, `5 min ago`, `3 h ago`, `2 d ago`; `-` for None."""
     if moment is None:
         return "-"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
     seconds = max(((now or dt.datetime.now(dt.UTC)) - moment).total_seconds(), 0.0)
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
@@ -33,8 +31,6 @@ def ago(moment: dt.datetime | None, now: dt.datetime | None = None) -> str:
 def when(moment: dt.datetime | None) -> str:
     if moment is None:
         return "-"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

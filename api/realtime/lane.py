@@ -82,6 +82,9 @@ async def invoke(request: Request, name: str) -> Response:
 
     replies = state.replies
     job_id = new_id()
+    # The caller's id joins ground truth to captured records later; without one the
+    # job id serves (no extra work on the hot path).
+    inference_id = inference_id_from(headers.get("x-inference-id"), job_id)
     invocation = realtime_invocation(
         route=route,
         variant=variant,
@@ -91,6 +94,7 @@ async def invoke(request: Request, name: str) -> Response:
         reply_to=replies.key,
         timeout_ms=timeout_ms,
         job_id=job_id,
+        inference_id=inference_id,
     )
     future = replies.expect(job_id, timeout_s=timeout_ms / 1000)
     started = time.perf_counter()
@@ -113,10 +117,11 @@ async def invoke(request: Request, name: str) -> Response:
         ) from exc
     finally:
         replies.forget(job_id)
-    answer_headers = {"X-Invoked-Variant": variant.name, "X-Job-Id": job_id}
-    inference_id = headers.get("x-inference-id")
-    if inference_id:
-        answer_headers["X-Inference-Id"] = inference_id
+    answer_headers = {
+        "X-Invoked-Variant": variant.name,
+        "X-Job-Id": job_id,
+        "X-Inference-Id": inference_id,
+    }
     metrics.observe_realtime(
         endpoint=name,
         variant=variant.name,
@@ -143,6 +148,20 @@ def timeout_from(header: str | None, default_ms: int) -> int:
     return min(value, default_ms)
 
 
+MAX_INFERENCE_ID = 255
+
+
+def inference_id_from(header: str | None, job_id: str) -> str:
+    """X-Inference-Id as sent (1 to 255 characters), or the job id when there is none."""
+    if header is None or header == "":
+        return job_id
+    if len(header) > MAX_INFERENCE_ID:
+        raise InvalidInput(
+            f"X-Inference-Id is {len(header)} characters; the limit is {MAX_INFERENCE_ID}"
+        )
+    return header
+
+
 def realtime_invocation(
     *,
     route: EndpointRoute,
@@ -153,6 +172,7 @@ def realtime_invocation(
     reply_to: str,
     timeout_ms: int,
     job_id: str,
+    inference_id: str | None = None,
 ) -> Invocation:
     now_ms = int(time.time() * 1000)
     return Invocation(
@@ -167,6 +187,7 @@ def realtime_invocation(
         reply_to=reply_to,
         deadline_ms=now_ms + timeout_ms,
         enqueued_ms=now_ms,
+        inference_id=inference_id,
     )
 
 

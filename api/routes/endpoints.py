@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.deps import SessionDep
 from api.problems import problem_responses
-from api.schemas import EndpointCreate, EndpointPublic, VariantPatch, WeightsPatch
+from api.schemas import DataCapture, EndpointCreate, EndpointPublic, VariantPatch, WeightsPatch
 from api.services import endpoints as endpoint_service
 
 router = APIRouter(
@@ -58,5 +58,15 @@ def update_variant(
     name: str, variant: str, patch: VariantPatch, request: Request, session: SessionDep
 ) -> EndpointPublic:
     result = endpoint_service.update_variant(session, name, variant, patch)
+    _forget_route(request, name)
+    return result
+
+
+@router.patch("/{name}/data-capture", response_model=EndpointPublic, response_model_by_alias=True)
+def set_data_capture(
+    name: str, capture: DataCapture, request: Request, session: SessionDep
+) -> EndpointPublic:
+    """Replace the endpoint's data capture (`{"enabled": false}` stops it); no deployment."""
+    result = endpoint_service.set_data_capture(session, name, capture)
     _forget_route(request, name)
     return result

@@ -96,6 +96,8 @@ async def invoke_async(
         payloads.validate_payload(body, content_type, variant.model.framework)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
+    if x_inference_id is not None:
+        x_inference_id = lane.inference_id_from(x_inference_id, "") or None
     if x_callback_url is not None:
         x_callback_url = check_webhook_url(x_callback_url, allowed=settings.webhook_networks)
     job = await run_in_threadpool(
@@ -112,9 +114,19 @@ async def invoke_async(
         )
     )
     metrics.count_async(endpoint=name, variant=job.variant, outcome="accepted")
-    accepted = AsyncAccepted(job_id=job.id, status=job.status, output_location=job.output_location)
+    inference_id = job.inference_id or job.id
+    accepted = AsyncAccepted(
+        job_id=job.id,
+        status=job.status,
+        output_location=job.output_location,
+        inference_id=inference_id,
+    )
     return JSONResponse(
         accepted.model_dump(),
         status_code=202,
-        headers={"Location": f"/v1/jobs/{job.id}", "X-Invoked-Variant": job.variant},
+        headers={
+            "Location": f"/v1/jobs/{job.id}",
+            "X-Invoked-Variant": job.variant,
+            "X-Inference-Id": inference_id,
+        },
     )

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from api.schemas import (
     AsyncPublic,
     Batching,
+    DataCapture,
     EndpointCreate,
     EndpointPublic,
     ScalingEventPublic,
@@ -25,6 +26,7 @@ from api.schemas import (
     WeightsPatch,
     WorkersPublic,
 )
+from api.services import capture as capture_service
 from api.services.registry import resolve_version
 from api.services.topics import require_topics
 from core import queue_state
@@ -112,6 +114,7 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
                     success_topic=endpoint.success_topic,
                     error_topic=endpoint.error_topic,
                 ),
+                data_capture=capture_service.public(endpoint.data_capture),
                 created_at=endpoint.created_at,
                 updated_at=endpoint.updated_at,
             )
@@ -132,11 +135,14 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
             "async.error_topic": spec.async_.error_topic,
         },
     )
+    if spec.data_capture is not None:
+        capture_service.check_destination(spec.data_capture)
     endpoint = Endpoint(
         name=spec.name,
         output_prefix=output_prefix,
         success_topic=spec.async_.success_topic,
         error_topic=spec.async_.error_topic,
+        data_capture=capture_service.stored(spec.data_capture),
     )
     for v in spec.variants:
         version = resolve_version(session, v.model, v.model_version)
@@ -224,5 +230,19 @@ def update_variant(
     variant.min_workers, variant.max_workers = min_workers, max_workers
     if patch.target_backlog_per_worker is not None:
         variant.target_backlog_per_worker = patch.target_backlog_per_worker
+    session.commit()
+    return get_endpoint(session, name)
+
+
+def set_data_capture(session: Session, name: str, capture: DataCapture | None) -> EndpointPublic:
+    """Replace an endpoint's data capture settings (None turns capture off).
+
+    Applies without a deployment: workers pick the change up within
+    SLUICEWAY_CAPTURE_FLUSH_S. The destination is checked by a real write first.
+    """
+    endpoint = load_endpoint(session, name)
+    if capture is not None:
+        capture_service.check_destination(capture)
+    endpoint.data_capture = capture_service.stored(capture)
     session.commit()
     return get_endpoint(session, name)

@@ -53,6 +53,7 @@ def submit_async(
         if existing is not None:
             return existing
     job_id = new_id()
+    inference_id = inference_id or job_id
     store = get_store()
     if input_location:
         location = S3Location.parse_object(input_location)
@@ -106,6 +107,7 @@ def submit_async(
         input_location=str(location),
         output_location=str(output),
         enqueued_ms=int(time.time() * 1000),
+        inference_id=inference_id,
     )
     try:
         enqueue(invocation)

@@ -1,0 +1,1 @@
+"""Model monitoring: baselines and scheduled checks of captured data (docs/monitoring.md)."""
