@@ -8,16 +8,39 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from core.config import NAME_PATTERN
+from core.errors import InvalidInput
+from core.locations import S3Location
 from core.states import DeliveryStatus, JobStatus, TransformStatus
 from core.tables import DEFAULT_TARGET_BACKLOG
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["churn"])]
 Framework = Literal["xgboost", "torch", "python"]
-S3Uri = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")]
-S3ObjectUri = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.*[^/]$")]
+
+
+def _s3_location(value: str) -> str:
+    """The one parser's verdict (core/locations.py): bucket rules, and a key S3 can hold."""
+    try:
+        S3Location.parse(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.detail) from exc
+    return value
+
+
+# The pattern documents the shape in OpenAPI; the key after `bucket/` is any text
+# (newlines included: `[\s\S]`), taken as written — `#` and `?` are part of it.
+S3Uri = Annotated[
+    str,
+    Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[\s\S]*)?$"),
+    AfterValidator(_s3_location),
+]
+S3ObjectUri = Annotated[
+    str,
+    Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[\s\S]*[^/]$"),
+    AfterValidator(_s3_location),
+]
 # Bounded so every value fits the database's integer column and weights stay finite.
 MAX_INT = 2_147_483_647
 

@@ -199,11 +199,12 @@ class TransformCoordinator:
                 logger.info("job %s: %d object(s) left to plan", job.id, len(listed) - index)
                 return True
             whole = job.split_type == "none"
+            source = S3Location(bucket, key)
             try:
-                blocks = self.store.iter_chunks(S3Location(bucket, key))
+                blocks = self.store.iter_chunks(source)
                 plans = list(cut_chunks(blocks, None if whole else max_bytes))
             except NotFound as exc:
-                raise JobFailed(f"input object s3://{bucket}/{key} is gone") from exc
+                raise JobFailed(f"input object {source} is gone") from exc
             rows: list[dict[str, Any]] = []
             for plan in plans:
                 oversized = plan.oversized or (whole and plan.end - plan.start > max_bytes)
