@@ -28,6 +28,7 @@ from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import metrics, payloads, problems
+from api.headers import header_text
 from api.realtime.routing import EndpointRoute, VariantRoute
 from core import codecs
 from core.config import get_settings
@@ -73,9 +74,11 @@ async def invoke(request: Request, name: str) -> Response:
     state = request.app.state
     headers = request.headers
     route = await state.routes.route(name)
-    variant = route.choose(headers.get("x-target-variant"), _rng)
+    variant = route.choose(header_text("X-Target-Variant", headers.get("x-target-variant")), _rng)
     await state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     timeout_ms = timeout_from(headers.get("x-timeout-ms"), settings.realtime_timeout_ms)
+    inference_id = headers.get("x-inference-id")
+    header_text("X-Inference-Id", inference_id)  # a malformed one is a 400, as for async
     content_type = codecs.media_type(headers.get("content-type"))
     body = await payloads.read_body(request, settings.max_inline_body_bytes)
     payloads.validate_payload(body, content_type, variant.model.framework)
@@ -114,9 +117,8 @@ async def invoke(request: Request, name: str) -> Response:
     finally:
         replies.forget(job_id)
     answer_headers = {"X-Invoked-Variant": variant.name, "X-Job-Id": job_id}
-    inference_id = headers.get("x-inference-id")
     if inference_id:
-        answer_headers["X-Inference-Id"] = inference_id
+        answer_headers["X-Inference-Id"] = inference_id  # echoed byte for byte
     metrics.observe_realtime(
         endpoint=name,
         variant=variant.name,
