@@ -105,7 +105,10 @@ def decode_numeric(body: bytes, content_type: str, *, dtype: str) -> list[list[f
     """
     check_supported(content_type)
     if content_type == CSV:
-        return numeric_rows(_csv_rows(body, dtype), exact_types=False)
+        rows = _csv_rows(body, dtype)
+        if not rows:
+            raise InvalidInput("the payload holds no instances")
+        return numeric_rows(rows, exact_types=False)
     instances = decode_instances(body, JSON)
     # Booleans, which hypot takes for 0 and 1, come only from the literals true and
     # false; no number and not the "instances" key holds a "u" or an "f", so a body

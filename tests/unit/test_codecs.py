@@ -99,6 +99,8 @@ def test_json_that_is_not_an_instances_object_is_invalid(doc: Any, named: str) -
 def test_a_payload_without_instances_is_invalid(body: bytes, content_type: str) -> None:
     with pytest.raises(InvalidInput, match="no instances"):
         codecs.decode_instances(body, content_type)
+    with pytest.raises(InvalidInput, match="no instances"):
+        codecs.decode_numeric(body, content_type, dtype="float32")
 
 
 # --- decode_instances: CSV ----------------------------------------------------
