@@ -105,10 +105,10 @@ def decode_numeric(body: bytes, content_type: str, *, dtype: str) -> list[list[f
     """
     check_supported(content_type)
     if content_type == CSV:
-        rows = _csv_rows(body, dtype)
+        rows = _csv_rows(body, dtype)  # floats in range already: only the widths are left
         if not rows:
             raise InvalidInput("the payload holds no instances")
-        return numeric_rows(rows, exact_types=False)
+        return _same_width(rows)
     instances = decode_instances(body, JSON)
     # Booleans, which hypot takes for 0 and 1, come only from the literals true and
     # false; no number and not the "instances" key holds a "u" or an "f", so a body
@@ -181,7 +181,7 @@ def _csv_rows(body: bytes, dtype: str | None) -> list[list[float]]:
     """The non-blank lines of a CSV body as rows of floats, checked against `dtype` if given."""
     rows = []
     for number, line in enumerate(split_lines(strip_bom(body)), start=1):
-        if is_blank(line):
+        if not line.strip(b" \t\r"):  # blank (is_blank, inlined: once per line)
             continue
         cells = csv_cells(line)
         if cells is None:
@@ -243,8 +243,21 @@ def numeric_rows(
         if width is None:
             width = len(row)
         elif len(row) != width:
-            raise InvalidInput(f"instance {index} has {len(row)} features, instance 0 has {width}")
+            raise _ragged(index, len(row), width)
     return instances
+
+
+def _same_width(rows: list[list[float]]) -> list[list[float]]:
+    """Rows (of floats, as CSV parses them) all as long as the first."""
+    width = len(rows[0])
+    for index, row in enumerate(rows):
+        if len(row) != width:
+            raise _ragged(index, len(row), width)
+    return rows
+
+
+def _ragged(index: int, features: int, width: int) -> InvalidInput:
+    return InvalidInput(f"instance {index} has {features} features, instance 0 has {width}")
 
 
 def _not_numbers(index: int, row: Any) -> InvalidInput:

@@ -421,3 +421,8 @@ def test_non_finite_predictions_use_the_same_words_in_csv() -> None:
     body, _ = codecs.encode_predictions([nan, 10.0, -inf, [inf, 1.0], np.float32("nan")], CSV)
     assert body == b"NaN\n10.0\n-Infinity\nInfinity,1.0\nNaN\n"
     assert [float(v) for v in body.decode().replace(",", "\n").split()][1] == 10.0
+
+
+def test_decode_numeric_names_a_short_csv_line() -> None:
+    with pytest.raises(InvalidInput, match="instance 1 has 1 features, instance 0 has 2"):
+        codecs.decode_numeric(b"1,2\n\n3\n", CSV, dtype="float32")
