@@ -15,12 +15,12 @@ built-in runners feed float32, whose largest magnitude is 3.4028235e38: from
 `1e39` is a 422 naming `instance 0, feature 0` (JSON, counted from 0) or
 `CSV line 1, column 1`.
 
-CSV lines follow the rules of batch transform's records: a line ends at `\\n` (a trailing `\\r`
-is dropped), a UTF-8 byte-order mark at the very start is skipped, and a line
-of only spaces and tabs is blank — not an instance. In a CSV answer a blank
-line is answered by an empty line, so line N of the answer answers line N of
-the request (as batch transform's outputs do); a JSON answer lists one
-prediction per instance.
+CSV lines follow the rules of batch transform's records: a line ends at `\\n`
+(a trailing `\\r` is dropped), a UTF-8 byte-order mark at the very start is
+skipped, and a line of only spaces and tabs is blank — not an instance. In a
+CSV answer a blank line is answered by an empty line, so line N of the answer
+answers line N of the request (as batch transform's outputs do); a JSON answer
+lists one prediction per instance.
 
 Predictions out: NaN and ±infinity are written `"NaN"`, `"Infinity"` and
 `"-Infinity"` — JSON strings in JSON (the proto3 JSON mapping's spelling, so
