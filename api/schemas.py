@@ -8,9 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from core.config import NAME_PATTERN
+from core.errors import InvalidInput
+from core.locations import S3Location
 from core.states import (
     BaselineStatus,
     DeliveryStatus,
@@ -22,8 +24,29 @@ from core.tables import DEFAULT_TARGET_BACKLOG
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["churn"])]
 Framework = Literal["xgboost", "torch", "python"]
-S3Uri = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")]
-S3ObjectUri = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.*[^/]$")]
+
+
+def _s3_location(value: str) -> str:
+    """The one parser's verdict (core/locations.py): bucket rules, and a key S3 can hold."""
+    try:
+        S3Location.parse(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.detail) from exc
+    return value
+
+
+# The pattern documents the shape in OpenAPI; the key after `bucket/` is any text
+# (newlines included: `[\s\S]`), taken as written — `#` and `?` are part of it.
+S3Uri = Annotated[
+    str,
+    Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[\s\S]*)?$"),
+    AfterValidator(_s3_location),
+]
+S3ObjectUri = Annotated[
+    str,
+    Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[\s\S]*[^/]$"),
+    AfterValidator(_s3_location),
+]
 # Bounded so every value fits the database's integer column and weights stay finite.
 MAX_INT = 2_147_483_647
 
@@ -347,11 +370,13 @@ class TransformJobCreate(Strict):
     one line per input line, in order; records that fail (they do not parse, the
     model rejects them, or a line is over `max_payload_mb`) keep an empty line
     (JSON Lines: `null`) and are listed as `LINE<TAB>REASON` in `a/x.csv.err`.
-    CSV records are rows of numbers; a JSON Lines record is an array of numbers
-    or an object with a `"features"` array. `split_type=none` sends each object
-    whole (an object over `max_payload_mb` fails as a whole). A missing output
-    bucket is created. Resubmitting the name of a stopped or failed job resumes
-    it, skipping the objects and chunks already done.
+    CSV records are rows of decimal numbers; a JSON Lines record is an array of
+    numbers or an object with a `"features"` array. `split_type=none` sends each
+    object whole (an object over `max_payload_mb` fails as a whole). Once every
+    output is written the job succeeds, unless more than `max_failed_records_percent`
+    of its records failed (default 0: any). A missing output bucket is created.
+    Resubmitting the name of a stopped or failed job resumes it, skipping the
+    objects and chunks already done.
     """
 
     name: Name | None = Field(
@@ -371,6 +396,14 @@ class TransformJobCreate(Strict):
     max_payload_mb: float = Field(default=6.0, gt=0, le=100)
     assemble_with: Literal["line"] = "line"
     join_source: Literal["none", "input"] = "none"
+    max_failed_records_percent: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="The job fails when more than this share of its records (0-100) failed; "
+        "its outputs are written either way. 0 (the default, as SageMaker): any failed record "
+        "fails the job; 100: failed records never do. May change when a job is resumed.",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> TransformJobCreate:
@@ -396,6 +429,7 @@ class TransformJobPublic(BaseModel):
     max_payload_mb: float
     assemble_with: str
     join_source: str
+    max_failed_records_percent: float
     total_records: int | None = Field(
         description="Known once every input object has been listed and split; null until then."
     )

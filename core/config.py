@@ -17,6 +17,9 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.errors import InvalidInput
+from core.locations import S3Location
+
 logger = logging.getLogger(__name__)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -334,8 +337,10 @@ class Settings(BaseSettings):
     @field_validator("default_output_prefix")
     @classmethod
     def _s3_prefix(cls, value: str) -> str:
-        if not value.startswith("s3://"):
-            raise ValueError(f"must be an s3:// URI, got {value!r}")
+        try:
+            S3Location.parse(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.detail) from exc
         return value if value.endswith("/") else value + "/"
 
     @field_validator("webhook_allowed_networks")

@@ -1,6 +1,7 @@
 """The object-store client: plain S3 through the `minio` SDK, so any S3 store works.
 
-Locations are `s3://bucket/key` URIs. SDK and network errors are mapped to
+Locations are `s3://bucket/key` strings, read and written only by
+`core.locations.S3Location` (re-exported here). SDK and network errors are mapped to
 `StorageError` (503: the store is down) or `NotFound` (the object is not there).
 Large objects move in pieces: `iter_chunks` / `iter_range` stream a download,
 `put_stream` with an unknown length is a multipart upload holding one part in
@@ -13,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +27,9 @@ from minio.error import S3Error
 
 from core.config import Settings, get_settings
 from core.errors import InvalidInput, NotFound, StorageError
+from core.locations import S3Location
+
+__all__ = ["ObjectInfo", "ObjectStore", "S3Location", "StreamReader", "get_store"]
 
 PART_SIZE = 16 * 1024 * 1024
 # Answers about the request itself (a name the store will not take), not its health.
@@ -39,56 +42,6 @@ REFUSED_CODES = {
     "InvalidURI",
 }
 MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"}
-
-
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-def valid_bucket_name(name: str) -> bool:
-    """S3's bucket naming rules, which the client enforces before sending anything."""
-    return (
-        BUCKET_NAME.match(name) is not None
-        and ".." not in name
-        and ".-" not in name
-        and "-." not in name
-        and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name)
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class S3Location:
-    bucket: str
-    key: str
-
-    @classmethod
-    def parse_object(cls, uri: str) -> S3Location:
-        """An s3:// URI that must name an object (a key), not just a bucket."""
-        location = cls.parse(uri)
-        if not location.key or location.key.endswith("/"):
-            raise InvalidInput(f"{uri!r} names no object: expected s3://bucket/key")
-        return location
-
-    @classmethod
-    def parse(cls, uri: str) -> S3Location:
-        parsed = urlparse(uri)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise InvalidInput(f"expected an s3://bucket/key location, got {uri!r}")
-        if not valid_bucket_name(parsed.netloc):
-            raise InvalidInput(
-                f"{parsed.netloc!r} in {uri!r} is not a valid S3 bucket name "
-                "(3-63 lowercase letters, digits, dots and hyphens; not an IP address)"
-            )
-        key = parsed.path.lstrip("/")
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
-            raise InvalidInput(f"the key in {uri!r} holds control characters")
-        return cls(bucket=parsed.netloc, key=key)
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    def child(self, name: str) -> S3Location:
-        prefix = self.key if not self.key or self.key.endswith("/") else self.key + "/"
-        return S3Location(self.bucket, prefix + name)
 
 
 class Readable(Protocol):

@@ -328,6 +328,9 @@ class TransformJob(Base):
     max_payload_mb: Mapped[float] = mapped_column(Float)
     assemble_with: Mapped[str] = mapped_column(String(8))
     join_source: Mapped[str] = mapped_column(String(8))
+    # More failed records than this share of all (0-100) fails the job once its
+    # outputs are written (scheduler/transform/outcome.py).
+    max_failed_records_percent: Mapped[float] = mapped_column(Float, default=0.0)
     status: Mapped[str] = mapped_column(String(16), default=TransformStatus.QUEUED)
     total_records: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     processed_records: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -73,6 +73,7 @@ class Request:
     tag: str | None = None  # delivery tag to acknowledge
     runner: Runner | None = None
     rows: np.ndarray | None = None  # numeric models
+    blank_lines: tuple[int, ...] = ()  # of a CSV body: kept as empty lines in a CSV answer
     body: bytes | None = None  # custom handlers
     payload: bytes | None = None  # the input as received (data capture)
     predictions: list[Any] = field(default_factory=list)
@@ -211,6 +212,8 @@ class Executor:
                 transform.parse(request, runner, payload)
             elif isinstance(runner, NumericRunner):
                 request.rows = runner.to_array(payload, request.inv.content_type)
+                if request.inv.content_type == codecs.CSV:
+                    request.blank_lines = codecs.blank_lines(payload)
             else:
                 request.body = payload
         except SluicewayError as exc:
@@ -301,7 +304,9 @@ class Executor:
             elif request.error is None:
                 request.predictions = [p for _, chunk in sorted(parts[index]) for p in chunk]
                 accept = codecs.response_type(request.inv.content_type, request.inv.accept)
-                request.output = codecs.encode_predictions(request.predictions, accept)
+                request.output = codecs.encode_predictions(
+                    request.predictions, accept, blank_lines=request.blank_lines
+                )
 
     def _run_handler(self, request: Request, stats: BatchStats) -> None:
         assert request.runner is not None and request.body is not None

@@ -262,8 +262,9 @@ def _write_parts(store: ObjectStore, request: Request) -> None:
     # A name of this attempt's own: a duplicate delivery never overwrites the
     # part the job already recorded, and deletes its own when it loses.
     attempt = uuid.uuid4().hex[:12]
-    part = S3Location.parse(f"{chunk.part_uri}.{attempt}.out")
-    error_part = S3Location.parse(f"{chunk.part_uri}.{attempt}.err") if errors else None
+    base = S3Location.parse(chunk.part_uri)
+    part = base.extended(f".{attempt}.out")
+    error_part = base.extended(f".{attempt}.err") if errors else None
     try:
         store.put_bytes(part, output, "application/octet-stream")
         if error_part is not None:

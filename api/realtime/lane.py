@@ -28,6 +28,7 @@ from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import metrics, payloads, problems
+from api.headers import header_text
 from api.realtime.routing import EndpointRoute, VariantRoute
 from core import codecs
 from core.config import get_settings
@@ -73,9 +74,12 @@ async def invoke(request: Request, name: str) -> Response:
     state = request.app.state
     headers = request.headers
     route = await state.routes.route(name)
-    variant = route.choose(headers.get("x-target-variant"), _rng)
+    variant = route.choose(header_text("X-Target-Variant", headers.get("x-target-variant")), _rng)
     await state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     timeout_ms = timeout_from(headers.get("x-timeout-ms"), settings.realtime_timeout_ms)
+    sent_inference_id = headers.get("x-inference-id")
+    # A malformed one is a 400, as for async; the decoded text is what capture stores.
+    caller_inference_id = header_text("X-Inference-Id", sent_inference_id)
     content_type = codecs.media_type(headers.get("content-type"))
     body = await payloads.read_body(request, settings.max_inline_body_bytes)
     payloads.validate_payload(body, content_type, variant.model.framework)
@@ -84,7 +88,7 @@ async def invoke(request: Request, name: str) -> Response:
     job_id = new_id()
     # The caller's id joins ground truth to captured records later; without one the
     # job id serves (no extra work on the hot path).
-    inference_id = inference_id_from(headers.get("x-inference-id"), job_id)
+    inference_id = inference_id_from(caller_inference_id, job_id)
     invocation = realtime_invocation(
         route=route,
         variant=variant,
@@ -120,7 +124,8 @@ async def invoke(request: Request, name: str) -> Response:
     answer_headers = {
         "X-Invoked-Variant": variant.name,
         "X-Job-Id": job_id,
-        "X-Inference-Id": inference_id,
+        # The caller's own id echoed byte for byte, else the generated one.
+        "X-Inference-Id": sent_inference_id or inference_id,
     }
     metrics.observe_realtime(
         endpoint=name,

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api import metrics, payloads
+from api.headers import header_text
 from api.problems import problem_responses
 from api.realtime import lane
 from api.realtime.routing import RouteCache
@@ -79,8 +80,15 @@ async def invoke_async(
     x_inference_id: str | None = Header(default=None),
     idempotency_key: str | None = Header(default=None),
 ) -> JSONResponse:
-    """Queue a job; its output lands at `output_location`. Poll `/v1/jobs/{job_id}`."""
+    """Queue a job; its output lands at `output_location`. Poll `/v1/jobs/{job_id}`.
+
+    X-Input-Location, X-Target-Variant and X-Inference-Id are read as UTF-8, then
+    percent-decoded (api/headers.py): `s3://data/in/donn%C3%A9es.json` names `données.json`.
+    """
     settings = get_settings()
+    x_target_variant = header_text("X-Target-Variant", x_target_variant)
+    x_input_location = header_text("X-Input-Location", x_input_location)
+    x_inference_id = header_text("X-Inference-Id", x_inference_id)
     routes: RouteCache = request.app.state.routes
     route = await routes.route(name)
     variant = route.choose(x_target_variant, _rng)

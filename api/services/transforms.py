@@ -6,7 +6,9 @@ is checked here so mistakes are a clear 4xx at once: the endpoint or model
 exists, the input prefix holds objects, the output prefix is not inside the
 input prefix. A missing output bucket is created (as the async output path
 does). A name already used resumes that job when it stopped or failed, with
-the same settings; done chunks and written objects are kept.
+the same settings but for `max_failed_records_percent`, which the resumed run
+is judged by (so a job that failed on its threshold can be accepted with a
+higher one); done chunks and written objects are kept.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def public(job: TransformJob) -> TransformJobPublic:
         max_payload_mb=job.max_payload_mb,
         assemble_with=job.assemble_with,
         join_source=job.join_source,
+        max_failed_records_percent=job.max_failed_records_percent,
         total_records=job.total_records,
         processed_records=job.processed_records,
         failed_records=job.failed_records,
@@ -96,6 +99,7 @@ def submit(session: Session, spec: TransformJobCreate) -> TransformJobPublic:
         max_payload_mb=spec.max_payload_mb,
         assemble_with=spec.assemble_with,
         join_source=spec.join_source,
+        max_failed_records_percent=spec.max_failed_records_percent,
         status=TransformStatus.QUEUED,
     )
     session.add(job)
@@ -172,6 +176,7 @@ def _resume(
         )
     )
     job.status, job.error, job.finished_at = TransformStatus.QUEUED, None, None
+    job.max_failed_records_percent = spec.max_failed_records_percent
     session.commit()
     logger.info("job %s: transform %s resumed", job.id, job.name)
     return job

@@ -1,7 +1,7 @@
 """data capture and model monitoring: endpoints' capture config, baselines, schedules, runs
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-11-22 09:00:00
 """
 
@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-# Temporary: 0006 and 0007 come from other branches and are re-chained at merge.
-down_revision: str | None = "0005"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

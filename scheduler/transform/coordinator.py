@@ -21,8 +21,12 @@ where the last one stopped):
 5. assemble: an object whose chunks are all done gets its `.out` (and `.err`)
    by one streamed multipart upload of its parts in order
    (scheduler/transform/output.py), then its parts are deleted.
-6. finish: every object assembled → `succeeded`; a chunk a worker could not
-   process at all (model will not load, input gone) → `failed`.
+6. finish: every object assembled → `succeeded`, or `failed` when more than the
+   job's `max_failed_records_percent` of its records failed (default 0; the
+   error names the threshold and the share, scheduler/transform/outcome.py);
+   a chunk a worker could not process at all (model will not load, input
+   gone) → `failed` at once. The event (TransformSucceeded or TransformFailed)
+   follows the status.
 
 `stop` (API) moves a job to `stopping`: nothing more is sent, workers skip its
 queued chunks, and once no chunk is being worked on it is `stopped`.
@@ -62,6 +66,7 @@ from core.tables import (
 )
 from scheduler.loop import run_loop
 from scheduler.transform.dispatch import JobFailed, chunk_invocation, load_targets
+from scheduler.transform.outcome import failure_reason
 from scheduler.transform.output import OutputWriter
 from scheduler.transform.plan import cut_chunks
 
@@ -136,7 +141,7 @@ class TransformCoordinator:
         self._check_failed_chunks(job)
         self._dispatch(self._load(job_id))
         more |= self._assemble(job)
-        self._maybe_succeed(job)
+        self._maybe_finish(job)
         return more
 
     # --- steps ------------------------------------------------------------------------
@@ -199,11 +204,12 @@ class TransformCoordinator:
                 logger.info("job %s: %d object(s) left to plan", job.id, len(listed) - index)
                 return True
             whole = job.split_type == "none"
+            source = S3Location(bucket, key)
             try:
-                blocks = self.store.iter_chunks(S3Location(bucket, key))
+                blocks = self.store.iter_chunks(source)
                 plans = list(cut_chunks(blocks, None if whole else max_bytes))
             except NotFound as exc:
-                raise JobFailed(f"input object s3://{bucket}/{key} is gone") from exc
+                raise JobFailed(f"input object {source} is gone") from exc
             rows: list[dict[str, Any]] = []
             for plan in plans:
                 oversized = plan.oversized or (whole and plan.end - plan.start > max_bytes)
@@ -385,7 +391,8 @@ class TransformCoordinator:
 
     # --- endings ----------------------------------------------------------------------
 
-    def _maybe_succeed(self, job: TransformJob) -> None:
+    def _maybe_finish(self, job: TransformJob) -> None:
+        """Once every output is written: succeeded, or failed on too many failed records."""
         with session_scope() as session:
             left = session.scalar(
                 select(func.count())
@@ -395,8 +402,19 @@ class TransformCoordinator:
                     TransformObject.status != ObjectStatus.ASSEMBLED,
                 )
             )
-        if left == 0:
-            self._finish(job.id, TransformStatus.SUCCEEDED, None)
+        if left != 0:
+            return
+        done = self._load(job.id)  # the record counts as the last chunk left them
+        reason = failure_reason(
+            total=done.total_records or 0,
+            failed=done.failed_records,
+            max_percent=done.max_failed_records_percent,
+            output_prefix=done.output_prefix,
+        )
+        status = TransformStatus.SUCCEEDED if reason is None else TransformStatus.FAILED
+        if self._finish(job.id, status, reason):
+            # Every output is written: the parts left are duplicates that lost.
+            self.output.sweep(self.settings.s3_bucket, job.id)
 
     def _settle_stop(self, job: TransformJob) -> None:
         """`stopping` → `stopped` once no chunk of the job is being worked on."""
@@ -414,7 +432,8 @@ class TransformCoordinator:
         if not working:
             self._finish(job.id, TransformStatus.STOPPED, None)
 
-    def _finish(self, job_id: str, status: TransformStatus, error: str | None) -> None:
+    def _finish(self, job_id: str, status: TransformStatus, error: str | None) -> bool:
+        """End an active job (and record its event); False if it had ended already."""
         with session_scope() as session:
             moved = session.execute(
                 update(TransformJob)
@@ -422,10 +441,9 @@ class TransformCoordinator:
                 .values(status=status, error=error, finished_at=utcnow(), updated_at=utcnow())
             )
             if rowcount(moved) != 1:
-                return
+                return False
             record_finished_job(session, job_id, status)
-        if status == TransformStatus.SUCCEEDED:
-            self.output.sweep(self.settings.s3_bucket, job_id)
+        return True
 
 
 def record_finished_job(session: Session, job_id: str, status: str) -> None:

@@ -80,8 +80,8 @@ def chunk_invocation(
         variant=target.variant,
         model=target.model,
         content_type=job.content_type,
-        input_location=f"s3://{bucket}/{key}",
-        output_location=f"s3://{parts_bucket}/{parts_prefix(job.id)}{chunk.id}",
+        input_location=str(S3Location(bucket, key)),
+        output_location=str(S3Location(parts_bucket, f"{parts_prefix(job.id)}{chunk.id}")),
         enqueued_ms=int(time.time() * 1000),
         extra={
             "chunk_id": chunk.id,

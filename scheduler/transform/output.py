@@ -34,7 +34,7 @@ def output_location(job: TransformJob, key: str, suffix: str) -> S3Location:
     """
     source = S3Location.parse(job.input_prefix).key
     relative = key[source.rfind("/") + 1 :]
-    return S3Location.parse(job.output_prefix + relative + suffix)
+    return S3Location.parse(job.output_prefix).extended(relative + suffix)
 
 
 def parts_prefix(job_id: str) -> str:
@@ -110,4 +110,4 @@ class OutputWriter:
     def sweep(self, bucket: str, job_id: str) -> None:
         """Remove whatever parts of a finished job are left (duplicates that lost)."""
         location = S3Location(bucket, parts_prefix(job_id))
-        self.delete([f"s3://{bucket}/{key}" for key, _ in self.store.iter_objects(location)])
+        self.delete([str(S3Location(bucket, key)) for key, _ in self.store.iter_objects(location)])

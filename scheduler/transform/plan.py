@@ -13,7 +13,8 @@ Example, max 10 bytes: `a,1\\nb,2\\nc,3\\n` (12 bytes) → chunk 0 = bytes 0-8
 A line longer than `max_bytes` cannot travel in a mini-batch: it becomes a
 chunk of its own flagged `oversized` (one line), which no worker reads; the
 coordinator records it as a failed record. With `max_bytes=None`
-(split_type=none) the whole object is one chunk.
+(split_type=none) the whole object is one chunk. A UTF-8 byte-order mark that
+opens an object is in no chunk: `\xef\xbb\xbf1,2\n` → one chunk, bytes 3-7.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from core.codecs import BOM
 from core.records import count_record_lines, has_visible
 
 
@@ -38,17 +40,18 @@ class ChunkPlan:
 class ChunkCutter:
     """Feed an object's bytes in order; collect chunks as they close, then `finish()`."""
 
-    def __init__(self, max_bytes: int | None) -> None:
+    def __init__(self, max_bytes: int | None, *, start: int = 0) -> None:
+        """`start`: the object's byte where its first line begins (3 after a byte-order mark)."""
         if max_bytes is not None and max_bytes < 1:
             raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
         self.max_bytes = max_bytes
-        self.offset = 0  # bytes fed so far
+        self.offset = start  # where the next byte fed sits in the object
         self.seq = 0
-        self.chunk_start = 0
+        self.chunk_start = start
         self.chunk_lines = 0  # complete lines in the open chunk
         self.chunk_records = 0
         self.first_line = 1  # number of the open chunk's first line
-        self.line_start = 0  # where the unfinished line began
+        self.line_start = start  # where the unfinished line began
         self.line_visible = False  # whether the unfinished line holds a record so far
         self.oversized = False  # inside a line longer than max_bytes
 
@@ -143,8 +146,21 @@ class ChunkCutter:
 
 
 def cut_chunks(blocks: Iterable[bytes], max_bytes: int | None) -> Iterator[ChunkPlan]:
-    """The chunks of an object given as a stream of blocks (see `ChunkCutter`)."""
-    cutter = ChunkCutter(max_bytes)
+    """The chunks of an object given as a stream of blocks (see `ChunkCutter`).
+
+    A UTF-8 byte-order mark at byte 0 (spreadsheet programs write one) belongs
+    to no line: the first chunk starts after it, so no worker ever reads it
+    and an object holding only the mark has no lines at all.
+    """
+    blocks = iter(blocks)
+    head = b""
+    for block in blocks:  # the object's first bytes, however the stream splits them
+        head += block
+        if len(head) >= len(BOM):
+            break
+    skip = len(BOM) if head.startswith(BOM) else 0
+    cutter = ChunkCutter(max_bytes, start=skip)
+    yield from cutter.feed(head[skip:])
     for block in blocks:
         yield from cutter.feed(block)
     yield from cutter.finish()

@@ -51,6 +51,18 @@ def build_torch(path: Path, *, seed: int = 0, raise_on_negative: bool = False) -
     return path
 
 
+def build_ratio_torch(path: Path) -> Path:
+    """A TorchScript model answering x0 / x1 per row: 0/0 is NaN, 1/0 infinity."""
+    import torch
+
+    class Ratio(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, 0] / x[:, 1]
+
+    torch.jit.script(Ratio().eval()).save(str(path))
+    return path
+
+
 def predict_xgboost(path: Path, rows: list[list[float]]) -> list[float]:
     import xgboost as xgb
 

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from sqlalchemy import create_engine, select
 
-from core.tables import TransformChunk
+from core.tables import Event, TransformChunk
 from devstack.servers import SeaweedServer
 from tests.integration import models
 from tests.integration.conftest import (
@@ -50,13 +50,15 @@ def tstack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def endpoints(tstack: Stack, model_files: dict[str, Path]) -> dict[str, str]:
-    """xgb (batches of 32), slow (50 ms per row) and slow2 (for the kill), with names."""
+    """xgb (batches of 32), slow (50 ms per row), slow2 (for the kill) and picky (a torch
+    model that raises on any feature below -1000), with names."""
     names = {}
     with tstack.client() as client:
         for label, file, framework, batching in (
             ("xgb", "xgb", "xgboost", {"max_batch_size": 32, "max_delay_ms": 2}),
             ("slow", "slow", "python", {"max_batch_size": 1}),
             ("slow2", "slow", "python", {"max_batch_size": 1}),
+            ("picky", "picky", "torch", {"max_batch_size": 8}),
         ):
             model = register(client, unique(label), framework, model_files[file])
             names[label] = unique(label)
@@ -72,9 +74,14 @@ def endpoints(tstack: Stack, model_files: dict[str, Path]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def shared_worker(tstack: Stack, endpoints: dict[str, str]) -> subprocess.Popen[bytes]:
-    """One worker for the xgb and slow endpoints (not slow2, not the transform pool)."""
+    """One worker for the xgb, slow and picky endpoints (not slow2, not the transform pool)."""
     worker = tstack.start_worker(
-        "--variant", f"{endpoints['xgb']}/a", "--variant", f"{endpoints['slow']}/a"
+        "--variant",
+        f"{endpoints['xgb']}/a",
+        "--variant",
+        f"{endpoints['slow']}/a",
+        "--variant",
+        f"{endpoints['picky']}/a",
     )
     wait_for(lambda: worker.pid in tstack.heartbeat_pids(), timeout_s=60, what="the worker")
     return worker
@@ -181,6 +188,7 @@ def test_csv_prefix_with_nested_keys_an_empty_object_and_bad_records(
             "output_prefix": f"s3://{target}/results",
             "content_type": "text/csv",
             "max_payload_mb": 0.002,
+            "max_failed_records_percent": 1,  # 2 of 272 fail: 0.74%
         },
     )
     assert accepted["status"] == "queued" and accepted["output_prefix"].endswith("/")
@@ -231,6 +239,7 @@ def test_join_source_input_for_csv_with_single_record_calls(
             "output_prefix": f"s3://{target}/",
             "batch_strategy": "single_record",
             "join_source": "input",
+            "max_failed_records_percent": 5,  # 1 of 41 fails
         },
     )
     done = wait_status(tstack, accepted["job_id"])
@@ -275,6 +284,7 @@ def test_json_lines_on_the_transform_pool_with_and_without_join(
                     "content_type": "application/jsonlines",
                     "join_source": join,
                     "max_payload_mb": 0.0003,
+                    "max_failed_records_percent": 10,  # 2 of 32 fail
                 },
             )
             assert accepted["model_version"] == 1
@@ -323,6 +333,7 @@ def test_split_type_none_sends_each_object_whole(
             "output_prefix": f"s3://{target}/",
             "split_type": "none",
             "max_payload_mb": 0.001,
+            "max_failed_records_percent": 100,  # 60 of 70 fail: accepted anyway
         },
     )
     done = wait_status(tstack, accepted["job_id"])
@@ -468,3 +479,93 @@ def test_bad_submissions_are_clear_4xx(tstack: Stack, endpoints: dict[str, str])
             "/v1/transform-jobs", json={**base, "endpoint": endpoints["xgb"], "max_payload_mb": 101}
         )
         assert too_big.status_code == 422
+
+
+def test_keys_with_hash_a_byte_order_mark_and_numbers_float32_cannot_hold(
+    tstack: Stack,
+    s3: SeaweedServer,
+    endpoints: dict[str, str],
+    shared_worker: Any,
+    model_files: dict[str, Path],
+) -> None:
+    """Regressions: over a prefix holding `a.csv` and `f#1.csv` the job failed as a
+    whole ("no object at s3://.../in/f": the key was cut at '#') and `a.csv` got no
+    output; a UTF-8 BOM failed line 1; `nan` parsed as a number and 1e39 became inf."""
+    source, target = unique("in"), unique("out")
+    rows = models.random_rows(6, seed=30)
+    put(s3, source, "t1/in/a.csv", csv_text(rows[:3]).encode())
+    put(s3, source, "t1/in/f#1.csv", b"\xef\xbb\xbf" + csv_text(rows[3:]).encode())
+    put(s3, source, "t1/in/bad?.csv", b"1,1,1,nan\n1e39,1,1,1\n" + csv_text(rows[:1]).encode())
+    accepted = submit(
+        tstack,
+        {
+            "endpoint": endpoints["xgb"],
+            "input_prefix": f"s3://{source}/t1/in/",
+            "output_prefix": f"s3://{target}/out#x/",
+            "max_failed_records_percent": 50,  # 2 of 9 fail
+        },
+    )
+    done = wait_status(tstack, accepted["job_id"])
+    assert (done["input_objects"], done["total_records"], done["failed_records"]) == (3, 9, 2)
+    assert keys(s3, target, "") == [
+        "out#x/a.csv.out",
+        "out#x/bad?.csv.err",
+        "out#x/bad?.csv.out",
+        "out#x/f#1.csv.out",
+    ]
+    for key, expected_rows in (("a.csv", rows[:3]), ("f#1.csv", rows[3:])):
+        got = [float(v) for v in lines(get(s3, target, f"out#x/{key}.out"))]
+        models.assert_close(got, models.predict_xgboost(model_files["xgb"], expected_rows))
+    assert lines(get(s3, target, "out#x/bad?.csv.out"))[:2] == ["", ""]
+    assert lines(get(s3, target, "out#x/bad?.csv.err")) == [
+        "1\tnot a row of numbers: '1,1,1,nan'",
+        "2\tcolumn 1: 1e39 is outside float32's range (±3.4028235e+38), the model's input type",
+    ]
+
+
+def test_a_job_in_which_every_record_failed_ends_failed_with_its_event(
+    tstack: Stack, s3: SeaweedServer, endpoints: dict[str, str], shared_worker: Any
+) -> None:
+    """Regression: a transform whose model failed all 4 records ended `succeeded`
+    (failed_records 4 of 4, an output of blank lines, a TransformSucceeded event)."""
+    source, target = unique("in"), unique("out")
+    put(s3, source, "x.csv", b"-5000,1,1,1\n" * 4)  # picky raises on a feature below -1000
+    accepted = submit(
+        tstack,
+        {
+            "endpoint": endpoints["picky"],
+            "input_prefix": f"s3://{source}/",
+            "output_prefix": f"s3://{target}/",
+        },
+    )
+    assert accepted["max_failed_records_percent"] == 0
+    failed = wait_status(tstack, accepted["job_id"], ("failed",))
+    assert (failed["processed_records"], failed["failed_records"]) == (4, 4)
+    assert failed["error"].startswith(
+        "4 of 4 records failed (100%); more than max_failed_records_percent 0 allows"
+    )
+    assert failed["completed_objects"] == 1  # the outputs are written all the same
+    assert lines(get(s3, target, "x.csv.out")) == [""] * 4
+    assert len(lines(get(s3, target, "x.csv.err"))) == 4
+    engine = create_engine(tstack.env["SLUICEWAY_DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            events = connection.execute(
+                select(Event.type, Event.payload).where(Event.job_id == accepted["job_id"])
+            ).all()
+    finally:
+        engine.dispose()
+    assert [kind for kind, _ in events] == ["TransformFailed"]
+    assert orjson.loads(events[0][1])["error"] == failed["error"]
+
+    # Accepting the failures after all: the same job, resumed with a higher threshold.
+    spec = {
+        "name": failed["name"],
+        "endpoint": endpoints["picky"],
+        "input_prefix": f"s3://{source}/",
+        "output_prefix": f"s3://{target}/",
+        "max_failed_records_percent": 100,
+    }
+    assert submit(tstack, spec)["job_id"] == accepted["job_id"]
+    done = wait_status(tstack, accepted["job_id"])
+    assert (done["failed_records"], done["error"]) == (4, None)

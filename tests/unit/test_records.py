@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.records import (
     count_record_lines,
@@ -148,3 +150,67 @@ def test_error_lines_are_one_line_each() -> None:
 def test_count_record_lines(data: bytes, records: int) -> None:
     assert count_record_lines(data, 0, len(data)) == records
     assert records == sum(1 for line in split_lines(data) if line.strip())
+
+
+# --- the numbers a record holds: the rules of the realtime payloads ------------------------
+
+
+@pytest.mark.parametrize("cell", [b"nan", b"inf", b"-Infinity", b"1_000", b"\xd9\xa1"])
+def test_csv_records_take_only_decimal_numbers(cell: bytes) -> None:
+    """Regression: transform CSV parsed with numpy's loadtxt and float(), which take nan,
+    inf and 1_000; realtime JSON cannot carry them. Such a record now fails alone."""
+    parsed = parse_chunk(b"1,2\n3," + cell + b"\n5,6\n", CSV, None)
+    assert parsed.row_of == [0, -1, 1]
+    assert parsed.failures[1].startswith("not a row of numbers")
+    np.testing.assert_array_equal(parsed.rows, [[1, 2], [5, 6]])
+
+
+TOKENS = ["1", "-2.5", "3e4", ".5", "5.", "+1", " 7 ", "nan", "inf", "1_0", "x", "", "1e", "--1"]
+
+
+@given(lines=st.lists(st.lists(st.sampled_from(TOKENS), min_size=2, max_size=2), min_size=1))
+def test_a_chunk_and_its_lines_one_by_one_accept_the_same_records(
+    lines: list[list[str]],
+) -> None:
+    """The whole-chunk fast path (loadtxt) and the record-by-record path agree."""
+    data = "".join(",".join(cells) + "\n" for cells in lines).encode()
+    together = parse_chunk(data, CSV, 2)
+    for record, cells in enumerate(lines):
+        alone = parse_chunk((",".join(cells) + "\n").encode(), CSV, 2)
+        assert (together.row_of[record] >= 0) == (alone.row_of[0] >= 0), cells
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "reason"),
+    [
+        (b"1,2\n1e39,2\n3,4\n", CSV, "column 1: 1e39 is outside float32's range"),
+        (b"1,2\n1, -3.5e38\n3,4\n", CSV, "column 2: -3.5e38 is outside float32's range"),
+        (b'[1, 2]\n{"features": [1, 1e39]}\n[3, 4]\n', JSONL, "feature 1: 1e+39 is outside"),
+    ],
+    ids=["csv", "csv-negative", "jsonl"],
+)
+def test_a_value_float32_cannot_hold_fails_its_record_alone(
+    data: bytes, content_type: str, reason: str
+) -> None:
+    """Regression: such values became inf in the float32 rows without a word."""
+    parsed = parse_chunk(data, content_type, 2)
+    assert parsed.row_of == [0, -1, 1]
+    assert parsed.failures[1].startswith(reason)
+    np.testing.assert_array_equal(parsed.rows, [[1, 2], [3, 4]])
+
+
+def test_non_finite_predictions_are_written_by_name_never_as_a_failure() -> None:
+    parsed = parse_chunk(b"1,2\n3,4\n5,6\n", CSV, 2)
+    predictions = [float("nan"), float("inf"), [float("-inf"), 1.0]]
+    out, errors = render_chunk(
+        parsed, predictions, content_type=CSV, join_source="none", first_line=1
+    )
+    assert (out, errors) == (b"NaN\nInfinity\n-Infinity,1.0\n", b"")
+    parsed = parse_chunk(b"[1,2]\n[3,4]\n", JSONL, 2)
+    out, _ = render_chunk(
+        parsed, [float("nan"), 0.5], content_type=JSONL, join_source="none", first_line=1
+    )
+    assert out == b'"NaN"\n0.5\n'
+    assert output_line(JSONL, "input", b"[1,2]", float("inf")) == (
+        b'{"features":[1,2],"prediction":"Infinity"}'
+    )

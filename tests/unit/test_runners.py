@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 import pytest
 
+from api import payloads
 from core.codecs import CSV, JSON
 from core.errors import InvalidInput, ModelError
 from tests.integration import models
@@ -155,8 +156,10 @@ def test_wrong_feature_count_is_invalid_input_naming_both_counts(
         (b'{"instances": [[1, 2, "x", 4]]}', JSON, InvalidInput),
         (b'{"instances": []}', JSON, InvalidInput),
         (b"1,2,3,four\n", CSV, InvalidInput),
+        (b'{"instances": [[1e39, 1, 1, 1]]}', JSON, InvalidInput),
+        (b"1,2,3,nan\n", CSV, InvalidInput),
     ],
-    ids=["ragged", "string", "empty", "csv-word"],
+    ids=["ragged", "string", "empty", "csv-word", "beyond-float32", "csv-nan"],
 )
 def test_bad_payloads_are_invalid_input(
     artifacts: dict[str, Path], kind: str, body: bytes, content_type: str, error: type
@@ -164,6 +167,22 @@ def test_bad_payloads_are_invalid_input(
     runner = load_runner(_framework(kind), artifacts[kind], "cpu")
     with pytest.raises(error):
         runner.invoke(body, content_type, None)
+
+
+def test_the_api_checks_payloads_against_the_runners_input_type() -> None:
+    """The API refuses what the worker would (api/payloads.py cannot import workers/)."""
+    assert NumericRunner.input_dtype == payloads.BUILTIN_INPUT_DTYPE
+
+
+def test_a_value_beyond_float32_is_refused_not_turned_into_infinity(
+    artifacts: dict[str, Path],
+) -> None:
+    """Regression: the runner cast 1e39 to float32 inf without a word and answered
+    {"predictions": [null, ...]}; an async input object is checked only here."""
+    runner = load_runner("torch", artifacts["torch"], "cpu")
+    assert isinstance(runner, NumericRunner)
+    with pytest.raises(InvalidInput, match="instance 1, feature 3: -1e\\+39 is outside float32"):
+        runner.to_array(b'{"instances": [[1, 2, 3, 4], [1, 2, 3, -1e39]]}', JSON)
 
 
 def test_a_model_that_raises_is_a_model_error(artifacts: dict[str, Path]) -> None:

@@ -14,6 +14,7 @@ from api.schemas import (
     EndpointCreate,
     EndpointPublic,
     ModelCreate,
+    TransformJobCreate,
     VariantCreate,
     VariantPatch,
     WeightsPatch,
@@ -271,3 +272,47 @@ def test_empty_variant_patch_changes_nothing() -> None:
 def test_weights_patch_refuses(patch: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         WeightsPatch.model_validate(patch)
+
+
+# --- s3:// locations and batch transform ---------------------------------------------
+
+
+def _transform(**fields: Any) -> dict[str, Any]:
+    return {
+        "endpoint": "churn",
+        "input_prefix": "s3://data/in/",
+        "output_prefix": "s3://data/out/",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    "prefix", ["s3://data/in#v2/", "s3://data/q?x=1", "s3://data/a b/", "s3://data/é\n/"]
+)
+def test_locations_keep_any_key_s3_takes(prefix: str) -> None:
+    assert TransformJobCreate.model_validate(_transform(input_prefix=prefix)).input_prefix == prefix
+    block = {"output_prefix": prefix}
+    assert (
+        EndpointCreate.model_validate(_endpoint(**{"async": block})).async_.output_prefix == prefix
+    )
+
+
+@pytest.mark.parametrize(
+    ("prefix", "named"),
+    [("s3://a..b/in/", "not a valid S3 bucket name"), ("s3://data/a\x00b", "NUL")],
+)
+def test_locations_s3_refuses_are_refused_saying_why(prefix: str, named: str) -> None:
+    with pytest.raises(ValidationError, match=named):
+        TransformJobCreate.model_validate(_transform(input_prefix=prefix))
+
+
+def test_a_transform_job_fails_on_any_failed_record_by_default() -> None:
+    assert TransformJobCreate.model_validate(_transform()).max_failed_records_percent == 0
+    spec = TransformJobCreate.model_validate(_transform(max_failed_records_percent=12.5))
+    assert spec.max_failed_records_percent == 12.5
+
+
+@pytest.mark.parametrize("percent", [-1, 100.5, "lots"])
+def test_max_failed_records_percent_is_a_share_from_0_to_100(percent: Any) -> None:
+    with pytest.raises(ValidationError, match="max_failed_records_percent"):
+        TransformJobCreate.model_validate(_transform(max_failed_records_percent=percent))

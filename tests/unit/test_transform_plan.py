@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from core.records import is_record, split_lines
+from core.codecs import BOM, CSV
+from core.records import is_record, parse_chunk, split_lines
 from scheduler.transform.plan import ChunkPlan, cut_chunks, iter_line_kinds
 
 
@@ -110,3 +111,35 @@ def test_matches_the_obvious_implementation_on_random_input(seed: int) -> None:
         assert cut(data, max_bytes, block) == reference(data, max_bytes), (data, max_bytes)
         blocks = [data[i : i + block] for i in range(0, len(data), block)]
         assert list(iter_line_kinds(blocks)) == [is_record(x) for x in split_lines(data)]
+
+
+@pytest.mark.parametrize(
+    ("data", "records", "lines"),
+    [
+        (BOM + b"\n1,2\n", 1, 2),
+        (BOM + b"1,2\n3,4\n", 2, 2),
+        (BOM, 0, 0),
+        (BOM + b"1,2", 1, 1),
+    ],
+    ids=["mark-alone-on-line-1", "mark-before-a-record", "only-the-mark", "no-final-newline"],
+)
+@pytest.mark.parametrize("max_bytes", [None, 5, 1000])
+def test_a_leading_byte_order_mark_is_in_no_chunk(
+    data: bytes, records: int, lines: int, max_bytes: int | None
+) -> None:
+    """Regression: a UTF-8 BOM at the start of a CSV object made its line 1 fail
+    ("'\\ufeff1,2,3,4' is not all numbers"). The first chunk now starts after the
+    mark, so a worker reads the records as written (and an object that is just the
+    mark, as some spreadsheet exports are, has no lines)."""
+    plans = list(cut_chunks([data[:2], data[2:]] if len(data) > 2 else [data], max_bytes))
+    assert plans == [] or plans[0].start == len(BOM)
+    assert sum(p.records for p in plans) == records and sum(p.lines for p in plans) == lines
+    for plan in plans:
+        parsed = parse_chunk(data[plan.start : plan.end], CSV, None)
+        assert (parsed.records, len(parsed.lines)) == (plan.records, plan.lines)
+    assert b"1,2" in b"".join(data[p.start : p.end] for p in plans) or records == 0
+
+
+def test_a_mark_later_in_the_object_is_data() -> None:
+    data = b"1,2\n" + BOM + b"3,4\n"
+    assert [(p.start, p.records) for p in cut_chunks([data], None)] == [(0, 2)]

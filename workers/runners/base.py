@@ -19,17 +19,21 @@ class Runner(ABC):
 
 
 class NumericRunner(Runner):
-    """Models that take a 2-D float32 array of instances and return one prediction per row."""
+    """Models that take a 2-D array of instances and return one prediction per row.
+
+    `input_dtype` is the array's type; a value it cannot hold (1e39 for float32)
+    is a 422 naming its instance and feature, never a silent infinity.
+    """
 
     expected_features: int | None = None
+    input_dtype = "float32"
 
     @abstractmethod
     def predict_array(self, rows: np.ndarray) -> list[Any]: ...
 
     def to_array(self, body: bytes, content_type: str) -> np.ndarray:
-        codecs.check_supported(content_type)
-        instances = codecs.numeric_rows(codecs.decode_instances(body, content_type))
-        rows = np.asarray(instances, dtype=np.float32)
+        instances = codecs.decode_numeric(body, content_type, dtype=self.input_dtype)
+        rows = np.asarray(instances, dtype=self.input_dtype)
         if rows.ndim != 2:
             raise InvalidInput(
                 f"instances must be rows of numbers, got an array of shape {rows.shape}"
