@@ -42,6 +42,9 @@ TABLES = {
     "transform_jobs",
     "transform_objects",
     "transform_chunks",
+    "monitoring_baselines",
+    "monitoring_schedules",
+    "monitoring_executions",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,26 @@ class Monitored:
 
         wait_for(enough, timeout_s=30, what=f"{count} capture records of {endpoint}", every_s=0.2)
         return found
+
+    def wait_records_analyzable(self, endpoint: str, count: int) -> None:
+        """`count` records written, and the second their newest object is stamped in over.
+
+        A run covers objects stamped before the second it starts in (S3 stamps to
+        the second), so a run started in that same second would leave them to the next.
+        """
+        self.wait_records(endpoint, count)
+        s3 = self.s3.client()
+        newest = max(
+            obj.last_modified.timestamp()
+            for obj in s3.list_objects(self.bucket, prefix=f"capture/{endpoint}/", recursive=True)
+            if obj.last_modified is not None
+        )
+        wait_for(
+            lambda: time.time() >= int(newest) + 1,
+            timeout_s=5,
+            what="the second of the newest capture object to end",
+            every_s=0.05,
+        )
 
     def put(self, key: str, body: bytes) -> str:
         self.s3.client().put_object(self.bucket, key, io.BytesIO(body), len(body))
@@ -400,7 +421,7 @@ def test_ground_truth_gives_sklearns_quality_metrics(monitored: Monitored) -> No
             json.dumps({"inferenceId": f"q-{i}", "groundTruthLabel": label})
             for i, label in enumerate(labels)
         )
-        monitored.wait_records(endpoint, 40)
+        monitored.wait_records_analyzable(endpoint, 40)
         prefix = f"truth/{unique('gt')}/"
         monitored.put(f"{prefix}2026/01/01/00/labels.jsonl", truth.encode())
         dataset = monitored.put(f"data/{unique('q')}.csv", csv_dataset(rows_of(3, 500), None))
@@ -414,9 +435,8 @@ def test_ground_truth_gives_sklearns_quality_metrics(monitored: Monitored) -> No
         )
         runs = monitored.run_until(client, schedule, 40)
 
-    # The capture was written well before the run (the baseline was computed in
-    # between), so one run holds all 40 records.
-    assert len(runs) == 1, runs
+    # Every capture object was stamped in a second over before the run: one run holds all 40.
+    assert len(runs) == 1, [(r["records_analyzed"], r["window_end"]) for r in runs]
     quality = runs[0]["quality"]
     predicted = [int(s >= 0.5) for s in scores]
     expected = {
