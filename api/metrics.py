@@ -20,10 +20,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from core import queue_state
+from core import scaling_state
+from core.broker import get_redis, live_queues, metrics_key, queue_loads, workers_per_queue
 from core.config import get_settings
-from core.protocol import metrics_key
-from core.queue import get_redis
 from core.worker_metrics import BATCH_SIZE_BUCKETS, SECONDS_BUCKETS, cumulative_buckets
 
 REGISTRY = CollectorRegistry()
@@ -127,7 +126,7 @@ class WorkerMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         settings = get_settings()
         redis = get_redis()
-        queues = queue_state.live_queues(redis, settings.namespace)
+        queues = live_queues(redis, settings.namespace)
         pipe = redis.pipeline(transaction=False)
         for queue in queues:
             pipe.hgetall(metrics_key(settings.namespace, queue))
@@ -188,11 +187,11 @@ def _refresh_queue_gauges() -> None:
     settings = get_settings()
     redis = get_redis()
     ns = settings.namespace
-    queues = queue_state.live_queues(redis, ns)
-    loads = queue_state.queue_loads(redis, ns, queues)
-    workers = queue_state.workers_per_queue(redis, ns)
-    desired = queue_state.desired_workers(redis, ns)
-    events = queue_state.scaling_events(redis, ns, queues, limit=1)
+    queues = live_queues(redis, ns)
+    loads = queue_loads(redis, ns, queues)
+    workers = workers_per_queue(redis, ns)
+    desired = scaling_state.desired_workers(redis, ns)
+    events = scaling_state.scaling_events(redis, ns, queues, limit=1)
     for gauge in QUEUE_GAUGES:
         gauge.clear()
     for queue in queues:

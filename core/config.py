@@ -141,7 +141,18 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(
         default=300,
         ge=1,
-        description="An unacknowledged message is redelivered after this long (worker died).",
+        description=(
+            "A reservation no live worker renews is redelivered after this long: the retry "
+            "delay after a transient failure, and the last resort for a consumer without a lease."
+        ),
+    )
+    worker_lease_s: float = Field(
+        default=10.0,
+        ge=2,
+        description=(
+            "A worker renews its lease every second; this long after its last renewal it is "
+            "presumed dead and its work goes to other workers (see docs/reliability.md)."
+        ),
     )
     model_cache_dir: Path | None = Field(
         default=None, description="Where workers keep downloaded artifacts; default under home."

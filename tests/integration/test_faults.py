@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select
 
-from core.protocol import queue_name
+from core.broker import queue_name
 from core.tables import Job
 from devstack.servers import RedisServer, SeaweedServer
 from tests.integration import models
