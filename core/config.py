@@ -328,6 +328,19 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _lease_before_visibility(self) -> Settings:
+        # A dead worker's reservations stop being renewed when it dies; kombu's restore
+        # takes them `visibility_timeout_s` later, the lease sweep `worker_lease_s` later
+        # (+1-3 s). The sweep must come first: it alone answers realtime callers.
+        if self.visibility_timeout_s < 2 * self.worker_lease_s:
+            raise ValueError(
+                f"visibility_timeout_s {self.visibility_timeout_s} must be at least twice "
+                f"worker_lease_s {self.worker_lease_s:g}, so a dead worker's work comes back "
+                "through its lease, not through the visibility timeout"
+            )
+        return self
+
     @property
     def webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """`webhook_allowed_networks`, parsed."""

@@ -68,6 +68,7 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "torch": models.build_torch(folder / "mlp.pt"),
         "picky": models.build_torch(folder / "picky.pt", raise_on_negative=True),
         "slow": models.build_slow_handler(folder / "slow.tar.gz", delay_s=0.05),
+        "recorder": models.build_recorder_handler(folder / "recorder.tar.gz"),
     }
 
 
