@@ -17,8 +17,8 @@ worker's, every few seconds) releases what the dead worker held:
 Worked example (defaults: lease 10 s, renewal 1 s, scheduler sweep 1 s): a
 worker SIGKILLed at t=0 last renewed at t≥-1, so its lease ends by t=9..10,
 and the next sweep releases its messages by t≈11. A realtime call with 60 s
-left is retried on another worker then; one whose deadline was t=8 was
-already answered 504 by its API process at t=8, and is dropped. Under the
+left is retried on another worker then; one whose deadline was t=8 got its
+504 from its API process at t=8, and the sweep's late 503 is ignored. Under the
 local backend the scheduler sees its child exit and ends the lease at once:
 the work is back within about a second.
 """

@@ -51,6 +51,7 @@ class WorkerLease:
         self._info = info
         self._register = client.register_script(scripts.REGISTER)
         self._renew = client.register_script(scripts.RENEW)
+        self._registered = False
 
     def register(self) -> None:
         """Take the lease (before reserving anything). Raises redis.RedisError."""
@@ -58,10 +59,12 @@ class WorkerLease:
             keys=[leases_key(self.namespace), workers_key(self.namespace)],
             args=[self.worker_id, self.lease_s, pack(self._info())],
         )
+        self._registered = True
 
     def renew(self) -> bool:
         """Extend the lease and the reserve time of everything held; False if the lease had
-        been released (then it is taken again, empty-handed). Raises redis.RedisError."""
+        been released (then it is taken again, empty-handed). Takes the first lease if
+        `register` could not. Raises redis.RedisError."""
         renewed = self._renew(
             keys=[
                 leases_key(self.namespace),
@@ -72,6 +75,9 @@ class WorkerLease:
             args=[self.worker_id, self.lease_s, pack(self._info()), time.time()],
         )
         if renewed >= 0:
+            return True
+        if not self._registered:  # Redis was away at start-up: take the first lease now
+            self.register()
             return True
         logger.warning(
             "worker %s: its lease had ended and its reservations were released (paused or cut "
