@@ -57,6 +57,7 @@ def leased(
         SLUICEWAY_SCHEDULER_INTERVAL_S="0.5",
         SLUICEWAY_LOCAL_CPU_SLOTS="2",
         SLUICEWAY_LOCAL_WARM_SPARE="false",
+        SLUICEWAY_WORKER_PRELOAD="",  # python handlers only: no torch to import at boot
     ) as running:
         with running.client() as client:
             model = register(client, unique("recorder"), "python", model_files["recorder"])
