@@ -306,3 +306,10 @@ def test_a_supervisor_releases_the_workers_of_exited_processes_at_once(
     assert released == [gone_lease.worker_id]
     assert waiting(client, namespace) == 1
     assert [w.pid for w in broker.live_workers(client, namespace)] == [4343]
+
+
+def test_only_the_first_reconciler_may_requeue_a_lost_job(ns: tuple[redis.Redis, str]) -> None:
+    client, namespace = ns
+    assert broker.claim_requeue(client, namespace, "job-1", ttl_s=30) is True
+    assert broker.claim_requeue(client, namespace, "job-1", ttl_s=30) is False
+    assert broker.claim_requeue(client, namespace, "job-2", ttl_s=30) is True
