@@ -31,11 +31,18 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from core import process_stats, queue_state
+from core import process_stats, scaling_state
+from core.broker import (
+    delivery_outcomes_key,
+    get_redis,
+    live_queues,
+    live_workers,
+    metrics_key,
+    queue_loads,
+    workers_per_queue,
+)
 from core.config import get_settings
 from core.db import session_scope
-from core.protocol import delivery_outcomes_key, metrics_key
-from core.queue import get_redis
 from core.worker_metrics import BATCH_SIZE_BUCKETS, SECONDS_BUCKETS, cumulative_buckets
 
 REGISTRY = CollectorRegistry()
@@ -91,7 +98,7 @@ class WorkerMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         settings = get_settings()
         redis = get_redis()
-        queues = queue_state.live_queues(redis, settings.namespace)
+        queues = live_queues(redis, settings.namespace)
         pipe = redis.pipeline(transaction=False)
         for queue in queues:
             pipe.hgetall(metrics_key(settings.namespace, queue))
@@ -147,17 +154,17 @@ def _labels(queue: str) -> tuple[str, str]:
 
 class QueueMetrics(Collector):
     """Backlog, live and desired workers and the last scaling event of each variant, read from
-    Redis at scrape time (core/queue_state.py): the same in every API process."""
+    Redis at scrape time (core/broker, core/scaling_state.py): the same in every API process."""
 
     def collect(self) -> Iterator[Metric]:
         settings = get_settings()
         redis = get_redis()
         ns = settings.namespace
-        queues = queue_state.live_queues(redis, ns)
-        loads = queue_state.queue_loads(redis, ns, queues)
-        workers = queue_state.workers_per_queue(redis, ns)
-        desired = queue_state.desired_workers(redis, ns)
-        events = queue_state.scaling_events(redis, ns, queues, limit=1)
+        queues = live_queues(redis, ns)
+        loads = queue_loads(redis, ns, queues)
+        workers = workers_per_queue(redis, ns)
+        desired = scaling_state.desired_workers(redis, ns)
+        events = scaling_state.scaling_events(redis, ns, queues, limit=1)
         families = {
             name: GaugeMetricFamily(f"sluiceway_{name}", doc, labels=LABELS)
             for name, doc in (
@@ -212,11 +219,11 @@ class DeliveryMetrics(Collector):
 
 class ProcessMetrics(Collector):
     """Every live worker's CPU, memory and GPU figures (from its heartbeat, core/process_stats.py)
-    and this API host's CPU and memory. Labels: `worker` (its hostname), `device`."""
+    and this API host's CPU and memory. Labels: `worker` (its id), `device`."""
 
     def collect(self) -> Iterator[Metric]:
         settings = get_settings()
-        workers = queue_state.live_workers(get_redis(), settings.namespace)
+        workers = live_workers(get_redis(), settings.namespace)
         labels = ("worker", "device")
         cpu = CounterMetricFamily(
             "sluiceway_worker_cpu_seconds", "CPU time (user + system) of a worker.", labels=labels
@@ -231,7 +238,7 @@ class ProcessMetrics(Collector):
             )
         }
         for worker in workers:
-            values = [worker.hostname, worker.device]
+            values = [worker.id, worker.device]
             if "cpu_seconds" in worker.stats:
                 cpu.add_metric(values, worker.stats["cpu_seconds"])
             for key, family in gauges.items():

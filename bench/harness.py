@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import redis
 
+from core.broker import live_workers, metrics_key, queue_name
 from core.db import upgrade_schema
-from core.protocol import metrics_key, queue_name
 from devstack.servers import SeaweedServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ class LocalStack:
                 raise RuntimeError(f"API not ready; see {self.home / 'api.log'}")
             time.sleep(0.2)
         client = redis.Redis.from_url(self.redis_url)
-        while len(list(client.scan_iter(match=f"{self.namespace}:worker:*"))) < self.workers:
+        while len(live_workers(client, self.namespace)) < self.workers:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"workers not up; see {self.home}")
             time.sleep(0.2)

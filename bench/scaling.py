@@ -35,9 +35,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core import queue_state  # noqa: E402
+from core import scaling_state  # noqa: E402
+from core.broker import get_redis, queue_loads, workers_per_queue  # noqa: E402
 from core.config import Settings, get_settings  # noqa: E402
-from core.queue import get_redis  # noqa: E402
 from devstack.servers import free_port  # noqa: E402
 from devstack.supervisor import Stack  # noqa: E402
 from tests.integration.models import build_slow_handler  # noqa: E402
@@ -84,14 +84,14 @@ class Monitor:
         while not self._stop.is_set():
             if len(self.samples) % 5 == 0:
                 self.done = succeeded(self.endpoint)
-            load = queue_state.queue_loads(redis, self.namespace, [self.queue])[self.queue]
+            load = queue_loads(redis, self.namespace, [self.queue])[self.queue]
             self.samples.append(
                 Sample(
                     at=time.time(),
                     queued=load.queued,
                     reserved=load.reserved,
-                    current=queue_state.workers_per_queue(redis, self.namespace)[self.queue],
-                    desired=queue_state.desired_workers(redis, self.namespace).get(self.queue, 0),
+                    current=workers_per_queue(redis, self.namespace)[self.queue],
+                    desired=scaling_state.desired_workers(redis, self.namespace).get(self.queue, 0),
                     done=self.done,
                 )
             )

@@ -26,12 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import numpy as np
 import redis
 
 from bench.batching import build_xgb
 from bench.harness import LocalStack
+from core.broker import live_workers
 
 FEATURES = 32
 
@@ -81,8 +81,7 @@ def check_outputs(stack: LocalStack, bucket: str, expected: dict[str, np.ndarray
 
 def worker_pids(stack: LocalStack) -> list[int]:
     client = redis.Redis.from_url(stack.redis_url)
-    keys = list(client.scan_iter(match=f"{stack.namespace}:worker:*"))
-    return [msgpack.unpackb(raw)["pid"] for raw in client.mget(keys) if raw] if keys else []
+    return [w.pid for w in live_workers(client, stack.namespace)]
 
 
 class Repeated(io.RawIOBase):

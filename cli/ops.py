@@ -20,7 +20,7 @@ from core.config import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
-# "_transform/<model>-v<N>" names a model's batch-transform pool (core.protocol).
+# "_transform/<model>-v<N>" names a model's batch-transform pool (core.broker).
 VARIANT_PATTERN = re.compile(r"^_?[a-z0-9][a-z0-9-]{0,62}/[a-z0-9][a-z0-9-]{0,62}$")
 
 db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)

@@ -1,4 +1,5 @@
-"""Sluiceway's shared kernel: settings, database, object store, queue protocol, codecs, errors.
+"""Sluiceway's shared kernel: settings, database, object store, the broker (queues in Redis),
+codecs, errors.
 
 Imported by every process; imports none of api/, workers/, scheduler/ or cli/.
 """

@@ -144,7 +144,18 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(
         default=300,
         ge=1,
-        description="An unacknowledged message is redelivered after this long (worker died).",
+        description=(
+            "A reservation no live worker renews is redelivered after this long: the retry "
+            "delay after a transient failure, and the last resort for a consumer without a lease."
+        ),
+    )
+    worker_lease_s: float = Field(
+        default=10.0,
+        ge=2,
+        description=(
+            "A worker renews its lease every second; this long after its last renewal it is "
+            "presumed dead and its work goes to other workers (see docs/reliability.md)."
+        ),
     )
     model_cache_dir: Path | None = Field(
         default=None, description="Where workers keep downloaded artifacts; default under home."
@@ -359,6 +370,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"webhook_backoff_cap_s {self.webhook_backoff_cap_s} is below "
                 f"webhook_backoff_base_s {self.webhook_backoff_base_s}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lease_before_visibility(self) -> Settings:
+        # A dead worker's reservations stop being renewed when it dies; kombu's restore
+        # takes them `visibility_timeout_s` later, the lease sweep `worker_lease_s` later
+        # (+1-3 s). The sweep must come first: it alone answers realtime callers.
+        if self.visibility_timeout_s < 2 * self.worker_lease_s:
+            raise ValueError(
+                f"visibility_timeout_s {self.visibility_timeout_s} must be at least twice "
+                f"worker_lease_s {self.worker_lease_s:g}, so a dead worker's work comes back "
+                "through its lease, not through the visibility timeout"
             )
         return self
 

@@ -76,6 +76,13 @@ class QueueUnavailable(SluicewayError):
     title = "Queue unavailable"
 
 
+class WorkerLost(SluicewayError):
+    """The worker running a realtime call stopped, and no other could answer it in time."""
+
+    status = 503
+    title = "Worker failed"
+
+
 class RealtimeTimeout(SluicewayError):
     status = 504
     title = "Timed out waiting for the model"
@@ -106,6 +113,7 @@ ERROR_KINDS: dict[str, type[SluicewayError]] = {
     "model": ModelError,
     "storage": StorageError,
     "internal": SluicewayError,
+    "worker_lost": WorkerLost,
 }
 
 

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 import msgpack
 import redis
 
+from core.broker import history_key
+
 FIELDS = ("t", "rps", "eps", "p50_ms", "p99_ms", "backlog", "workers", "desired")
 
 
@@ -35,11 +37,6 @@ class Point:
     backlog: int
     workers: int
     desired: int
-
-
-def history_key(namespace: str, queue: str) -> str:
-    """Redis list of a variant queue's points, oldest first (capped)."""
-    return f"{namespace}:history:{queue}"
 
 
 def max_points(*, interval_s: float, retention_s: float) -> int:

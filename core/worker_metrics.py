@@ -1,6 +1,6 @@
 """The layout of worker counters in Redis, shared by workers (who add) and the API (who renders).
 
-One hash per variant queue (`core.protocol.metrics_key`). Histograms are stored
+One hash per variant queue (`core.broker.metrics_key`). Histograms are stored
 as one field per bucket, `<name>_le_<bound>` (not cumulative) plus `_le_inf`,
 and `<name>_sum`.
 """

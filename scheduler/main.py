@@ -5,26 +5,29 @@ zero workers gets a message (checked every 0.2 s), the scaler reads each
 endpoint variant's backlog, decides its worker count and has the backend run
 that many (`scaler_backend`: local `sluice worker` processes — one per GPU
 device on a GPU machine, CPU workers within the core budget elsewhere — or
-Kubernetes Deployments). Webhook delivery (scheduler/webhooks/notifier.py) and the
-reconciler (scheduler/reconcile/reconciler.py) and the batch-transform coordinator
+Kubernetes Deployments). Webhook delivery (scheduler/webhooks/notifier.py), the
+lease sweeper (scheduler/reconcile/sweeper.py), the reconciler
+(scheduler/reconcile/reconciler.py), the batch-transform coordinator
 (scheduler/transform/coordinator.py), the history sampler (scheduler/history/sampler.py,
-the console's plots) and model monitoring (scheduler/monitoring/monitor.py) run beside it
-on their own threads.
+the console's plots) and model monitoring (scheduler/monitoring/monitor.py) run beside
+it on their own threads.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from types import FrameType
 
+from core.broker import get_redis, release_worker_processes
 from core.config import Settings, get_settings
-from core.queue import get_redis
 from scheduler.history.sampler import start_sampler
 from scheduler.loop import run_loop
 from scheduler.monitoring.monitor import start_monitoring
 from scheduler.reconcile.reconciler import start_reconciler
+from scheduler.reconcile.sweeper import start_sweeper
 from scheduler.scaling.actuators.base import Actuator, WorkerTarget
 from scheduler.scaling.policy import Timings
 from scheduler.scaling.scaler import Scaler
@@ -90,12 +93,20 @@ def make_actuator(settings: Settings) -> Actuator:
         f"one per GPU on {gpus}" if gpus else "no GPU",
         settings.cpu_slots,
     )
+    host = socket.gethostname()
+
+    def release(pids: set[int]) -> None:
+        # A worker seen exiting: end its lease now, so its work is back within the
+        # tick instead of after `worker_lease_s`.
+        release_worker_processes(get_redis(), settings.namespace, host=host, pids=pids)
+
     return LocalWorkers(
         gpus=gpus,
         cpu_slots=settings.cpu_slots,
         stop_grace_s=settings.worker_stop_grace_s,
         log_dir=settings.home / "logs",
         spare=spare_command if settings.local_warm_spare else None,
+        on_exit=release,
     )
 
 
@@ -126,6 +137,7 @@ def run_scheduler() -> None:
     )
     logger.info("scheduler up: scaling every %.1f s", settings.scheduler_interval_s)
     notifier = start_notifier(settings, stop)  # webhooks: its own thread, never blocks this loop
+    start_sweeper(settings, stop)  # puts back what dead workers held, every second
     start_reconciler(settings, stop)  # requeues jobs whose message was lost
     transform = start_transform_coordinator(settings, get_redis(), stop)
     start_sampler(settings, get_redis(), stop)  # the console's short history

@@ -1,6 +1,7 @@
 """Dynamic batching decisions — pure functions of state and a clock, no I/O.
 
-The consumer (workers/consumer.py) asks three questions, answered here:
+The consumer (workers/consumer.py) asks three questions; the first and third are
+answered here:
 
 1. *Flush now or gather more?* (`flush_reason`) A batch runs when it holds
    `max_batch_size` instances, when `max_delay_ms` has passed since its first
@@ -13,9 +14,9 @@ The consumer (workers/consumer.py) asks three questions, answered here:
    alone → the second pull is empty → "drained" after one extra round trip
    (~0.1 ms), not 5 ms.
 
-2. *Which priority first?* (`pull_order`) Realtime (step 0) before async (3)
-   before transform (6) — but every 8th pull starts with async and every 32nd
-   with transform, so a flood of realtime traffic cannot starve them entirely.
+2. *Which priority first?* That order is the broker's, with its priority lists:
+   `core.broker.pull_order` (realtime before async before transform, with every
+   8th pull starting at async and every 32nd at transform).
 
 3. *How do gathered requests become model calls?* (`plan_calls`) Requests are
    packed in order into calls of at most `max_batch_size` rows; a request
@@ -31,10 +32,6 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 FlushReason = Literal["size", "delay", "drained"]
-
-PRIORITY_STEPS = (0, 3, 6, 9)
-ASYNC_EVERY = 8
-TRANSFORM_EVERY = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +57,6 @@ def flush_reason(
     if last_pull_empty:
         return "drained"
     return None
-
-
-def pull_order(pull_number: int) -> tuple[int, ...]:
-    """Priority steps in the order this pull reads them (see the module docstring)."""
-    if pull_number % TRANSFORM_EVERY == TRANSFORM_EVERY - 1:
-        return (6, 3, 0, 9)
-    if pull_number % ASYNC_EVERY == ASYNC_EVERY - 1:
-        return (3, 0, 6, 9)
-    return PRIORITY_STEPS
 
 
 @dataclass(frozen=True, slots=True)

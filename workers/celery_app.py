@@ -12,32 +12,49 @@ variant's batching settings: a PATCH of `max_batch_size` reaches running
 workers within seconds. Batch-transform jobs for a model (rather than an
 endpoint) add their model version's transform-pool queue while they run,
 served by every generic worker with `transform_batch_rows` rows per call. The
-step also publishes the worker's heartbeat (device, queues) for the API and the
-scheduler.
+step takes the worker's lease before it reserves anything, keeps it renewed
+(workers/heartbeat.py), and gives it back at a warm shutdown.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import socket
 from typing import Any
 
+import redis
 from celery import bootsteps
 from sqlalchemy import select
 
 from core import process_stats
+from core.broker import WorkerLease, get_redis, make_celery, queue_name, transform_pool_queue
 from core.config import get_settings
 from core.db import session_scope
-from core.protocol import queue_name, transform_pool_queue, worker_key
-from core.queue import get_redis, make_celery, pack
 from core.states import TRANSFORM_ACTIVE
+from core.storage import get_store
 from core.tables import Endpoint, TransformJob, Variant
 from workers.batching import BatchSettings
+from workers.execution import Executor
+from workers.model_cache import ModelCache
 
 logger = logging.getLogger(__name__)
 
 app = make_celery(get_settings())
-app.conf.include = ["workers.tasks"]
+
+
+@functools.cache
+def executor() -> Executor:
+    """The process's executor: its model cache, object store and Redis client."""
+    settings = get_settings()
+    cache = ModelCache(
+        store=get_store(),
+        cache_dir=settings.model_cache_path,
+        device=settings.worker_device,
+        capacity=settings.model_cache_size,
+    )
+    return Executor(cache=cache, store=get_store(), redis=get_redis(), namespace=settings.namespace)
 
 
 def wanted_queues(live: list[str], namespace: str, only: str) -> set[str]:
@@ -101,56 +118,67 @@ class VariantCatalog:
 
 
 class BatchingStep(bootsteps.StartStopStep):
+    """Runs the batching consumer and the lease heartbeat inside the Celery worker."""
+
     requires = {"celery.worker.consumer.tasks:Tasks"}
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
-        self._timer: Any = None
         self._consumer: Any = None
+        self._heartbeat: Any = None
+        self._lease: WorkerLease | None = None
 
     def start(self, consumer: Any) -> None:
         from workers.consumer import BatchingConsumer
-        from workers.tasks import executor
+        from workers.heartbeat import Heartbeat
 
         settings = get_settings()
+        # The Celery hostname is the worker's id (workers/main.py: `<name>-<random>@<host>`).
+        self._lease = WorkerLease(
+            get_redis(),
+            settings.namespace,
+            worker_id=consumer.hostname,
+            lease_s=settings.worker_lease_s,
+            info=self._info,
+        )
+        try:
+            self._lease.register()
+        except redis.RedisError as exc:
+            # The heartbeat takes the lease once Redis answers; nothing is reserved before.
+            logger.warning("cannot take the worker's lease yet (%s); retrying", exc)
         self._consumer = BatchingConsumer(
             executor=executor(),
             client=get_redis(),
             namespace=settings.namespace,
+            lease=self._lease,
             variants=VariantCatalog(),
             refresh_s=settings.queue_refresh_s,
         )
         self._consumer.start()
-        self.heartbeat(consumer)
-        self._timer = consumer.timer.call_repeatedly(
-            settings.queue_refresh_s, self.heartbeat, (consumer,), priority=10
-        )
+        self._heartbeat = Heartbeat(self._lease)
+        self._heartbeat.start()
 
     def stop(self, consumer: Any) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self._consumer is not None:
             self._consumer.stop()
-        try:
-            get_redis().delete(worker_key(get_settings().namespace, consumer.hostname))
-        except Exception:  # shutting down: Redis may already be gone
-            logger.debug("could not remove the heartbeat", exc_info=True)
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        if self._lease is not None:
+            try:
+                self._lease.leave()
+            except Exception:  # shutting down: Redis may already be gone; the lease ends anyway
+                logger.debug("could not give the lease back", exc_info=True)
 
-    def heartbeat(self, consumer: Any) -> None:
+    def _info(self) -> dict[str, Any]:
         settings = get_settings()
-        queues = sorted(self._consumer.queues) if self._consumer else []
-        beat = {"device": settings.worker_device, "pid": os.getpid(), "queues": queues}
-        # CPU, memory and GPU figures ride along; the API's /metrics shows them per worker.
-        beat["stats"] = process_stats.sample(settings.worker_device)
-        try:
-            get_redis().set(
-                worker_key(settings.namespace, consumer.hostname),
-                pack(beat),
-                ex=max(10, int(settings.queue_refresh_s * 5)),
-            )
-        except Exception:
-            logger.warning("heartbeat failed", exc_info=True)
+        return {
+            "device": settings.worker_device,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "queues": sorted(self._consumer.queues) if self._consumer else [],
+            # CPU, memory and GPU figures ride along; the API's /metrics shows them per worker.
+            "stats": process_stats.sample(settings.worker_device),
+        }
 
 
 app.steps["consumer"].add(BatchingStep)

@@ -3,21 +3,20 @@
 Plain Celery reads one message per round trip (~2.5 ms of worker CPU per task
 here), which caps a worker near 400 requests/s however well the model batches.
 This consumer, started inside the Celery worker by a bootstep, reads the same
-kombu lists in bulk:
+kombu lists in bulk through the broker (core/broker/reservations.py):
 
-- `RESERVE` (a Lua script, atomic) pops up to N messages from a variant's
-  priority lists and records each in kombu's unacknowledged hash/zset in the
-  same step — exactly what kombu does for one message with `acks_late`. A
-  worker killed at any point therefore loses nothing: kombu's periodic restore
-  (run by every live worker) puts its reserved messages back after the
-  visibility timeout.
-- Messages are acknowledged (removed from that hash) only after their answers
-  and outputs are stored.
+- one atomic reserve pops up to N messages from a variant's priority lists,
+  records each in kombu's unacknowledged hash/zset and as held by this worker.
+  A worker killed at any point loses nothing: its lease (renewed every second
+  by workers/heartbeat.py) ends, and a sweep puts back what it held.
+- Messages are acknowledged only after their answers and outputs are stored;
+  those that met a transient failure (S3 or SQL down) are let go, to be
+  redelivered after the visibility timeout.
 - Idle, the consumer blocks on the variants' bell lists, which producers ring
   with every message, so a lone request is picked up within a round trip.
 
-The flush rule, the priority order and the packing of requests into model calls
-are pure decisions in workers/batching.py.
+The flush rule and the packing of requests into model calls are pure
+decisions in workers/batching.py; the priority order is the broker's.
 """
 
 from __future__ import annotations
@@ -29,65 +28,13 @@ from collections.abc import Callable
 
 import redis
 
-from core.protocol import (
-    PRIORITY,
-    Invocation,
-    bell_key,
-    metrics_key,
-    priority_list,
-    unacked_keys,
-)
-from core.queue import decode_task_message
+from core.broker import PRIORITY, Reservations, WorkerLease, bell_key, pull_order
+from core.protocol import Invocation
 from workers import metrics
-from workers.batching import BatchSettings, flush_reason, pull_order
+from workers.batching import BatchSettings, flush_reason
 from workers.execution import Executor, Request
 
 logger = logging.getLogger(__name__)
-
-# KEYS: unacked hash, unacked index, then the lists to read, in order.
-# ARGV: most messages to take, the time (for the index), the queue (routing key),
-# then per list read (ARGV[i + 1] for KEYS[i]) the most to take from it.
-# The unacked value is kombu's own format, [message, exchange, routing_key],
-# built by concatenation so the message's bytes are kept exactly.
-RESERVE = """
-local limit = tonumber(ARGV[1])
-local taken = {}
-for i = 3, #KEYS do
-  local want = limit - #taken
-  local cap = tonumber(ARGV[i + 1])
-  if cap and cap < want then want = cap end
-  if limit - #taken <= 0 then break end
-  local messages = redis.call('RPOP', KEYS[i], want)
-  if messages then
-    for _, message in ipairs(messages) do
-      local tag = string.match(message, '"delivery_tag": ?"([^"]+)"')
-      if tag then
-        redis.call('HSET', KEYS[1], tag, '[' .. message .. ', "", "' .. ARGV[3] .. '"]')
-        redis.call('ZADD', KEYS[2], ARGV[2], tag)
-      end
-      taken[#taken + 1] = message
-    end
-  end
-end
-return taken
-"""
-
-# KEYS: unacked hash, unacked index, the variant's metrics hash.
-# ARGV: how many delivery tags, the tags, then field/amount pairs for the metrics.
-# One call per batch instead of a pipeline of ~12 + one per request: redis-py
-# packs every command in Python, and that was a quarter of the worker's CPU at
-# one request per batch. HINCRBYFLOAT keeps whole numbers whole ("6", not "6.0").
-ACKNOWLEDGE = """
-local tags = tonumber(ARGV[1])
-for i = 2, tags + 1 do
-  redis.call('HDEL', KEYS[1], ARGV[i])
-  redis.call('ZREM', KEYS[2], ARGV[i])
-end
-for i = tags + 2, #ARGV, 2 do
-  redis.call('HINCRBYFLOAT', KEYS[3], ARGV[i], ARGV[i + 1])
-end
-return tags
-"""
 
 IDLE_WAIT_S = 0.5
 # A transform message is a whole chunk (up to max_payload_mb of records): take
@@ -104,18 +51,18 @@ class BatchingConsumer:
         executor: Executor,
         client: redis.Redis,
         namespace: str,
+        lease: WorkerLease,
         variants: Callable[[], dict[str, BatchSettings]],
         refresh_s: float,
     ) -> None:
         self.executor = executor
         self.redis = client
         self.namespace = namespace
+        self.lease = lease
         self._variants = variants
         self.refresh_s = refresh_s
         self.queues: dict[str, BatchSettings] = {}
-        self._reserve = client.register_script(RESERVE)
-        self._ack = client.register_script(ACKNOWLEDGE)
-        self._unacked, self._unacked_index = unacked_keys(namespace)
+        self._reservations = Reservations(client, namespace, worker_id=lease.worker_id)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pulls = 0
@@ -164,11 +111,13 @@ class BatchingConsumer:
     def reserve(self, queue: str, limit: int) -> list[tuple[Invocation, str | None]]:
         order = pull_order(self._pulls)
         self._pulls += 1
-        keys = [self._unacked, self._unacked_index]
-        keys += [priority_list(queue, step) for step in order]
         caps = [TRANSFORM_PER_PULL if step == PRIORITY["transform"] else limit for step in order]
-        raw = self._reserve(keys=keys, args=[limit, time.time(), queue, *caps])
-        return [decode_task_message(message) for message in raw]
+        taken = self._reservations.take(queue, limit=limit, steps=order, caps=caps)
+        if taken is None:
+            # Our lease ended (a long pause): renew it before taking anything more.
+            self.lease.renew()
+            return []
+        return taken
 
     def serve(self, queue: str, settings: BatchSettings) -> bool:
         """Gather one batch from `queue`, run it, answer, acknowledge. False if it was empty."""
@@ -196,14 +145,18 @@ class BatchingConsumer:
         return True
 
     def _acknowledge(self, queue: str, requests: list[Request], stats: object, reason: str) -> None:
-        tags = [r.tag for r in requests if r.tag and not r.transient]
-        increments = metrics.batch_increments(requests, stats, reason)
-        self._ack(
-            keys=[self._unacked, self._unacked_index, metrics_key(self.namespace, queue)],
-            args=[len(tags), *tags, *(x for pair in increments.items() for x in pair)],
+        done = [r.tag for r in requests if r.tag and not r.transient]
+        let_go = [r.tag for r in requests if r.tag and r.transient]
+        self._reservations.settle(
+            queue,
+            done=done,
+            let_go=let_go,
+            counters=metrics.batch_increments(requests, stats, reason),
         )
-        left = len(requests) - len(tags)
-        if left:
+        if let_go:
             logger.warning(
-                "%d message(s) of %s left for redelivery (transient failure)", left, queue
+                "%d message(s) of %s left for redelivery after the visibility timeout "
+                "(transient failure)",
+                len(let_go),
+                queue,
             )

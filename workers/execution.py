@@ -49,8 +49,7 @@ from core.errors import (
     error_kind,
 )
 from core.outbox import record_job_event
-from core.protocol import Invocation, Reply
-from core.queue import pack
+from core.protocol import Invocation, Reply, pack
 from core.states import JOB_UNFINISHED, JobStatus
 from core.storage import ObjectStore, S3Location
 from core.tables import Job, utcnow

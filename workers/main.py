@@ -13,7 +13,6 @@ import logging
 import os
 import socket
 import sys
-import uuid
 
 from core.config import get_settings
 
@@ -57,9 +56,11 @@ def run_worker(*, device: str, variants: list[str], name: str | None) -> None:
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
 
+    from core.broker import new_worker_id
     from workers.celery_app import app
 
-    hostname = f"{name or 'worker'}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    # The worker's id, and its lease's: unique even if two share a name and a host.
+    hostname = new_worker_id(name or "worker", socket.gethostname())
     app.worker_main(
         [
             "worker",

@@ -44,7 +44,8 @@ def main() -> int:
     _set_comm("sluice-spare")
     # The heavy part of a worker's boot, done while nobody waits.
     import workers.celery_app
-    import workers.tasks  # noqa: F401
+    import workers.consumer
+    import workers.heartbeat  # noqa: F401
     from workers.main import run_worker
 
     line = sys.stdin.readline()

@@ -38,9 +38,10 @@ import sqlalchemy.exc
 from sqlalchemy import select, update
 
 from core import codecs
+from core.broker import transform_done_key
 from core.db import session_scope
 from core.errors import InvalidInput, ModelError, NotFound, SluicewayError
-from core.protocol import Invocation, transform_done_key
+from core.protocol import Invocation
 from core.records import ParsedChunk, parse_chunk, render_chunk
 from core.states import ChunkStatus, TransformStatus
 from core.storage import ObjectStore, S3Location

@@ -13,10 +13,9 @@ from typing import Any
 
 from api.schemas import EndpointPublic
 from core import history
+from core.broker import get_redis, queue_name
 from core.config import get_settings
 from core.history import Point
-from core.protocol import queue_name
-from core.queue import get_redis
 
 # (chart id, title, unit, [(series label suffix, Point field)])
 CHARTS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (

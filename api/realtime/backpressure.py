@@ -12,8 +12,8 @@ import time
 
 import redis.asyncio as aioredis
 
+from core.broker import backlog_async
 from core.errors import BacklogFull
-from core.protocol import priority_lists
 
 
 class BacklogGate:
@@ -28,10 +28,7 @@ class BacklogGate:
         cached = self._seen.get(queue)
         if cached is not None and now - cached[0] < self.check_s:
             return cached[1]
-        pipe = self._redis.pipeline(transaction=False)
-        for key in priority_lists(queue):
-            pipe.llen(key)
-        count = sum(await pipe.execute())
+        count = await backlog_async(self._redis, queue)
         self._seen[queue] = (now, count)
         return count
 

@@ -16,10 +16,9 @@ import logging
 
 import redis.asyncio as aioredis
 
-from core.arrivals import note_arrival
+from core.broker import Outgoing, add_pushes, note_arrival, outgoing
 from core.config import get_settings
-from core.protocol import Invocation, bell_key, queue_name
-from core.queue import BELL_DEPTH, task_message
+from core.protocol import Invocation
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ logger = logging.getLogger(__name__)
 class Producer:
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
-        self._pending: list[tuple[str, bytes, str, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Outgoing, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._namespace = get_settings().namespace
@@ -44,11 +43,10 @@ class Producer:
 
     async def send(self, invocation: Invocation) -> None:
         """Enqueue one invocation; raises if Redis did not take it."""
-        queue = queue_name(self._namespace, invocation.endpoint, invocation.variant)
-        key, message = task_message(invocation, queue)
+        item = outgoing(invocation, self._namespace)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((key, message, bell_key(self._namespace, queue), done))
-        note_arrival(self._redis_url, self._namespace, queue)  # the scaler's idle clock
+        self._pending.append((item, done))
+        note_arrival(self._redis_url, self._namespace, item.queue)  # the scaler's idle clock
         self._wake.set()
         await done
 
@@ -61,18 +59,14 @@ class Producer:
                 continue
             try:
                 pipe = self._redis.pipeline(transaction=False)
-                for key, message, _bell, _done in batch:
-                    pipe.lpush(key, message)
-                for bell in {b for _k, _m, b, _d in batch}:
-                    pipe.lpush(bell, 1)
-                    pipe.ltrim(bell, 0, BELL_DEPTH - 1)
+                add_pushes(pipe, (item for item, _done in batch))
                 await pipe.execute()
             except Exception as exc:
                 logger.warning("enqueue of %d message(s) failed: %s", len(batch), exc)
-                for *_rest, done in batch:
+                for _item, done in batch:
                     if not done.done():
                         done.set_exception(exc)
                 continue
-            for *_rest, done in batch:
+            for _item, done in batch:
                 if not done.done():
                     done.set_result(None)

@@ -14,8 +14,8 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from core.protocol import Reply, reply_key
-from core.queue import unpack
+from core.broker import reply_key
+from core.protocol import Reply, unpack
 
 logger = logging.getLogger(__name__)
 

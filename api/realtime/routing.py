@@ -19,10 +19,11 @@ import sqlalchemy.exc
 from starlette.concurrency import run_in_threadpool
 
 from api.services.endpoints import load_endpoint
+from core.broker import queue_name
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import NotFound, NotReady
-from core.protocol import ModelRef, queue_name
+from core.protocol import ModelRef
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from api import metrics
 from api.problems import problem, problem_responses
+from core.broker import get_redis
 from core.db import get_engine
-from core.queue import get_redis
 from core.storage import get_store
 
 router = APIRouter(tags=["operations"])

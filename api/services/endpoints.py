@@ -29,11 +29,10 @@ from api.schemas import (
 from api.services import capture as capture_service
 from api.services.registry import resolve_version
 from api.services.topics import require_topics
-from core import queue_state
+from core import scaling_state
+from core.broker import get_redis, queue_loads, queue_name, variants_key, workers_per_queue
 from core.config import get_settings
 from core.errors import Conflict, InvalidInput, NotFound
-from core.protocol import queue_name, variants_key
-from core.queue import get_redis
 from core.storage import S3Location
 from core.tables import Endpoint, ModelVersion, Variant
 
@@ -64,10 +63,10 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
     settings = get_settings()
     redis = get_redis()
     queues = [q for e in endpoints for q in _queues(e)]
-    loads = queue_state.queue_loads(redis, settings.namespace, queues)
-    current = queue_state.workers_per_queue(redis, settings.namespace)
-    desired = queue_state.desired_workers(redis, settings.namespace)
-    events = queue_state.scaling_events(redis, settings.namespace, queues)
+    loads = queue_loads(redis, settings.namespace, queues)
+    current = workers_per_queue(redis, settings.namespace)
+    desired = scaling_state.desired_workers(redis, settings.namespace)
+    events = scaling_state.scaling_events(redis, settings.namespace, queues)
     result = []
     for endpoint in endpoints:
         variants = []

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.realtime.routing import EndpointRoute, VariantRoute
+from core.broker import enqueue
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import (
@@ -23,7 +24,6 @@ from core.errors import (
     QueueUnavailable,
 )
 from core.protocol import Invocation
-from core.queue import enqueue
 from core.states import JobStatus
 from core.storage import S3Location, get_store
 from core.tables import Job, new_id, utcnow

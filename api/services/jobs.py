@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from api.schemas import JobPublic
 from core.apikeys import KeyInfo
+from core.broker import enqueue
 from core.errors import Conflict, NotFound
 from core.jobs import async_invocation
-from core.queue import enqueue
 from core.states import JobStatus
 from core.tables import Job
 

@@ -2,7 +2,7 @@
 
 The same numbers `/metrics` shows (api/metrics.py): the per-variant counter
 hashes workers add to (core/worker_metrics.py) and the queue state
-(core/queue_state.py: backlog, live workers, desired workers), in a few round trips.
+(core/broker: backlog, live workers; core/scaling_state.py: desired workers), in a few round trips.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import math
 
 import redis
 
-from core import queue_state
-from core.protocol import metrics_key
+from core import scaling_state
+from core.broker import live_queues, metrics_key, queue_loads, workers_per_queue
 from core.worker_metrics import SECONDS_BUCKETS
 from scheduler.history.rates import Reading
 
@@ -24,16 +24,16 @@ MODEL_FIELDS = (
 
 def read_all(client: redis.Redis, namespace: str, *, now: float) -> dict[str, Reading]:
     """A `Reading` of every live variant queue, stamped `now` (epoch seconds)."""
-    queues = queue_state.live_queues(client, namespace)
+    queues = live_queues(client, namespace)
     if not queues:
         return {}
     pipe = client.pipeline(transaction=False)
     for queue in queues:
         pipe.hgetall(metrics_key(namespace, queue))
     hashes = pipe.execute()
-    loads = queue_state.queue_loads(client, namespace, queues)
-    workers = queue_state.workers_per_queue(client, namespace)
-    desired = queue_state.desired_workers(client, namespace)
+    loads = queue_loads(client, namespace, queues)
+    workers = workers_per_queue(client, namespace)
+    desired = scaling_state.desired_workers(client, namespace)
     readings = {}
     for queue, raw in zip(queues, hashes, strict=True):
         values = {k.decode(): float(v) for k, v in raw.items()}

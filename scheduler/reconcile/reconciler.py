@@ -1,30 +1,36 @@
 """The reconciler: finds accepted jobs whose queue message is gone, and requeues them.
 
 A job is `queued` or `running` in SQL while its message sits in a variant's
-Redis lists or in the unacknowledged set of a worker. Messages can still be
-lost: Redis restarted without its append-only file, someone flushed a queue,
-the API died between writing the row and pushing the message. Every
-`reconcile_interval_s` this compares the two: an unfinished job older than the
-grace period (the visibility timeout, so kombu's own redelivery goes first)
-whose id appears nowhere in Redis is pushed again. Its variant gone, it fails
-with that reason; past the delivery limit it is dead-lettered.
+Redis lists or among the reservations (kombu's `unacked` hash) — and every
+move between those two places is atomic: a reserve, an acknowledgement (after
+the job's row is finished), a dead worker's release by the lease sweep
+(scheduler/reconcile/sweeper.py), kombu's restore. So a message "absent
+everywhere" is really lost — Redis restarted without its append-only file,
+someone flushed a queue — except in one window: the API commits the job's row
+a moment before it pushes the message. The grace period covers that window:
+3 leases, `3 * worker_lease_s` = 30 s by default (it was twice the visibility
+timeout, 10 minutes). Every `reconcile_interval_s` an unfinished job older than
+that whose id appears nowhere in Redis is pushed again. Its variant gone, it fails with
+that reason; past the delivery limit it is dead-lettered. Several schedulers
+may reconcile at once: a job is requeued only by the one that claims it first
+(core/broker/recovery.py `claim_requeue`).
 
 The Redis side is read in one MULTI/EXEC, so a message moving between a list
-and the unacknowledged set is never missed; a job finishing meanwhile is
-harmless, since every step of a job is guarded by its row's status.
+and the reservations is never missed; a job finishing meanwhile is harmless,
+since every step of a job is guarded by its row's status.
 
-A message can also be stranded in the unacknowledged set: its worker died and
-kombu's restore, which would put it back, does not run (its lock was left held
-by a worker or a Redis that stopped mid-restore; or no worker is alive). Such a
-job looks present, so each pass first restores reservations older than the
-grace period itself (core/queue.py), the same move kombu's restore makes.
+A reservation no worker renews — a transient failure let go for a retry, a
+consumer that never took a lease — comes back after the visibility timeout
+through kombu's restore, run by live workers. If kombu's restore does not run
+(no worker alive, or its lock left held by a worker or a Redis that stopped
+mid-restore), such a job looks present forever, so each pass first restores
+reservations older than the visibility timeout itself, the same move.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -33,21 +39,27 @@ import redis
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.broker import (
+    claim_requeue,
+    enqueue,
+    get_redis,
+    job_ids_present,
+    queue_name,
+    restore_stale_reservations,
+)
 from core.config import Settings
 from core.db import session_scope
 from core.jobs import async_invocation
 from core.outbox import record_job_event
-from core.protocol import priority_lists, queue_name, unacked_keys
-from core.queue import enqueue, get_redis, restore_stale_reservations
 from core.states import JOB_UNFINISHED, JobStatus
 from core.tables import Job, utcnow
 from scheduler.loop import start_loop
 
 logger = logging.getLogger(__name__)
 
-# The task id is the job id; it appears as the message's correlation_id.
-JOB_ID = re.compile(rb'"correlation_id": ?"([0-9a-f-]{36})"')
 MAX_DELIVERIES = 5
+# Lease lengths between the API's commit of a job row and the push of its message.
+GRACE_LEASES = 3
 BATCH = 500
 
 
@@ -65,11 +77,18 @@ class Reconciler:
     name = "reconciler"
 
     def __init__(
-        self, *, client: redis.Redis, namespace: str, grace_s: float, interval_s: float = 30.0
+        self,
+        *,
+        client: redis.Redis,
+        namespace: str,
+        grace_s: float,
+        stale_after_s: float,
+        interval_s: float = 30.0,
     ) -> None:
         self.redis = client
         self.namespace = namespace
-        self.grace_s = grace_s
+        self.grace_s = grace_s  # a job's message may be absent this long (see the docstring)
+        self.stale_after_s = stale_after_s  # a reservation nobody renews comes back after this
         self.interval_s = interval_s
 
     def step(self) -> bool:
@@ -85,22 +104,25 @@ class Reconciler:
     def tick(self) -> ReconcileReport:
         report = ReconcileReport(
             restored=restore_stale_reservations(
-                self.redis, self.namespace, older_than_s=self.grace_s
+                self.redis, self.namespace, older_than_s=self.stale_after_s
             )
         )
         if report.restored:
             logger.warning(
-                "reconciler: restored %d message(s) reserved over %.0f s ago and never "
-                "acknowledged (their worker died or hung)",
+                "reconciler: restored %d message(s) reserved over %.0f s ago that no worker "
+                "renews (let go after a transient failure, or a consumer without a lease)",
                 report.restored,
-                self.grace_s,
+                self.stale_after_s,
             )
         suspects = self._unfinished_jobs()
         if not suspects:
             return report
-        present = self._ids_in_redis({(j.endpoint, j.variant) for j in suspects})
+        queues = {queue_name(self.namespace, j.endpoint, j.variant) for j in suspects}
+        present = job_ids_present(self.redis, self.namespace, queues)
         for job in suspects:
-            if job.id not in present:
+            if job.id not in present and claim_requeue(
+                self.redis, self.namespace, job.id, ttl_s=max(self.grace_s, 1.0)
+            ):
                 self._recover(job, report)
         if report.requeued or report.failed or report.dead_lettered:
             logger.warning(
@@ -126,20 +148,6 @@ class Reconciler:
             ).all()
             session.expunge_all()
             return list(jobs)
-
-    def _ids_in_redis(self, variants: set[tuple[str, str]]) -> set[str]:
-        pipe = self.redis.pipeline(transaction=True)
-        for endpoint, variant in variants:
-            for key in priority_lists(queue_name(self.namespace, endpoint, variant)):
-                pipe.lrange(key, 0, -1)
-        pipe.hvals(unacked_keys(self.namespace)[0])
-        found: set[str] = set()
-        for messages in pipe.execute():
-            for message in messages:
-                match = JOB_ID.search(message)
-                if match:
-                    found.add(match.group(1).decode())
-        return found
 
     def _recover(self, job: Job, report: ReconcileReport) -> None:
         with session_scope() as session:
@@ -182,9 +190,8 @@ def start_reconciler(settings: Settings, stop: threading.Event) -> threading.Thr
     reconciler = Reconciler(
         client=get_redis(),
         namespace=settings.namespace,
-        # kombu restores a dead worker's messages after the visibility timeout:
-        # give it that long (and a margin) before calling a message lost.
-        grace_s=settings.visibility_timeout_s * 2,
+        grace_s=settings.worker_lease_s * GRACE_LEASES,
+        stale_after_s=settings.visibility_timeout_s,
         interval_s=settings.reconcile_interval_s,
     )
     return start_loop(reconciler, stop)

@@ -11,15 +11,17 @@ from dataclasses import dataclass
 import redis
 from sqlalchemy import select
 
-from core import queue_state
-from core.db import session_scope
-from core.protocol import (
+from core.broker import (
     TRANSFORM_POOL,
+    QueueLoad,
+    last_arrivals,
+    queue_loads,
     queue_name,
     transform_pool_queue,
     transform_pool_variant,
+    workers_per_queue,
 )
-from core.queue_state import QueueLoad
+from core.db import session_scope
 from core.states import TRANSFORM_ACTIVE
 from core.tables import Endpoint, Model, ModelVersion, TransformJob, Variant
 from scheduler.scaling.policy import Bounds
@@ -38,7 +40,7 @@ class VariantConfig:
 @dataclass(frozen=True, slots=True)
 class QueueSnapshot:
     loads: dict[str, QueueLoad]
-    workers: Counter[str]  # live workers (heartbeats) per queue
+    workers: Counter[str]  # live workers (leases) per queue
     arrivals: dict[str, float]  # epoch seconds of the last enqueue per queue
 
 
@@ -110,7 +112,7 @@ def _transform_pools(namespace: str) -> list[VariantConfig]:
 
 def read_queues(client: redis.Redis, namespace: str, queues: list[str]) -> QueueSnapshot:
     return QueueSnapshot(
-        loads=queue_state.queue_loads(client, namespace, queues),
-        workers=queue_state.workers_per_queue(client, namespace),
-        arrivals=queue_state.last_arrivals(client, namespace),
+        loads=queue_loads(client, namespace, queues),
+        workers=workers_per_queue(client, namespace),
+        arrivals=last_arrivals(client, namespace),
     )

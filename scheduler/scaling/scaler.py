@@ -23,9 +23,8 @@ from collections.abc import Callable
 import redis
 import sqlalchemy.exc
 
-from core import queue_state
-from core.protocol import desired_workers_key, scaling_events_key
-from core.queue_state import ScalingEvent
+from core.broker import backlogs, desired_workers_key, scaling_events_key
+from core.scaling_state import ScalingEvent
 from scheduler.scaling.actuators.base import Actuator, WorkerTarget
 from scheduler.scaling.metrics import read_queues, read_variants
 from scheduler.scaling.policy import Decision, Observation, Timings, VariantState, decide
@@ -142,7 +141,7 @@ class Scaler:
         if not sleeping:
             return False
         try:
-            return any(queue_state.backlogs(self.redis, sleeping).values())
+            return any(backlogs(self.redis, sleeping).values())
         except redis.RedisError:
             return False
 

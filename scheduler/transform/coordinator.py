@@ -48,14 +48,11 @@ import sqlalchemy.exc
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.broker import enqueue, transform_done_key
 from core.config import Settings
 from core.db import session_scope
 from core.errors import NotFound, SluicewayError
 from core.outbox import record_transform_event
-from core.protocol import (
-    transform_done_key,
-)
-from core.queue import enqueue
 from core.states import TRANSFORM_ACTIVE, ChunkStatus, ObjectStatus, TransformStatus
 from core.storage import ObjectStore, S3Location, get_store
 from core.tables import (

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.protocol import TRANSFORM_POOL, Invocation, ModelRef, transform_pool_variant
+from core.broker import TRANSFORM_POOL, transform_pool_variant
+from core.protocol import Invocation, ModelRef
 from core.storage import S3Location
 from core.tables import Endpoint, Model, ModelVersion, TransformChunk, TransformJob, Variant
 from scheduler.transform.output import parts_prefix

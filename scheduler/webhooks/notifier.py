@@ -36,10 +36,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import sqlalchemy.exc
 
+from core.broker import delivery_outcomes_key, get_redis
 from core.config import Settings
 from core.db import session_scope
-from core.protocol import delivery_outcomes_key
-from core.queue import get_redis
 from core.states import DeliveryStatus
 from core.tables import utcnow
 from core.webhooks import delivery_headers

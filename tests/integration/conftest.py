@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgpack
 import psycopg
 import pytest
 import redis
 
+from core.broker import WorkerInfo, live_workers
 from core.config import get_settings
 from core.db import upgrade_schema
 from devstack.servers import SeaweedServer, free_port
@@ -68,6 +68,7 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "torch": models.build_torch(folder / "mlp.pt"),
         "picky": models.build_torch(folder / "picky.pt", raise_on_negative=True),
         "slow": models.build_slow_handler(folder / "slow.tar.gz", delay_s=0.05),
+        "recorder": models.build_recorder_handler(folder / "recorder.tar.gz"),
     }
 
 
@@ -143,15 +144,20 @@ class Stack:
     def worker_log(self, process: subprocess.Popen[bytes]) -> str:
         return self.log(self.worker_logs[process.pid])
 
+    def live_workers(self) -> list[WorkerInfo]:
+        """Workers whose lease has not ended."""
+        return live_workers(redis.Redis.from_url(self.env["SLUICEWAY_REDIS_URL"]), self.namespace)
+
     def heartbeat_pids(self) -> set[int]:
-        client = redis.Redis.from_url(self.env["SLUICEWAY_REDIS_URL"])
-        keys = list(client.scan_iter(match=f"{self.namespace}:worker:*"))
-        beats = client.mget(keys) if keys else []
-        return {msgpack.unpackb(raw)["pid"] for raw in beats if raw}
+        return {worker.pid for worker in self.live_workers()}
+
+    def worker_id(self, process: subprocess.Popen[bytes]) -> str:
+        """The lease id of the worker running as `process` (it must have registered)."""
+        (found,) = [w.id for w in self.live_workers() if w.pid == process.pid]
+        return found
 
     def live_worker_count(self) -> int:
-        client = redis.Redis.from_url(self.env["SLUICEWAY_REDIS_URL"])
-        return len(list(client.scan_iter(match=f"{self.namespace}:worker:*")))
+        return len(self.live_workers())
 
     def wait_workers(self, count: int, *, timeout_s: float = 60) -> None:
         wait_for(
@@ -205,7 +211,7 @@ def stack_settings(stack: Stack) -> Iterator[None]:
 
 
 def _forget_clients() -> None:
-    from core import db, queue, storage
+    from core import broker, db, storage
 
     if db.get_engine.cache_info().currsize:
         db.get_engine().dispose()
@@ -213,8 +219,7 @@ def _forget_clients() -> None:
         get_settings,
         db.get_engine,
         db._session_factory,
-        queue.get_celery,
-        queue.get_redis,
+        broker.get_redis,
         storage.get_store,
     ):
         cached.cache_clear()
@@ -231,8 +236,6 @@ def make_stack(home: Path, s3: SeaweedServer, database_url: str, **overrides: st
             "SLUICEWAY_NAMESPACE": f"t{uuid.uuid4().hex[:10]}",
             "SLUICEWAY_DEFAULT_OUTPUT_PREFIX": f"s3://results-{uuid.uuid4().hex[:8]}/",
             "SLUICEWAY_S3_BUCKET": f"sluiceway-{uuid.uuid4().hex[:8]}",
-            # Short, so a message stranded by a killed worker comes back within the test.
-            "SLUICEWAY_VISIBILITY_TIMEOUT_S": "10",
             "SLUICEWAY_QUEUE_REFRESH_S": "0.5",
             "SLUICEWAY_ENDPOINT_CACHE_S": "0.2",
             "PYTHONUNBUFFERED": "1",

@@ -13,7 +13,7 @@ from typing import cast
 import httpx
 import redis
 
-from core.protocol import priority_lists, unacked_keys, unacked_mutex_key
+from core.broker import priority_lists, unacked_index_key, unacked_key, unacked_mutex_key
 from devstack.servers import free_port
 
 
@@ -149,7 +149,7 @@ def where_are(
     whose message is nowhere (the reconciler's case) or still queued.
     """
     client = redis.Redis.from_url(redis_url)
-    unacked, index = unacked_keys(namespace)
+    unacked, index = unacked_key(namespace), unacked_index_key(namespace)
     lists = {key: client.lrange(key, 0, -1) for key in priority_lists(queue)}
     reserved: dict[bytes, tuple[bytes, float | None]] = {
         tag: (message, client.zscore(index, tag))

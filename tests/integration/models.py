@@ -115,3 +115,46 @@ def build_slow_handler(path: Path, *, delay_s: float) -> Path:
         info.size = len(source)
         bundle.addfile(info, io.BytesIO(source))
     return path
+
+
+RECORDER_HANDLER = """
+import json
+import os
+import time
+
+
+def input_fn(body, content_type):
+    return json.loads(body)
+
+
+def predict_fn(data, model):
+    with open(data["record"], "a") as record:
+        record.write(f"{data['id']} {os.getpid()}\\n")
+    time.sleep(float(data["sleep_s"]))
+    return {"id": data["id"], "pid": os.getpid()}
+
+
+def output_fn(prediction, accept):
+    return json.dumps(prediction), "application/json"
+"""
+
+
+def build_recorder_handler(path: Path) -> Path:
+    """A `python` bundle that appends `<id> <pid>` to the file its request names (one line
+    per run), then sleeps the request's `sleep_s`: counts how often a request runs."""
+    import io
+    import tarfile
+
+    source = RECORDER_HANDLER.encode()
+    with tarfile.open(path, "w:gz") as bundle:
+        info = tarfile.TarInfo("handler.py")
+        info.size = len(source)
+        bundle.addfile(info, io.BytesIO(source))
+    return path
+
+
+def recorded_runs(path: Path) -> list[tuple[str, int]]:
+    """(request id, worker pid) of each run a recorder handler wrote to `path`."""
+    if not path.exists():
+        return []
+    return [(line.split()[0], int(line.split()[1])) for line in path.read_text().splitlines()]

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select
 
-from core.protocol import queue_name
+from core.broker import queue_name
 from core.tables import Job
 from devstack.servers import RedisServer, SeaweedServer
 from tests.integration import models
@@ -62,7 +62,10 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         SLUICEWAY_REDIS_URL=redis_server.url,
         SLUICEWAY_SCALER_BACKEND="none",  # the test starts and kills the workers itself
         SLUICEWAY_RECONCILE_INTERVAL_S="3",
+        # The retry delay of work let go during the S3 and PostgreSQL outages (the
+        # default, 300 s, would outlast the test); a lease it may not be shorter than 2x.
         SLUICEWAY_VISIBILITY_TIMEOUT_S="8",
+        SLUICEWAY_WORKER_LEASE_S="3",
     )
     (home / "stack").mkdir(exist_ok=True)
     try:
@@ -161,7 +164,7 @@ def test_every_accepted_job_finishes_exactly_once_through_faults(
     try:
         try:
             # Healthy, the last job finishes seconds after the load stops (a lost
-            # message waits out the reconciler's 16 s grace). The deadline leaves
+            # message waits out the reconciler's grace, 3 leases = 9 s). The deadline leaves
             # room, inside the test's own timeout, for the report below.
             wait_for(
                 lambda: set(statuses().values()) <= {"succeeded", "failed"},

@@ -10,9 +10,8 @@ import pytest
 import redis
 from kombu.utils.json import dumps
 
-from core import queue_state
-from core.arrivals import ArrivalLog
-from core.protocol import priority_lists, unacked_key
+from core import broker
+from core.broker import ArrivalLog, priority_lists, unacked_key
 from tests.integration.conftest import REDIS_URL
 
 pytestmark = pytest.mark.integration
@@ -42,11 +41,11 @@ def test_reserved_messages_are_counted_per_queue(namespace: tuple[redis.Redis, s
     client.rpush(priority_lists(a)[0], "m1", "m2")
     client.rpush(priority_lists(a)[2], "m3")
 
-    assert queue_state.reserved_counts(client, ns) == {a: 7, b: 4}
-    loads = queue_state.queue_loads(client, ns, [a, b, f"{ns}.other.a"])
-    assert loads[a] == queue_state.QueueLoad(queued=3, reserved=7)
+    assert broker.reserved_counts(client, ns) == {a: 7, b: 4}
+    loads = broker.queue_loads(client, ns, [a, b, f"{ns}.other.a"])
+    assert loads[a] == broker.QueueLoad(queued=3, reserved=7)
     assert loads[a].backlog == 10
-    assert loads[b] == queue_state.QueueLoad(queued=0, reserved=4)
+    assert loads[b] == broker.QueueLoad(queued=0, reserved=4)
     assert loads[f"{ns}.other.a"].backlog == 0
 
 
@@ -56,7 +55,7 @@ def test_arrivals_reach_redis_within_about_a_second(namespace: tuple[redis.Redis
     before = time.time()
     log.note(f"{ns}.churn.a")
     deadline = time.monotonic() + 5
-    while not (arrivals := queue_state.last_arrivals(client, ns)):
+    while not (arrivals := broker.last_arrivals(client, ns)):
         assert time.monotonic() < deadline, "the arrival was never written"
         time.sleep(0.05)
     assert before - 0.01 <= arrivals[f"{ns}.churn.a"] <= time.time()

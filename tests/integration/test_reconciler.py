@@ -12,9 +12,17 @@ import pytest
 import redis
 from sqlalchemy import update
 
+from core.broker import (
+    Reservations,
+    WorkerLease,
+    priority_lists,
+    queue_name,
+    restore_stale_reservations,
+    unacked_index_key,
+    unacked_key,
+    unacked_mutex_key,
+)
 from core.db import session_scope
-from core.protocol import priority_lists, queue_name, unacked_keys, unacked_mutex_key
-from core.queue import restore_stale_reservations
 from core.tables import Job
 from devstack.servers import SeaweedServer
 from scheduler.reconcile.reconciler import MAX_DELIVERIES, Reconciler
@@ -28,7 +36,6 @@ from tests.integration.conftest import (
     unique,
     wait_job,
 )
-from workers.consumer import RESERVE
 
 pytestmark = pytest.mark.integration
 
@@ -68,10 +75,13 @@ def test_lost_messages_are_requeued_and_every_job_finishes(
     with stack_settings(lonely):
         with session_scope() as session:
             session.execute(update(Job).where(Job.id == poisoned).values(attempts=MAX_DELIVERIES))
-        report = Reconciler(client=client_redis, namespace=lonely.namespace, grace_s=0).tick()
+        reconciler = Reconciler(
+            client=client_redis, namespace=lonely.namespace, grace_s=0, stale_after_s=300
+        )
+        report = reconciler.tick()
         assert (report.requeued, report.dead_lettered) == (4, 1)
         # A second pass finds every job's message in place: nothing more to do.
-        again = Reconciler(client=client_redis, namespace=lonely.namespace, grace_s=0).tick()
+        again = reconciler.tick()
         assert (again.requeued, again.dead_lettered) == (0, 0)
 
     lonely.start_worker()
@@ -98,42 +108,54 @@ def test_lost_messages_are_requeued_and_every_job_finishes(
         assert client.post(f"/v1/jobs/{poisoned}/retry").status_code == 409
 
 
-def test_reservations_stranded_by_a_dead_worker_are_restored(
+def test_reservations_nobody_renews_are_restored_when_kombu_does_not(
     lonely: Stack, model_files: dict[str, Path]
 ) -> None:
-    """A worker dies holding messages while kombu's restore lock is left held (by
-    a worker or a Redis stopped mid-restore): no worker restores anything until
-    the lock expires, and the jobs look present. The reconciler puts them back."""
+    """Reservations no lease covers (let go after a transient failure, or taken by a
+    consumer without a lease) come back after the visibility timeout through kombu's
+    restore — which does not run while its lock is left held (by a worker or a Redis
+    stopped mid-restore) or no worker is alive, and the jobs look present. The
+    reconciler puts them back itself."""
     for worker in list(lonely.workers):  # nobody consumes while the scene is set
         lonely.kill_worker(worker)
     rows = models.random_rows(3, seed=2)
     name, jobs = submit_jobs(lonely, model_files["xgb"], rows, count=4)
     client_redis = redis.Redis.from_url(lonely.env["SLUICEWAY_REDIS_URL"])
     queue = queue_name(lonely.namespace, name, "a")
-    unacked, index = unacked_keys(lonely.namespace)
-    reserve = client_redis.register_script(RESERVE)  # what a batching worker runs
-    lists = priority_lists(queue)
-    # Three taken five minutes ago by a worker since killed; one taken just now.
-    for taken_at, count in ((time.time() - 300, 3), (time.time(), 1)):
-        reserve(keys=[unacked, index, *lists], args=[count, taken_at, queue, *[count] * 4])
+    unacked, index = unacked_key(lonely.namespace), unacked_index_key(lonely.namespace)
+    lease = WorkerLease(
+        client_redis, lonely.namespace, worker_id=unique("gone"), lease_s=10, info=dict
+    )
+    lease.register()
+    reservations = Reservations(client_redis, lonely.namespace, worker_id=lease.worker_id)
+    taken = reservations.take(queue, limit=4, steps=(0, 3, 6, 9), caps=(4, 4, 4, 4))
+    assert taken is not None and len(taken) == 4
+    tags = [tag for _invocation, tag in taken if tag]
+    # A transient failure lets all four go; three of them five minutes ago.
+    reservations.settle(queue, done=[], let_go=tags)
+    client_redis.zadd(index, {tag: time.time() - 300 for tag in tags[:3]})
+    lease.leave()
     assert client_redis.hlen(unacked) == 4
     client_redis.set(unacked_mutex_key(lonely.namespace), "dead-holder", ex=300)
 
     with stack_settings(lonely):
-        reconciler = Reconciler(client=client_redis, namespace=lonely.namespace, grace_s=60)
+        reconciler = Reconciler(
+            client=client_redis, namespace=lonely.namespace, grace_s=60, stale_after_s=60
+        )
         assert reconciler.tick().restored == 3
-        assert sum(client_redis.llen(key) for key in lists) == 3
-        # The fresh reservation is a live worker's business: left alone.
+        assert sum(client_redis.llen(key) for key in priority_lists(queue)) == 3
+        # The fresh one waits out its retry delay: left alone.
         assert client_redis.hlen(unacked) == 1
         assert reconciler.tick().restored == 0
 
     lonely.start_worker()
     expected = models.predict_xgboost(model_files["xgb"], rows)
+    by_tag = {tag: invocation.job_id for invocation, tag in taken}
     with lonely.client() as client:
-        finished = [wait_job(client, job["job_id"], timeout_s=60) for job in jobs[:3]]
+        finished = [wait_job(client, by_tag[tag], timeout_s=60) for tag in tags[:3]]
         # ...and the fourth, once its reservation is old enough (here: at once).
         assert restore_stale_reservations(client_redis, lonely.namespace, older_than_s=0) == 1
-        finished.append(wait_job(client, jobs[3]["job_id"], timeout_s=60))
+        finished.append(wait_job(client, by_tag[tags[3]], timeout_s=60))
         assert [job["status"] for job in finished] == ["succeeded"] * 4, finished
         for job in jobs:
             output = client.get(f"/v1/jobs/{job['job_id']}/output").json()

@@ -13,8 +13,7 @@ import httpx
 import pytest
 import redis
 
-from core import queue_state
-from core.protocol import queue_name
+from core.broker import queue_name, workers_per_queue
 from tests.integration import models
 from tests.integration.conftest import Stack, create_endpoint, register, unique, wait_for
 from tests.integration.test_errors import assert_problem, checked
@@ -721,7 +720,7 @@ def test_delete_endpoint_then_everything_about_it_is_404(
     queues = {queue_name(stack.namespace, name, v) for v in ("a", "b")}
 
     def released() -> bool:
-        serving = queue_state.workers_per_queue(client_redis, stack.namespace)
+        serving = workers_per_queue(client_redis, stack.namespace)
         return not queues & set(serving)
 
     wait_for(released, timeout_s=20, what=f"workers to stop serving {sorted(queues)}")

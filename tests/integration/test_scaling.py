@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgpack
 import pytest
 import redis
 from sqlalchemy import select
 
+from core.broker import live_workers
 from core.db import session_scope
 from core.tables import Job
 from devstack.servers import SeaweedServer
@@ -91,16 +91,9 @@ def worker_processes(parent: int) -> set[int]:
 
 
 def consuming(stack: Stack, queue: str) -> set[int]:
-    """Pids of live workers whose heartbeat lists `queue`."""
+    """Pids of live workers (their lease has not ended) serving `queue`."""
     client = redis.Redis.from_url(stack.env["SLUICEWAY_REDIS_URL"])
-    keys = list(client.scan_iter(match=f"{stack.namespace}:worker:*"))
-    pids = set()
-    for raw in client.mget(keys) if keys else []:
-        if raw:
-            info = msgpack.unpackb(raw)
-            if queue in info["queues"]:
-                pids.add(info["pid"])
-    return pids
+    return {w.pid for w in live_workers(client, stack.namespace) if queue in w.queues}
 
 
 class ProcessWatch:

@@ -8,10 +8,10 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgpack
 import pytest
 import redis
 
+from core.broker import live_workers
 from devstack.servers import SeaweedServer
 from tests.integration.conftest import (
     Stack,
@@ -35,8 +35,7 @@ def bare_stack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> I
 
 def worker_pids(stack: Stack) -> set[int]:
     client = redis.Redis.from_url(stack.env["SLUICEWAY_REDIS_URL"])
-    keys = list(client.scan_iter(match=f"{stack.namespace}:worker:*"))
-    return {msgpack.unpackb(raw)["pid"] for raw in client.mget(keys) if raw} if keys else set()
+    return {w.pid for w in live_workers(client, stack.namespace)}
 
 
 def alive(pid: int) -> bool:

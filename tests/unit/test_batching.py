@@ -13,7 +13,6 @@ from workers.batching import (
     flush_reason,
     isolate,
     plan_calls,
-    pull_order,
     split_failing,
 )
 
@@ -85,14 +84,6 @@ def test_batching_off_runs_every_request_alone() -> None:
         )
         == "size"
     )
-
-
-def test_pull_order_favours_realtime_without_starving_the_rest() -> None:
-    firsts = [pull_order(n)[0] for n in range(64)]
-    assert firsts.count(0) == 56  # 64 pulls: 8 start elsewhere
-    assert firsts.count(3) == 6  # every 8th, except where transform takes the slot
-    assert firsts.count(6) == 2  # every 32nd
-    assert all(sorted(pull_order(n)) == [0, 3, 6, 9] for n in range(64))
 
 
 def test_plan_calls_packs_and_splits_large_requests() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from pydantic import ValidationError
 
-from core.config import get_settings, unknown_settings
+from core.config import Settings, get_settings, unknown_settings
 
 
 def test_unknown_variables_are_found_with_a_suggestion() -> None:
@@ -34,3 +35,11 @@ def test_reading_settings_logs_each_unknown_variable(
     with caplog.at_level(logging.WARNING, logger="core.config"):
         get_settings.__wrapped__()  # uncached: read the environment now
     assert "SLUICEWAY_MAX_BATCH_SIZ is not a Sluiceway setting" in caplog.text
+
+
+def test_a_visibility_timeout_shorter_than_two_leases_is_refused() -> None:
+    """Otherwise kombu's restore, not the lease sweep, would bring a dead worker's work
+    back, and its realtime callers would wait out their timeout instead of a 503."""
+    assert Settings(visibility_timeout_s=20, worker_lease_s=10).worker_lease_s == 10
+    with pytest.raises(ValidationError, match="visibility_timeout_s 8 must be at least twice"):
+        Settings(visibility_timeout_s=8, worker_lease_s=10)

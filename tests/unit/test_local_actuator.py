@@ -188,8 +188,13 @@ def test_scale_in_is_a_warm_stop_and_the_stopping_worker_still_counts(
     assert workers.restarts == 0, "a worker asked to stop is not a crash"
 
 
-def test_a_crashed_worker_is_replaced(make_workers: Callable[..., LocalWorkers]) -> None:
+def test_a_crashed_worker_is_replaced_and_reported(
+    make_workers: Callable[..., LocalWorkers],
+) -> None:
+    """The exit is reported with the process id, so its lease ends at once (not in 10 s)."""
     workers = make_workers()
+    exits: list[set[int]] = []
+    workers.on_exit = exits.append
     workers.apply([cpu("a", 2)])
     victim = workers.processes[0].process
     victim.send_signal(signal.SIGKILL)
@@ -197,6 +202,24 @@ def test_a_crashed_worker_is_replaced(make_workers: Callable[..., LocalWorkers])
     assert workers.apply([cpu("a", 2)]) == {"ep/a": 2}
     assert victim.pid not in {p.process.pid for p in workers.processes}
     assert workers.restarts == 1
+    assert exits == [{victim.pid}]
+    workers.apply([cpu("a", 2)])
+    assert exits == [{victim.pid}]  # reported once, and only on an exit
+
+
+def test_a_failing_exit_report_does_not_stop_the_tick(
+    make_workers: Callable[..., LocalWorkers],
+) -> None:
+    def unreachable(pids: set[int]) -> None:
+        raise ConnectionError("Redis is away")
+
+    workers = make_workers()
+    workers.on_exit = unreachable
+    workers.apply([cpu("a", 1)])
+    victim = workers.processes[0].process
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert workers.apply([cpu("a", 1)]) == {"ep/a": 1}
 
 
 def test_a_crash_looping_worker_is_restarted_with_a_growing_delay(

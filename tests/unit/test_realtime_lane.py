@@ -12,11 +12,10 @@ import redis.exceptions
 from starlette.requests import ClientDisconnect
 
 from api.main import create_app
-from api.realtime.lane import RealtimeLane, timeout_from
+from api.realtime.lane import RealtimeLane, reply_error, timeout_from
 from api.realtime.replies import ReplyWaiter
 from core.errors import BadRequest, InvalidInput, NotFound
-from core.protocol import Reply
-from core.queue import pack
+from core.protocol import Reply, pack
 from tests.unit.asgi import drive
 
 
@@ -125,3 +124,10 @@ def test_reply_waiter_times_out_and_forgets_its_timer() -> None:
         waiter._deliver(pack(Reply(job_id="job-late", ok=True).to_wire()))
 
     asyncio.run(scenario())
+
+
+def test_a_worker_lost_reply_is_a_503_naming_the_worker() -> None:
+    """The sweep answers a realtime caller whose worker died with kind `worker_lost`."""
+    error = reply_error("worker_lost", "worker w-1@h stopped while running this request")
+    assert (error.status, error.title) == (503, "Worker failed")
+    assert "w-1@h" in error.detail

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.protocol import queue_name
+from core.broker import queue_name
 from workers.celery_app import wanted_queues
 
 NS = "sw"

@@ -14,8 +14,10 @@ Each tick `apply` moves the processes towards the scaler's counts per variant:
   exceeded while it drains.
 - A process that exits on its own (a crash, `kill -9`) is replaced on the next
   tick; one that keeps dying within seconds of its start is restarted with a
-  growing delay (2, 4, ... 60 s). Its unacknowledged message comes back to the
-  queue after the visibility timeout.
+  growing delay (2, 4, ... 60 s). Every exit is reported to `on_exit` with the
+  process ids, which the scheduler wires to the broker: the dead worker's
+  lease ends at once and what it held goes back to its queues within the tick,
+  instead of after its lease (10 s).
 - A warm spare (`python -m workers.standby`, see there) waits with the worker
   modules imported and becomes the next worker started, whatever its variant
   and device: a cold start skips most of a process's boot. It takes no slot
@@ -111,6 +113,7 @@ class LocalWorkers:
         spare: Callable[[], list[str]] | None = spare_command,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_exit: Callable[[set[int]], object] | None = None,
     ) -> None:
         self.gpus = list(gpus)
         self.cpu_slots = cpu_slots
@@ -120,6 +123,7 @@ class LocalWorkers:
         self.spare_command = spare
         self.env = dict(os.environ if env is None else env)
         self.clock = clock
+        self.on_exit = on_exit
         self.processes: list[WorkerProcess] = []
         self.restarts = 0
         self._next_gpu = 0
@@ -359,11 +363,13 @@ class LocalWorkers:
                 worker.process.kill()
 
     def _reap(self, now: float) -> None:
+        exited = set()
         for worker in list(self.processes):
             code = worker.process.poll()
             if code is None:
                 continue
             self.processes.remove(worker)
+            exited.add(worker.process.pid)
             if worker.stopping:
                 logger.info(
                     "worker pid %d of %s stopped (exit %s)", worker.process.pid, worker.key, code
@@ -383,3 +389,8 @@ class LocalWorkers:
                 lived,
                 f" in {delay:.0f} s" if delay else "",
             )
+        if exited and self.on_exit is not None:
+            try:
+                self.on_exit(exited)
+            except Exception as exc:  # Redis away: their leases end by themselves
+                logger.warning("could not release the work of exited workers %s: %s", exited, exc)

@@ -16,7 +16,7 @@ import time
 
 import redis
 
-from core.protocol import arrivals_key
+from core.broker.keys import arrivals_key
 
 logger = logging.getLogger(__name__)
 
