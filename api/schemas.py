@@ -9,6 +9,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import Strict as NoCoercion
 
 from core.config import NAME_PATTERN
 from core.errors import InvalidInput
@@ -52,7 +53,16 @@ MAX_INT = 2_147_483_647
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields are refused, and so are numbers sent as strings or
+    booleans (`"sampling_percent": false` was accepted as 0) — use Float, Int, Bool."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+# JSON numbers and booleans as themselves: no coercion from bool or str (an int is a Float).
+Float = Annotated[float, NoCoercion()]
+Int = Annotated[int, NoCoercion()]
+Bool = Annotated[bool, NoCoercion()]
 
 
 # --- models -------------------------------------------------------------------
@@ -88,21 +98,21 @@ class ModelPublic(BaseModel):
 
 
 class Batching(Strict):
-    max_batch_size: int = Field(default=1, ge=1, le=4096)
-    max_delay_ms: float = Field(default=0.0, ge=0, le=10_000)
+    max_batch_size: Int = Field(default=1, ge=1, le=4096)
+    max_delay_ms: Float = Field(default=0.0, ge=0, le=10_000)
 
 
 class VariantCreate(Strict):
     name: Name
     model: Name
-    model_version: int | None = Field(
+    model_version: Int | None = Field(
         default=None, ge=1, le=MAX_INT, description="Default: latest."
     )
-    weight: float = Field(default=1.0, ge=0, le=1_000_000)
+    weight: Float = Field(default=1.0, ge=0, le=1_000_000)
     accelerator: Literal["cpu", "gpu"] = "cpu"
-    min_workers: int = Field(default=0, ge=0, le=1024)
-    max_workers: int = Field(default=1, ge=0, le=1024)
-    target_backlog_per_worker: int = Field(
+    min_workers: Int = Field(default=0, ge=0, le=1024)
+    max_workers: Int = Field(default=1, ge=0, le=1024)
+    target_backlog_per_worker: Int = Field(
         default=DEFAULT_TARGET_BACKLOG,
         ge=1,
         le=1_000_000,
@@ -137,8 +147,8 @@ class DataCapture(Strict):
     SLUICEWAY_CAPTURE_FLUSH_S seconds.
     """
 
-    enabled: bool = True
-    sampling_percent: float = Field(default=100, ge=0, le=100)
+    enabled: Bool = True
+    sampling_percent: Float = Field(default=100, ge=0, le=100)
     destination: S3Uri | None = Field(
         default=None, examples=["s3://my-bucket/capture/"], description="Required when enabled."
     )
@@ -229,7 +239,7 @@ class EndpointPublic(BaseModel):
 
 class WeightPatch(Strict):
     name: Name
-    weight: float = Field(ge=0, le=1_000_000)
+    weight: Float = Field(ge=0, le=1_000_000)
 
 
 class WeightsPatch(Strict):
@@ -239,15 +249,15 @@ class WeightsPatch(Strict):
 class BatchingPatch(Strict):
     """Only the fields sent change; the others keep their values."""
 
-    max_batch_size: int | None = Field(default=None, ge=1, le=4096)
-    max_delay_ms: float | None = Field(default=None, ge=0, le=10_000)
+    max_batch_size: Int | None = Field(default=None, ge=1, le=4096)
+    max_delay_ms: Float | None = Field(default=None, ge=0, le=10_000)
 
 
 class VariantPatch(Strict):
     batching: BatchingPatch | None = None
-    min_workers: int | None = Field(default=None, ge=0, le=1024)
-    max_workers: int | None = Field(default=None, ge=0, le=1024)
-    target_backlog_per_worker: int | None = Field(default=None, ge=1, le=1_000_000)
+    min_workers: Int | None = Field(default=None, ge=0, le=1024)
+    max_workers: Int | None = Field(default=None, ge=0, le=1024)
+    target_backlog_per_worker: Int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 # --- jobs ---------------------------------------------------------------------
@@ -302,7 +312,7 @@ class SubscriptionCreate(Strict):
         description="Key of the HMAC-SHA256 signature of every delivery. Omitted: one is "
         "generated and returned once, in this reply. Never returned afterwards.",
     )
-    max_attempts: int | None = Field(
+    max_attempts: Int | None = Field(
         default=None, ge=1, le=1000, description="Default: SLUICEWAY_WEBHOOK_MAX_ATTEMPTS."
     )
 
@@ -387,16 +397,16 @@ class TransformJobCreate(Strict):
     model: Name | None = Field(
         default=None, description="Or run this registered model on the transform pool."
     )
-    model_version: int | None = Field(default=None, ge=1, description="With model; default latest.")
+    model_version: Int | None = Field(default=None, ge=1, description="With model; default latest.")
     input_prefix: S3Uri
     output_prefix: S3Uri
     content_type: Literal["text/csv", "application/jsonlines"] = "text/csv"
     split_type: Literal["line", "none"] = "line"
     batch_strategy: Literal["multi_record", "single_record"] = "multi_record"
-    max_payload_mb: float = Field(default=6.0, gt=0, le=100)
+    max_payload_mb: Float = Field(default=6.0, gt=0, le=100)
     assemble_with: Literal["line"] = "line"
     join_source: Literal["none", "input"] = "none"
-    max_failed_records_percent: float = Field(
+    max_failed_records_percent: Float = Field(
         default=0.0,
         ge=0,
         le=100,
@@ -458,7 +468,7 @@ class BaselineCreate(Strict):
         examples=["s3://data/churn/train.csv"],
     )
     content_type: Literal["text/csv", "application/jsonlines"] = "text/csv"
-    header: bool = Field(default=False, description="CSV: the first line names the features.")
+    header: Bool = Field(default=False, description="CSV: the first line names the features.")
     output_prefix: S3Uri | None = Field(
         default=None, description="Where the two files go; default s3://<bucket>/monitoring/…"
     )
@@ -497,7 +507,7 @@ class ScheduleCreate(Strict):
     name: Name
     endpoint: Name
     baseline: Name
-    interval_s: int = Field(default=3600, ge=10, le=7 * 24 * 3600)
+    interval_s: Int = Field(default=3600, ge=10, le=7 * 24 * 3600)
     alert_topic: Name | None = Field(
         default=None, description="Runs with violations publish MonitoringViolations here."
     )

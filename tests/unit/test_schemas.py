@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from api.schemas import (
     AsyncPublic,
     Batching,
+    DataCapture,
     EndpointCreate,
     EndpointPublic,
     ModelCreate,
@@ -316,3 +317,22 @@ def test_a_transform_job_fails_on_any_failed_record_by_default() -> None:
 def test_max_failed_records_percent_is_a_share_from_0_to_100(percent: Any) -> None:
     with pytest.raises(ValidationError, match="max_failed_records_percent"):
         TransformJobCreate.model_validate(_transform(max_failed_records_percent=percent))
+
+
+@pytest.mark.parametrize(
+    "capture",
+    [
+        {"enabled": True, "sampling_percent": False, "destination": "s3://bucket/c/"},
+        {"enabled": True, "sampling_percent": "50", "destination": "s3://bucket/c/"},
+        {"enabled": "yes", "destination": "s3://bucket/c/"},
+    ],
+)
+def test_numbers_and_booleans_must_be_sent_as_themselves(capture: dict[str, Any]) -> None:
+    """Regression (schemathesis): `"sampling_percent": false` was accepted as 0."""
+    with pytest.raises(ValidationError):
+        DataCapture.model_validate(capture)
+
+
+def test_a_whole_number_is_still_a_float() -> None:
+    capture = DataCapture.model_validate({"sampling_percent": 50, "destination": "s3://bucket/c/"})
+    assert capture.sampling_percent == 50.0
