@@ -39,6 +39,8 @@ LOOPBACK = "127.0.0.1"
 # port + 10000 whatever `-admin.port.grpc` says, so the admin pair must keep
 # that fixed offset or the worker logs "connection refused" forever.
 SEAWEED_GRPC_OFFSET = 10_000
+VOLUME_SIZE_MB = 16
+MAX_VOLUMES = 4000
 
 
 def free_port() -> int:
@@ -399,6 +401,13 @@ class SeaweedServer(LocalServer):
             "-admin.ui=false",
             "-master.telemetry=false",
             "-volume.preStopSeconds=0",
+            # Every bucket is a collection that takes ~7 volumes at once. By default
+            # a volume is 128 MB and their number is free disk / 128 MB, so a run that
+            # makes more than ~60 buckets (the test suite does) got "no free volumes
+            # left" on every write. Small volumes and a fixed count hold ~570 buckets
+            # whatever the free disk; big objects still span many volumes.
+            f"-master.volumeSizeLimitMB={VOLUME_SIZE_MB}",
+            f"-volume.max={MAX_VOLUMES}",
             *(f"-{flag}={port}" for flag, port in self.ports.items()),
         ]
 

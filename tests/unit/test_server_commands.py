@@ -49,6 +49,15 @@ def test_weed_admin_grpc_keeps_the_fixed_offset(tmp_path: Path) -> None:
     assert int(flags["admin.port.grpc"]) == int(flags["admin.port"]) + SEAWEED_GRPC_OFFSET
 
 
+def test_weed_has_room_for_hundreds_of_buckets_whatever_the_free_disk(tmp_path: Path) -> None:
+    """Regression: with weed's defaults (128 MB volumes, as many as fit the free disk)
+    the 61st bucket of a test run got "no free volumes left" on every write; each
+    bucket takes ~7 volumes when first written."""
+    flags = _flags(SeaweedServer(tmp_path, access_key="a", secret_key="b")._command())
+    assert int(flags["volume.max"]) // 7 >= 500
+    assert int(flags["master.volumeSizeLimitMB"]) <= 16
+
+
 def test_weed_listens_on_loopback_only_and_phones_nowhere(tmp_path: Path) -> None:
     flags = _flags(SeaweedServer(tmp_path, access_key="a", secret_key="b")._command())
     assert flags["ip"] == flags["ip.bind"] == "127.0.0.1"
