@@ -156,6 +156,15 @@ async def _on_concurrent_change(_request: Request, _exc: Exception) -> JSONRespo
     return problem(409, "the resource changed or was deleted meanwhile; read it again", "Conflict")
 
 
+async def _on_integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Services turn the conflicts they expect (a duplicate name) into their own 409s;
+    # what reaches here raced another request: e.g. a subscription inserted while a
+    # concurrent DELETE removed its topic (a foreign key), found by schemathesis.
+    reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+    logger.info("write refused by the database: %s", reason)
+    return problem(409, "the resource changed or was deleted meanwhile; read it again", "Conflict")
+
+
 async def _on_redis_down(_request: Request, exc: Exception) -> JSONResponse:
     logger.warning("Redis unavailable: %s", exc)
     return problem(
@@ -190,6 +199,7 @@ HANDLERS: dict[type[Exception], Handler] = {
     sqlalchemy.exc.InterfaceError: _on_database_down,
     sqlalchemy.orm.exc.StaleDataError: _on_concurrent_change,
     sqlalchemy.exc.DataError: _on_unstorable_value,
+    sqlalchemy.exc.IntegrityError: _on_integrity_error,
     redis.exceptions.ConnectionError: _on_redis_down,
     redis.exceptions.TimeoutError: _on_redis_down,
     ClientDisconnect: _on_client_gone,

@@ -50,3 +50,17 @@ def test_one_title_per_status_whoever_answers(
     response = asyncio.run(_request(method, path))
     assert response.status_code == status
     assert response.json()["title"] == title
+
+
+def test_a_write_that_raced_a_delete_is_a_409_not_a_500() -> None:
+    """Regression (schemathesis, 2 workers): a subscription inserted while another request
+    deleted its topic broke the foreign key and answered 500."""
+    from sqlalchemy.exc import IntegrityError
+    from starlette.requests import Request
+
+    from api.problems import respond
+
+    violation = IntegrityError("INSERT INTO subscriptions ...", {}, Exception("fkey"))
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": []})
+    response = asyncio.run(respond(request, violation))
+    assert response.status_code == 409
