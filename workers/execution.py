@@ -128,6 +128,12 @@ class Executor:
     # --- helpers ----------------------------------------------------------------
 
     def _by_mode(self, items: list[InFlight]) -> list[tuple[ModeHandler, list[InFlight]]]:
+        """Each mode's handler with its invocations, realtime first."""
+        if not items:
+            return []
+        first = items[0].inv.mode
+        if all(item.inv.mode == first for item in items):  # the usual batch: one mode
+            return [(self.modes[first], items)]
         groups: dict[Mode, list[InFlight]] = {}
         for item in items:
             groups.setdefault(item.inv.mode, []).append(item)

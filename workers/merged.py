@@ -52,7 +52,7 @@ class Mergeable(Protocol):
     def timed_out(self) -> InvocationTimeout: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What became of one item: predictions (one per row), or why it failed."""
 
@@ -149,6 +149,8 @@ def run_merged(
             for start, chunk in parts[index]:
                 predictions[start : start + len(chunk)] = chunk
             outcome.predictions = predictions
+        elif len(parts[index]) == 1:  # the usual case: the item fit in one call
+            outcome.predictions = list(parts[index][0][1])
         else:
             ordered = sorted(parts[index], key=lambda part: part[0])
             outcome.predictions = [p for _, chunk in ordered for p in chunk]
