@@ -11,9 +11,12 @@ loads the handlers it is asked for again. A host that dies (a handler calls
 `os._exit`, or crashes the interpreter) fails the call in progress with a
 ModelError and is likewise replaced.
 
-Cost: one round trip per call over a local socket with pickled arguments,
-measured in bench/README.md (python handler rows). The built-in torch and
-XGBoost runners stay in the worker's process, on the hot path.
+Cost: one round trip per call over a local socket — a 4-byte length, then the
+pickled message, each way; about 30-80 µs on the 2-core development machine
+(bench/handlers.py, figures in bench/README.md). The socket's own timeout
+bounds the wait (a `multiprocessing` Connection's `poll` cost twice as much).
+The built-in torch and XGBoost runners stay in the worker's process, on the
+hot path.
 
 The host exits with its worker: when the worker closes the socket (EOF), and
 when the worker dies (Linux's parent-death signal, and a watch on the parent
@@ -27,13 +30,14 @@ import atexit
 import ctypes
 import logging
 import os
+import pickle
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +70,7 @@ class HandlerHost:
     def __init__(self, *, device: str) -> None:
         self.device = device
         self._process: subprocess.Popen[bytes] | None = None
-        self._conn: Connection | None = None
+        self._conn: socket.socket | None = None
         self._in_host: set[str] = set()  # handlers loaded in the current host
         self._lock = threading.Lock()
         self.starts = 0  # how many host processes this worker has started
@@ -141,30 +145,30 @@ class HandlerHost:
 
     def _request(self, message: tuple[Any, ...], *, timeout_s: float, doing: str) -> Any:
         conn = self._connection()
+        deadline = time.monotonic() + timeout_s
         try:
-            conn.send(message)
-            answered = conn.poll(max(timeout_s, 0.0))
-            reply = conn.recv() if answered else None
-        except (EOFError, OSError) as exc:
-            code = self._kill()
-            raise ModelError(
-                f"the handler process died while {doing} (exit code {code}): {describe(exc)}"
-            ) from exc
-        if reply is None:
+            send_message(conn, message, deadline=deadline)
+            reply = receive_message(conn, deadline=deadline)
+        except TimeoutError as exc:
             self._kill()
             logger.warning(
                 "handler host: no answer within %.3g s %s; host stopped", timeout_s, doing
             )
             raise InvocationTimeout(
                 f"no answer within {timeout_s:g} s while {doing}; the handler was stopped"
-            )
+            ) from exc
+        except (EOFError, OSError) as exc:
+            code = self._kill()
+            raise ModelError(
+                f"the handler process died while {doing} (exit code {code}): {describe(exc)}"
+            ) from exc
         status, *rest = reply
         if status == "ok":
             return rest[0]
         kind, detail = rest
-        raise ERROR_KINDS.get(kind, ModelError)(detail)
+        raise ERROR_KINDS.get(str(kind), ModelError)(str(detail))
 
-    def _connection(self) -> Connection:
+    def _connection(self) -> socket.socket:
         if self._conn is not None and self._process is not None and self._process.poll() is None:
             return self._conn
         self._kill()
@@ -185,7 +189,7 @@ class HandlerHost:
             )
         finally:
             theirs.close()
-        self._conn = Connection(ours.detach())
+        self._conn = ours
         self.starts += 1
         logger.info("handler host started (pid %d)", self._process.pid)
         return self._conn
@@ -223,17 +227,58 @@ class HostedPythonRunner(Runner):
         self.host.unload(self.key)
 
 
+# --- the wire: a 4-byte length, then the pickled message ---------------------------------
+
+HEADER = struct.Struct("!I")
+
+
+def send_message(sock: socket.socket, message: Any, *, deadline: float | None = None) -> None:
+    """Send one message; TimeoutError if the other side takes none of it by `deadline`
+    (a host stuck in a handler does not read: a large body would block for ever)."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    _set_timeout(sock, deadline)
+    sock.sendall(HEADER.pack(len(data)) + data)
+
+
+def receive_message(sock: socket.socket, *, deadline: float | None = None) -> Any:
+    """The next message; TimeoutError at `deadline` (monotonic), EOFError if the peer closed."""
+    (size,) = HEADER.unpack(_read_exactly(sock, HEADER.size, deadline))
+    return pickle.loads(_read_exactly(sock, size, deadline))
+
+
+def _read_exactly(sock: socket.socket, size: int, deadline: float | None) -> bytearray:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        _set_timeout(sock, deadline)
+        read = sock.recv_into(view[got:])
+        if read == 0:
+            raise EOFError("the other side closed the connection")
+        got += read
+    return buffer
+
+
+def _set_timeout(sock: socket.socket, deadline: float | None) -> None:
+    if deadline is None:
+        sock.settimeout(None)
+        return
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the deadline passed")
+    sock.settimeout(left)
+
+
 # --- the host process ---------------------------------------------------------------
 
 
-def serve(conn: Connection) -> None:
+def serve(conn: socket.socket) -> None:
     """Answer the worker's requests until it closes the connection."""
     from workers.runners.python import PythonRunner
 
     handlers: dict[str, PythonRunner] = {}
     while True:
         try:
-            message = conn.recv()
+            message = receive_message(conn)
         except (EOFError, OSError):
             return
         op, key, *args = message
@@ -254,7 +299,7 @@ def serve(conn: Connection) -> None:
         except Exception as exc:  # a bug of ours, not the handler's: keep serving
             logger.exception("handler host: %s %s failed", op, key)
             reply = ("error", "model", f"the handler host failed: {describe(exc)}")
-        conn.send(reply)
+        send_message(conn, reply)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -281,7 +326,7 @@ def main(argv: list[str]) -> int:
         level=os.environ.get("SLUICEWAY_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
     )
-    serve(Connection(fd))
+    serve(socket.socket(fileno=fd))
     return 0
 
 
