@@ -12,9 +12,10 @@ loads the handlers it is asked for again. A host that dies (a handler calls
 ModelError and is likewise replaced.
 
 Cost: one round trip per call over a local socket — a 4-byte length, then the
-pickled message, each way; about 30-80 µs on the 2-core development machine
+pickled message, each way: an empty round trip ~40 µs, a handler call ~60 µs
+against ~6 µs in the worker's own process, on the 2-core development machine
 (bench/handlers.py, figures in bench/README.md). The socket's own timeout
-bounds the wait (a `multiprocessing` Connection's `poll` cost twice as much).
+bounds the wait (a `multiprocessing` Connection with `poll` cost ~80 µs).
 The built-in torch and XGBoost runners stay in the worker's process, on the
 hot path.
 
