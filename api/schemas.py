@@ -141,14 +141,14 @@ class AsyncConfig(Strict):
         description="Every failed job's error document goes to "
         "`<failure_prefix><job_id>.error.json`. Default: none written.",
     )
-    invocation_timeout_s: int = Field(
+    invocation_timeout_s: Int = Field(
         default=DEFAULT_INVOCATION_TIMEOUT_S,
         ge=1,
         le=MAX_INVOCATION_TIMEOUT_S,
         description="A job running longer fails with an error starting `timeout`; "
         "X-Invocation-Timeout-S overrides it per job.",
     )
-    max_concurrent_invocations_per_worker: int | None = Field(
+    max_concurrent_invocations_per_worker: Int | None = Field(
         default=None,
         ge=1,
         le=1000,

@@ -205,7 +205,9 @@ def test_async_options_are_read() -> None:
         {"failure_prefix": "https://bucket/errors/"},
         {"invocation_timeout_s": 3601},
         {"invocation_timeout_s": 0},
+        {"invocation_timeout_s": "60"},
         {"max_concurrent_invocations_per_worker": 0},
+        {"max_concurrent_invocations_per_worker": True},
     ],
     ids=[
         "not-s3",
@@ -216,7 +218,9 @@ def test_async_options_are_read() -> None:
         "failure-prefix-not-s3",
         "timeout-above-an-hour",
         "timeout-zero",
+        "timeout-as-a-string",
         "no-concurrency",
+        "concurrency-as-a-boolean",
     ],
 )
 def test_bad_async_blocks_are_refused(block: dict[str, Any]) -> None:
