@@ -22,6 +22,7 @@ from core.states import (
     TransformStatus,
 )
 from core.tables import DEFAULT_TARGET_BACKLOG
+from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S, MAX_INVOCATION_TIMEOUT_S
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["churn"])]
 Framework = Literal["xgboost", "torch", "python"]
@@ -130,9 +131,30 @@ class VariantCreate(Strict):
 
 
 class AsyncConfig(Strict):
+    """Async options (docs/api.md, The endpoint spec)."""
+
     output_prefix: S3Uri | None = None
     success_topic: Name | None = None
     error_topic: Name | None = None
+    failure_prefix: S3Uri | None = Field(
+        default=None,
+        description="Every failed job's error document goes to "
+        "`<failure_prefix><job_id>.error.json`. Default: none written.",
+    )
+    invocation_timeout_s: Int = Field(
+        default=DEFAULT_INVOCATION_TIMEOUT_S,
+        ge=1,
+        le=MAX_INVOCATION_TIMEOUT_S,
+        description="A job running longer fails with an error starting `timeout`; "
+        "X-Invocation-Timeout-S overrides it per job.",
+    )
+    max_concurrent_invocations_per_worker: Int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Most async jobs one worker holds at once. Default: no cap but the "
+        "variant's max_batch_size.",
+    )
 
 
 CaptureSide = Literal["input", "output"]
@@ -225,6 +247,9 @@ class AsyncPublic(BaseModel):
     output_prefix: str
     success_topic: str | None
     error_topic: str | None
+    failure_prefix: str | None = None
+    invocation_timeout_s: int = DEFAULT_INVOCATION_TIMEOUT_S
+    max_concurrent_invocations_per_worker: int | None = None
 
 
 class EndpointPublic(BaseModel):
@@ -268,6 +293,9 @@ class AsyncAccepted(BaseModel):
     status: str
     output_location: str
     inference_id: str
+    failure_location: str | None = Field(
+        default=None, description="Where its error document goes if it fails (failure_prefix)."
+    )
 
 
 class JobPublic(BaseModel):
@@ -276,10 +304,22 @@ class JobPublic(BaseModel):
     variant: str
     status: JobStatus
     output_location: str
-    error: str | None
+    failure_location: str | None = Field(
+        default=None,
+        description="`<failure_prefix><job_id>.error.json`: its error document, written if it "
+        "fails; null when the endpoint has no failure_prefix.",
+    )
+    error: str | None = Field(
+        description="Why it failed: `<title>: <detail>`; `timeout: ...` past its "
+        "invocation_timeout_s, `expired: ...` not started within X-Request-Ttl-S."
+    )
     inference_id: str | None = None
-    attempts: int
+    attempts: int = Field(description="How many times a worker started it.")
     dead_letter: bool = False
+    invocation_timeout_s: int = Field(description="How long it may run, in seconds.")
+    expires_at: dt.datetime | None = Field(
+        default=None, description="It fails `expired` unless started by then (X-Request-Ttl-S)."
+    )
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None

@@ -93,6 +93,35 @@ class StorageError(SluicewayError):
     title = "Object store unavailable"
 
 
+class InvocationTimeout(SluicewayError):
+    """An invocation ran past its limit (`invocation_timeout_s`, or a realtime caller's wait).
+
+    The title is the word a failed job's `error` starts with: "timeout: ...".
+    """
+
+    status = 504
+    title = "timeout"
+
+
+class RequestExpired(SluicewayError):
+    """An async job was not started within its `X-Request-Ttl-S`; it never ran.
+
+    The title is the word a failed job's `error` starts with: "expired: ...".
+    """
+
+    status = 504
+    title = "expired"
+
+    @classmethod
+    def not_started_within(cls, ttl_s: float) -> RequestExpired:
+        return cls(f"not started within {ttl_s:g} s (X-Request-Ttl-S)")
+
+
+def job_error(exc: SluicewayError) -> str:
+    """The `error` a failed job shows: `<title>: <detail>` (`timeout: the invocation ...`)."""
+    return f"{exc.title}: {exc.detail}"
+
+
 def describe(exc: BaseException, limit: int = 300) -> str:
     """`ValueError: feature below -1000` — an exception in one line, without tracebacks.
 
@@ -112,6 +141,7 @@ ERROR_KINDS: dict[str, type[SluicewayError]] = {
     "input": InvalidInput,
     "model": ModelError,
     "storage": StorageError,
+    "timeout": InvocationTimeout,
     "internal": SluicewayError,
     "worker_lost": WorkerLost,
 }

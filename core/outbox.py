@@ -11,9 +11,10 @@ and sends the webhooks later.
 
 The stored payload is the exact body every delivery sends and signs:
 `{"type","job_id","endpoint","variant","output_location","error","finished_at",
-"inference_id"}` (docs/api.md, Notifications). Which topic it goes to (the
-endpoint's success or error topic) and the job's X-Callback-Url are resolved
-here, when the job finishes.
+"inference_id","failure_location"}` (docs/api.md, Notifications; `failure_location`
+is a failed job's error document, null on success or without a failure prefix).
+Which topic it goes to (the endpoint's success or error topic) and the job's
+X-Callback-Url are resolved here, when the job finishes.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def record_job_events(session: Session, job_ids: Sequence[str]) -> list[str]:
             Job.finished_at,
             Job.callback_url,
             Job.inference_id,
+            Job.failure_location,
             Endpoint.success_topic,
             Endpoint.error_topic,
         )
@@ -89,6 +91,7 @@ def record_job_events(session: Session, job_ids: Sequence[str]) -> list[str]:
             "error": row.error,
             "finished_at": rfc3339(row.finished_at or now),
             "inference_id": row.inference_id,
+            "failure_location": None if succeeded else row.failure_location,
         }
         events.append(
             {

@@ -40,6 +40,7 @@ from core.states import (
     ObjectStatus,
     TransformStatus,
 )
+from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S
 
 # A batch or two per worker: enough to keep a worker busy between scaler ticks,
 # small enough that a burst of 2,000 jobs asks for every worker it may have.
@@ -123,6 +124,17 @@ class Endpoint(Base):
     # `{"enabled","sampling_percent","destination","capture"}` or NULL (migration 0008);
     # workers re-read it every few seconds (workers/capture.py).
     data_capture: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Async options (migration 0006): where failed jobs' error documents go, how
+    # long one job may run, how many async jobs one worker holds at once (None: no cap).
+    failure_prefix: Mapped[str | None] = mapped_column(Text, nullable=True)
+    invocation_timeout_s: Mapped[int] = mapped_column(
+        Integer,
+        default=DEFAULT_INVOCATION_TIMEOUT_S,
+        server_default=str(DEFAULT_INVOCATION_TIMEOUT_S),
+    )
+    max_concurrent_invocations_per_worker: Mapped[int | None] = mapped_column(
+        Integer, nullable=True
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -182,6 +194,17 @@ class Job(Base):
     # Failed because every delivery failed (the worker died or the infrastructure
     # broke each time): a poison job, kept apart for a person to look at and retry.
     dead_letter: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The job's own limits (migration 0006), fixed when it is accepted: how long it
+    # may run (the endpoint's invocation_timeout_s or X-Invocation-Timeout-S), and
+    # when it expires unless a worker has started it (X-Request-Ttl-S; None: never).
+    invocation_timeout_s: Mapped[int] = mapped_column(
+        Integer,
+        default=DEFAULT_INVOCATION_TIMEOUT_S,
+        server_default=str(DEFAULT_INVOCATION_TIMEOUT_S),
+    )
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # `<failure_prefix><job_id>.error.json`: where its error document goes if it fails.
+    failure_location: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

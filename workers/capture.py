@@ -240,7 +240,7 @@ class CaptureRecorder:
     def record(self, requests: Iterable[Any]) -> None:
         """Buffer a record for each answered realtime or async request its endpoint captures.
 
-        `requests` are workers.execution.Request objects; only answered ones
+        `requests` are workers.invocation.InFlight objects; only answered ones
         (an output and no error) are captured.
         """
         for request in requests:

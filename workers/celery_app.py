@@ -38,6 +38,7 @@ from core.tables import Endpoint, TransformJob, Variant
 from workers.batching import BatchSettings
 from workers.execution import Executor
 from workers.model_cache import ModelCache
+from workers.runners.host import HandlerHost
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ def executor() -> Executor:
         cache_dir=settings.model_cache_path,
         device=settings.worker_device,
         capacity=settings.model_cache_size,
+        # Python handlers run in a child process, where a stuck one can be stopped.
+        handler_host=HandlerHost(device=settings.worker_device),
     )
     return Executor(cache=cache, store=get_store(), redis=get_redis(), namespace=settings.namespace)
 
@@ -79,7 +82,11 @@ class VariantCatalog:
             with session_scope() as session:
                 rows = session.execute(
                     select(
-                        Endpoint.name, Variant.name, Variant.max_batch_size, Variant.max_delay_ms
+                        Endpoint.name,
+                        Variant.name,
+                        Variant.max_batch_size,
+                        Variant.max_delay_ms,
+                        Endpoint.max_concurrent_invocations_per_worker,
                     ).join(Variant, Variant.endpoint_id == Endpoint.id)
                 ).all()
                 pool = session.execute(
@@ -95,8 +102,8 @@ class VariantCatalog:
             logger.warning("cannot read variants (%s); keeping %d known", exc, len(self.known))
             return self.known
         every = {
-            queue_name(settings.namespace, endpoint, variant): BatchSettings(size, delay)
-            for endpoint, variant, size, delay in rows
+            queue_name(settings.namespace, endpoint, variant): BatchSettings(size, delay, cap)
+            for endpoint, variant, size, delay, cap in rows
         }
         for model, version in pool:
             if model is None or version is None:

@@ -15,8 +15,10 @@ kombu lists in bulk through the broker (core/broker/reservations.py):
 - Idle, the consumer blocks on the variants' bell lists, which producers ring
   with every message, so a lone request is picked up within a round trip.
 
-The flush rule and the packing of requests into model calls are pure
-decisions in workers/batching.py; the priority order is the broker's.
+The flush rule, how many messages of each priority a pull may take (one
+transform chunk; async up to the endpoint's `max_concurrent_invocations_per_worker`)
+and the packing of requests into model calls are pure decisions in
+workers/batching.py; the priority order is the broker's.
 """
 
 from __future__ import annotations
@@ -28,20 +30,16 @@ from collections.abc import Callable
 
 import redis
 
-from core.broker import PRIORITY, Reservations, WorkerLease, bell_key, pull_order
+from core.broker import Reservations, WorkerLease, bell_key, pull_order
 from core.protocol import Invocation
 from workers import metrics
-from workers.batching import BatchSettings, flush_reason
-from workers.execution import Executor, Request
+from workers.batching import BatchSettings, flush_reason, pull_caps
+from workers.execution import Executor
+from workers.invocation import InFlight
 
 logger = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.5
-# A transform message is a whole chunk (up to max_payload_mb of records): take
-# one per pull, so one worker does not hoard a job's chunks while others idle,
-# and a batch holds at most a few chunks' bytes. Smaller chunks still merge:
-# the consumer pulls again while the batch is short of max_batch_size.
-TRANSFORM_PER_PULL = 1
 
 
 class BatchingConsumer:
@@ -108,11 +106,15 @@ class BatchingConsumer:
 
     # --- one batch ----------------------------------------------------------------
 
-    def reserve(self, queue: str, limit: int) -> list[tuple[Invocation, str | None]]:
+    def reserve(
+        self, queue: str, limit: int, settings: BatchSettings, *, async_held: int = 0
+    ) -> list[tuple[Invocation, str | None]]:
         order = pull_order(self._pulls)
         self._pulls += 1
-        caps = [TRANSFORM_PER_PULL if step == PRIORITY["transform"] else limit for step in order]
-        taken = self._reservations.take(queue, limit=limit, steps=order, caps=caps)
+        caps = pull_caps(order, limit=limit, settings=settings, async_held=async_held)
+        taken = self._reservations.take(
+            queue, limit=limit, steps=[step for step, _ in caps], caps=[cap for _, cap in caps]
+        )
         if taken is None:
             # Our lease ended (a long pause): renew it before taking anything more.
             self.lease.renew()
@@ -121,7 +123,7 @@ class BatchingConsumer:
 
     def serve(self, queue: str, settings: BatchSettings) -> bool:
         """Gather one batch from `queue`, run it, answer, acknowledge. False if it was empty."""
-        taken = self.reserve(queue, settings.max_batch_size)
+        taken = self.reserve(queue, settings.max_batch_size, settings)
         if not taken:
             return False
         first_taken = time.monotonic()
@@ -137,14 +139,19 @@ class BatchingConsumer:
             )
             if reason:
                 break
-            taken = self.reserve(queue, max(settings.max_batch_size - gathered, 1))
+            held = sum(1 for r in requests if r.inv.mode == "async")
+            taken = self.reserve(
+                queue, max(settings.max_batch_size - gathered, 1), settings, async_held=held
+            )
             requests += self.executor.prepare(taken)
         stats = self.executor.run(requests, settings)
         self.executor.complete(requests, model_ms=stats.model_s * 1000)
         self._acknowledge(queue, requests, stats, reason)
         return True
 
-    def _acknowledge(self, queue: str, requests: list[Request], stats: object, reason: str) -> None:
+    def _acknowledge(
+        self, queue: str, requests: list[InFlight], stats: object, reason: str
+    ) -> None:
         done = [r.tag for r in requests if r.tag and not r.transient]
         let_go = [r.tag for r in requests if r.tag and r.transient]
         self._reservations.settle(

@@ -3,7 +3,8 @@
 Artifacts land in `model_cache_dir` under a name derived from their URI, written
 to a temporary file and renamed, so a crash never leaves a half file that looks
 complete. Loaded runners are kept in least-recently-used order up to
-`model_cache_size`; beyond it the coldest is dropped (and its memory with it).
+`model_cache_size`; beyond it the coldest is dropped (and its memory with it,
+in the handler host too for a python handler: workers/runners/host.py).
 """
 
 from __future__ import annotations
@@ -19,16 +20,26 @@ from core.errors import InvalidInput, ModelError, NotFound, SluicewayError
 from core.protocol import ModelRef
 from core.storage import ObjectStore, S3Location
 from workers.runners import Runner, load_runner
+from workers.runners.host import HandlerHost
 
 logger = logging.getLogger(__name__)
 
 
 class ModelCache:
-    def __init__(self, *, store: ObjectStore, cache_dir: Path, device: str, capacity: int) -> None:
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        cache_dir: Path,
+        device: str,
+        capacity: int,
+        handler_host: HandlerHost | None = None,
+    ) -> None:
         self.store = store
         self.cache_dir = cache_dir
         self.device = device
         self.capacity = capacity
+        self.handler_host = handler_host
         self._loaded: OrderedDict[str, Runner] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -41,14 +52,15 @@ class ModelCache:
             runner = self._load(ref)
             self._loaded[ref.key] = runner
             while len(self._loaded) > self.capacity:
-                evicted, _ = self._loaded.popitem(last=False)
+                evicted, old = self._loaded.popitem(last=False)
+                old.close()
                 logger.info("evicted model %s from the cache", evicted)
             return runner
 
     def _load(self, ref: ModelRef) -> Runner:
         path = self._download(ref)
         try:
-            return load_runner(ref.framework, path, self.device)
+            return load_runner(ref.framework, path, self.device, handler_host=self.handler_host)
         except (InvalidInput, ModelError) as exc:
             raise ModelError(f"cannot load model {ref.key}: {exc.detail}") from exc
 

@@ -24,6 +24,7 @@ from core.config import get_settings
 from core.db import session_scope
 from core.errors import NotFound, NotReady
 from core.protocol import ModelRef
+from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ class EndpointRoute:
     name: str
     output_prefix: str
     variants: tuple[VariantRoute, ...]
+    # Async options, for the jobs this process accepts.
+    failure_prefix: str | None = None
+    invocation_timeout_s: int = DEFAULT_INVOCATION_TIMEOUT_S
 
     def choose(self, pinned: str | None, rng: random.Random) -> VariantRoute:
         """The pinned variant (X-Target-Variant), else one drawn by weight."""
@@ -75,7 +79,11 @@ def load_route(name: str) -> EndpointRoute:
             for v in endpoint.variants
         )
         return EndpointRoute(
-            name=endpoint.name, output_prefix=endpoint.output_prefix, variants=variants
+            name=endpoint.name,
+            output_prefix=endpoint.output_prefix,
+            variants=variants,
+            failure_prefix=endpoint.failure_prefix,
+            invocation_timeout_s=endpoint.invocation_timeout_s,
         )
 
 

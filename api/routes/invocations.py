@@ -19,6 +19,7 @@ from api.services import invocations
 from core import codecs
 from core.config import get_settings
 from core.errors import BadRequest, InvalidInput
+from core.timeouts import MAX_INVOCATION_TIMEOUT_S, MAX_REQUEST_TTL_S
 from core.url_safety import check_webhook_url
 
 router = APIRouter(
@@ -79,6 +80,16 @@ async def invoke_async(
     x_callback_url: str | None = Header(default=None),
     x_inference_id: str | None = Header(default=None),
     idempotency_key: str | None = Header(default=None),
+    x_request_ttl_s: str | None = Header(
+        default=None,
+        description="Seconds (1 to 21600) within which a worker must start the job; "
+        "after that it fails with an error starting `expired`, without running.",
+    ),
+    x_invocation_timeout_s: str | None = Header(
+        default=None,
+        description="Seconds (1 to 3600) the job may run, instead of the endpoint's "
+        "`async.invocation_timeout_s`; past it the job fails with an error starting `timeout`.",
+    ),
 ) -> JSONResponse:
     """Queue a job; its output lands at `output_location`. Poll `/v1/jobs/{job_id}`.
 
@@ -89,6 +100,12 @@ async def invoke_async(
     x_target_variant = header_text("X-Target-Variant", x_target_variant)
     x_input_location = header_text("X-Input-Location", x_input_location)
     x_inference_id = header_text("X-Inference-Id", x_inference_id)
+    request_ttl_s = invocations.header_seconds(
+        "X-Request-Ttl-S", x_request_ttl_s, maximum=MAX_REQUEST_TTL_S
+    )
+    invocation_timeout_s = invocations.header_seconds(
+        "X-Invocation-Timeout-S", x_invocation_timeout_s, maximum=MAX_INVOCATION_TIMEOUT_S
+    )
     routes: RouteCache = request.app.state.routes
     route = await routes.route(name)
     variant = route.choose(x_target_variant, _rng)
@@ -119,6 +136,8 @@ async def invoke_async(
             idempotency_key=idempotency_key,
             callback_url=x_callback_url,
             inference_id=x_inference_id,
+            invocation_timeout_s=invocation_timeout_s,
+            request_ttl_s=request_ttl_s,
         )
     )
     metrics.count_async(endpoint=name, variant=job.variant, outcome="accepted")
@@ -128,6 +147,7 @@ async def invoke_async(
         status=job.status,
         output_location=job.output_location,
         inference_id=inference_id,
+        failure_location=job.failure_location,
     )
     return JSONResponse(
         accepted.model_dump(),

@@ -112,6 +112,11 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
                     output_prefix=endpoint.output_prefix,
                     success_topic=endpoint.success_topic,
                     error_topic=endpoint.error_topic,
+                    failure_prefix=endpoint.failure_prefix,
+                    invocation_timeout_s=endpoint.invocation_timeout_s,
+                    max_concurrent_invocations_per_worker=(
+                        endpoint.max_concurrent_invocations_per_worker
+                    ),
                 ),
                 data_capture=capture_service.public(endpoint.data_capture),
                 created_at=endpoint.created_at,
@@ -121,12 +126,19 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
     return result
 
 
+def _prefix(uri: str) -> str:
+    """An s3:// prefix ending in `/` (added when missing); InvalidInput if it is not one."""
+    prefix = uri if uri.endswith("/") else uri + "/"
+    S3Location.parse(prefix)
+    return prefix
+
+
 def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
     settings = get_settings()
-    output_prefix = spec.async_.output_prefix or f"{settings.default_output_prefix}{spec.name}/"
-    if not output_prefix.endswith("/"):
-        output_prefix += "/"
-    S3Location.parse(output_prefix)
+    output_prefix = _prefix(
+        spec.async_.output_prefix or f"{settings.default_output_prefix}{spec.name}/"
+    )
+    failure_prefix = _prefix(spec.async_.failure_prefix) if spec.async_.failure_prefix else None
     require_topics(
         session,
         {
@@ -142,6 +154,9 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
         success_topic=spec.async_.success_topic,
         error_topic=spec.async_.error_topic,
         data_capture=capture_service.stored(spec.data_capture),
+        failure_prefix=failure_prefix,
+        invocation_timeout_s=spec.async_.invocation_timeout_s,
+        max_concurrent_invocations_per_worker=spec.async_.max_concurrent_invocations_per_worker,
     )
     for v in spec.variants:
         version = resolve_version(session, v.model, v.model_version)

@@ -1,6 +1,11 @@
 """Async invocations: store the input, record a `queued` job row, enqueue, answer 202.
 
-The realtime path (no SQL, answers on a reply list) is api/realtime/lane.py.
+The job row carries its own limits, fixed here: `invocation_timeout_s` (the
+endpoint's, or X-Invocation-Timeout-S), `expires_at` (now + X-Request-Ttl-S:
+accepted at 12:00:00 with a TTL of 30 → it fails "expired" unless a worker
+starts it by 12:00:30) and `failure_location` (the endpoint's failure prefix +
+`<job_id>.error.json`). The realtime path (no SQL, answers on a reply list) is
+api/realtime/lane.py.
 """
 
 from __future__ import annotations
@@ -17,18 +22,37 @@ from core.broker import enqueue
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import (
+    BadRequest,
     Forbidden,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
     QueueUnavailable,
 )
+from core.failures import failure_location
 from core.protocol import Invocation
 from core.states import JobStatus
 from core.storage import S3Location, get_store
 from core.tables import Job, new_id, utcnow
 
 logger = logging.getLogger(__name__)
+
+
+def header_seconds(header: str, value: str | None, *, maximum: int) -> int | None:
+    """A whole number of seconds from 1 to `maximum`, or None without the header.
+
+    BadRequest (400) when it is not a whole number, InvalidInput (422) out of
+    range; both name the header and the value.
+    """
+    if value is None:
+        return None
+    try:
+        seconds = int(value.strip())
+    except ValueError as exc:
+        raise BadRequest(f"{header} {value!r} is not a whole number of seconds") from exc
+    if not 1 <= seconds <= maximum:
+        raise InvalidInput(f"{header} must be 1 to {maximum} seconds, got {seconds}")
+    return seconds
 
 
 def submit_async(
@@ -42,10 +66,13 @@ def submit_async(
     idempotency_key: str | None,
     callback_url: str | None,
     inference_id: str | None,
+    invocation_timeout_s: int | None = None,
+    request_ttl_s: int | None = None,
 ) -> Job:
     """Record and enqueue one async job; with a known Idempotency-Key, return the first one.
 
-    Blocking (SQL, S3, Redis): the route runs it in a worker thread.
+    `invocation_timeout_s` overrides the endpoint's; `request_ttl_s` sets the
+    job's expiry. Blocking (SQL, S3, Redis): the route runs it in a worker thread.
     """
     settings = get_settings()
     if idempotency_key:
@@ -74,8 +101,13 @@ def submit_async(
         location = S3Location(settings.s3_bucket, f"inputs/{route.name}/{job_id}")
         store.put_bytes(location, body, content_type)
     output = S3Location.parse(route.output_prefix).child(f"{job_id}.out")
+    now = utcnow()
     job = Job(
         id=job_id,
+        created_at=now,
+        invocation_timeout_s=invocation_timeout_s or route.invocation_timeout_s,
+        expires_at=now + dt.timedelta(seconds=request_ttl_s) if request_ttl_s else None,
+        failure_location=failure_location(route.failure_prefix, job_id),
         endpoint=route.name,
         variant=variant.name,
         status=JobStatus.QUEUED,

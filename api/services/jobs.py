@@ -7,6 +7,8 @@ they do not exist (404), and lists hold only its endpoints' jobs.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,7 +18,10 @@ from core.broker import enqueue
 from core.errors import Conflict, NotFound
 from core.jobs import async_invocation
 from core.states import JobStatus
+from core.storage import get_store
 from core.tables import Job
+
+logger = logging.getLogger(__name__)
 
 
 def load_job(session: Session, job_id: str, key: KeyInfo | None) -> Job:
@@ -34,10 +39,13 @@ def public(job: Job) -> JobPublic:
         variant=job.variant,
         status=job.status,
         output_location=job.output_location,
+        failure_location=job.failure_location,
         error=job.error,
         inference_id=job.inference_id,
         attempts=job.attempts,
         dead_letter=job.dead_letter,
+        invocation_timeout_s=job.invocation_timeout_s,
+        expires_at=job.expires_at,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -71,9 +79,12 @@ def list_jobs(
 
 
 def retry_job(session: Session, job_id: str, key: KeyInfo | None) -> JobPublic:
-    """Run a failed (for instance dead-lettered) job again from its stored input.
+    """Run a failed (for instance dead-lettered, or expired) job again from its stored input.
 
-    Conflict unless it failed, or when its variant no longer exists.
+    Conflict unless it failed, or when its variant no longer exists. Its
+    X-Request-Ttl-S no longer applies (a person asked for it now), and its old
+    error document is removed, so the failure location only ever holds the
+    latest failure.
     """
     job = load_job(session, job_id, key)
     if job.status != JobStatus.FAILED:
@@ -82,7 +93,10 @@ def retry_job(session: Session, job_id: str, key: KeyInfo | None) -> JobPublic:
     if invocation is None:
         raise Conflict(f"job {job_id}'s variant {job.endpoint}/{job.variant} no longer exists")
     job.status, job.error, job.attempts, job.dead_letter = JobStatus.QUEUED, None, 0, False
-    job.started_at = job.finished_at = None
+    job.started_at = job.finished_at = job.expires_at = None
     session.commit()
+    if job.failure_location:
+        for failure in get_store().delete_uris([job.failure_location]):
+            logger.warning("job %s: old error document left: %s", job_id, failure.detail)
     enqueue(invocation)
     return public(job)

@@ -25,6 +25,11 @@ through kombu's restore, run by live workers. If kombu's restore does not run
 (no worker alive, or its lock left held by a worker or a Redis that stopped
 mid-restore), such a job looks present forever, so each pass first restores
 reservations older than the visibility timeout itself, the same move.
+
+Each pass also fails the queued jobs that no worker started within their
+X-Request-Ttl-S (scheduler/reconcile/expiry.py). A job failed here gets its
+error document (core/failures.py) before its row moves to `failed`; with the
+object store down it is left for the next pass.
 """
 
 from __future__ import annotations
@@ -49,11 +54,14 @@ from core.broker import (
 )
 from core.config import Settings
 from core.db import session_scope
+from core.failures import write_failure_document
 from core.jobs import async_invocation
 from core.outbox import record_job_event
 from core.states import JOB_UNFINISHED, JobStatus
+from core.storage import ObjectStore, get_store
 from core.tables import Job, utcnow
 from scheduler.loop import start_loop
+from scheduler.reconcile.expiry import expire_unstarted_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +77,7 @@ class ReconcileReport:
     requeued: int = 0
     failed: int = 0
     dead_lettered: int = 0
+    expired: int = 0  # never started within their X-Request-Ttl-S
 
 
 class Reconciler:
@@ -84,12 +93,20 @@ class Reconciler:
         grace_s: float,
         stale_after_s: float,
         interval_s: float = 30.0,
+        store: ObjectStore | None = None,
     ) -> None:
         self.redis = client
         self.namespace = namespace
         self.grace_s = grace_s  # a job's message may be absent this long (see the docstring)
         self.stale_after_s = stale_after_s  # a reservation nobody renews comes back after this
         self.interval_s = interval_s
+        self._store = store
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            self._store = get_store()
+        return self._store
 
     def step(self) -> bool:
         self.tick()
@@ -114,6 +131,7 @@ class Reconciler:
                 report.restored,
                 self.stale_after_s,
             )
+        report.expired = expire_unstarted_jobs(self.store)
         suspects = self._unfinished_jobs()
         if not suspects:
             return report
@@ -155,34 +173,40 @@ class Reconciler:
             if current is None or current.status not in JOB_UNFINISHED:
                 return
             if current.attempts >= MAX_DELIVERIES:
-                self._fail(session, job.id, "its message was lost after every delivery", dead=True)
-                report.dead_lettered += 1
+                reason = "its message was lost after every delivery"
+                report.dead_lettered += self._fail(session, current, reason, dead=True)
                 return
             invocation = async_invocation(session, current)
             if invocation is None:
-                self._fail(session, job.id, "its endpoint variant was deleted before it ran")
-                report.failed += 1
+                reason = "its endpoint variant was deleted before it ran"
+                report.failed += self._fail(session, current, reason)
                 return
             current.status = JobStatus.QUEUED
         enqueue(invocation, client=self.redis)
         logger.warning("job %s: its message was lost; requeued", job.id)
         report.requeued += 1
 
-    @staticmethod
-    def _fail(session: Session, job_id: str, reason: str, *, dead: bool = False) -> None:
+    def _fail(self, session: Session, job: Job, reason: str, *, dead: bool = False) -> bool:
+        """Fail the job, its error document first; False if it was not (retried next pass)."""
+        error, finished_at = f"Lost: {reason}", utcnow()
+        if not write_failure_document(
+            self.store, job.failure_location, job_id=job.id, error=error, finished_at=finished_at
+        ):
+            return False
         result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
             update(Job)
-            .where(Job.id == job_id, Job.status.in_(JOB_UNFINISHED))
+            .where(Job.id == job.id, Job.status.in_(JOB_UNFINISHED))
             .values(
                 status=JobStatus.FAILED,
-                error=f"Lost: {reason}",
+                error=error,
                 dead_letter=dead,
-                finished_at=utcnow(),
+                finished_at=finished_at,
             )
         )
         if result.rowcount:
-            record_job_event(session, job_id)  # same transaction, like a worker's finish
-        logger.warning("job %s: failed: %s", job_id, reason)
+            record_job_event(session, job.id)  # same transaction, like a worker's finish
+        logger.warning("job %s: failed: %s", job.id, reason)
+        return bool(result.rowcount)
 
 
 def start_reconciler(settings: Settings, stop: threading.Event) -> threading.Thread:

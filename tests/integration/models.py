@@ -122,16 +122,23 @@ import json
 import os
 import time
 
+# One answer for the payload as a whole (a dict in, a dict out): not counted
+# as one prediction per instance.
+whole_payload_output = True
+
 
 def input_fn(body, content_type):
     return json.loads(body)
 
 
 def predict_fn(data, model):
+    # The handler runs in its worker's handler host, a child of the worker: the
+    # worker's pid is the host's parent's.
+    worker = os.getppid()
     with open(data["record"], "a") as record:
-        record.write(f"{data['id']} {os.getpid()}\\n")
+        record.write(f"{data['id']} {worker}\\n")
     time.sleep(float(data["sleep_s"]))
-    return {"id": data["id"], "pid": os.getpid()}
+    return {"id": data["id"], "pid": worker}
 
 
 def output_fn(prediction, accept):
@@ -140,8 +147,9 @@ def output_fn(prediction, accept):
 
 
 def build_recorder_handler(path: Path) -> Path:
-    """A `python` bundle that appends `<id> <pid>` to the file its request names (one line
-    per run), then sleeps the request's `sleep_s`: counts how often a request runs."""
+    """A `python` bundle that appends `<id> <worker pid>` to the file its request names (one
+    line per run), then sleeps the request's `sleep_s`: counts how often a request runs,
+    and on which worker."""
     import io
     import tarfile
 

@@ -413,6 +413,9 @@ def test_create_returns_the_stored_config_status_and_live_state(
         "output_prefix": "s3://my-results/x/",
         "success_topic": topic,
         "error_topic": None,
+        "failure_prefix": None,
+        "invocation_timeout_s": 900,
+        "max_concurrent_invocations_per_worker": None,
     }
     a, b = created["variants"]
     assert a["name"] == "a" and b["name"] == "b"

@@ -42,6 +42,7 @@ BODY_FIELDS = {
     "error",
     "finished_at",
     "inference_id",
+    "failure_location",
 }
 
 

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 
 import pytest
 
+from core.broker import pull_order
 from workers.batching import (
     BatchSettings,
     Slice,
     flush_reason,
     isolate,
     plan_calls,
+    pull_caps,
     split_failing,
 )
 
@@ -168,3 +170,50 @@ def test_split_failing_bisects_down_to_the_bad_rows() -> None:
 def test_split_failing_of_one_row_returns_its_error() -> None:
     error = ValueError("bad")
     assert split_failing(Slice(2, 5, 6), lambda _: [], error) == [(Slice(2, 5, 6), error)]
+
+
+@pytest.mark.parametrize(
+    ("cap", "held", "expected"),
+    [
+        (None, 0, [(0, 32), (3, 32), (6, 1), (9, 32)]),
+        (4, 0, [(0, 32), (3, 4), (6, 1), (9, 32)]),
+        (4, 3, [(0, 32), (3, 1), (6, 1), (9, 32)]),
+        (4, 4, [(0, 32), (6, 1), (9, 32)]),  # full: the async list is not read
+        (100, 0, [(0, 32), (3, 32), (6, 1), (9, 32)]),  # never above the batch's room
+    ],
+)
+def test_pull_caps_hold_async_to_the_endpoint_cap(
+    cap: int | None, held: int, expected: list[tuple[int, int]]
+) -> None:
+    settings = BatchSettings(max_batch_size=32, max_concurrent_async=cap)
+    assert pull_caps((0, 3, 6, 9), limit=32, settings=settings, async_held=held) == expected
+
+
+def test_pull_caps_keep_the_pull_order() -> None:
+    settings = BatchSettings(max_batch_size=8, max_concurrent_async=2)
+    caps = pull_caps(pull_order(7), limit=8, settings=settings, async_held=0)
+    assert caps == [(3, 2), (0, 8), (6, 1), (9, 8)]
+
+
+class Timeout(Exception):
+    pass
+
+
+def test_isolate_does_not_bisect_an_error_kept_whole() -> None:
+    calls: list[Sequence[int]] = []
+
+    def run(items: Sequence[int]) -> list[int]:
+        calls.append(items)
+        raise Timeout("no answer in time")
+
+    results = isolate([1, 2, 3, 4], run, keep_whole=(Timeout,))
+    assert calls == [[1, 2, 3, 4]]
+    assert all(isinstance(r, Timeout) for r in results) and len(results) == 4
+
+
+def test_split_failing_stops_at_an_error_kept_whole() -> None:
+    def run(slices: Sequence[Slice]) -> list[list[int]]:
+        raise Timeout("no answer in time")
+
+    whole = Slice(0, 0, 8)
+    assert split_failing(whole, run, Timeout("first"), keep_whole=(Timeout,))[0][0] == whole

@@ -32,7 +32,8 @@ from scheduler.webhooks.delivery_store import Result
 from scheduler.webhooks.notifier import Notifier
 from scheduler.webhooks.retry_policy import Decision
 from scheduler.webhooks.webhook_sender import Outcome
-from workers.execution import Request, finish_job
+from workers.invocation import InFlight
+from workers.modes.asynchronous import finish_job
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -122,8 +123,8 @@ def test_executor_finish_publishes_once_even_when_the_message_comes_twice(sessio
         model=ModelRef(name="m", version=1, framework="torch", artifact_uri="s3://b/k"),
         content_type="application/json",
     )
-    failed = Request(inv=invocation, error=ModelError("boom"))
-    succeeded = Request(inv=invocation, output=(b"{}", "application/json"))
+    failed = InFlight(inv=invocation, error=ModelError("boom"))
+    succeeded = InFlight(inv=invocation, output=(b"{}", "application/json"))
     for request in (failed, failed, succeeded):
         finish_job(session, request)
         session.commit()

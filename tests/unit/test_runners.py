@@ -408,3 +408,47 @@ def test_python_bundle_default_input_refuses_unsupported_types(tmp_path: Path) -
     runner = load_runner("python", path, "cpu")
     with pytest.raises(InvalidInput, match="text/plain"):
         runner.invoke(b"1 2 3 4", "text/plain", None)
+
+
+COUNTING_HANDLER = textwrap.dedent(
+    """
+    def predict_fn(data, model):
+        return [0.0, 1.0]  # two predictions, whatever came in
+    """
+)
+
+
+@pytest.mark.parametrize("instances", [1, 3])
+def test_a_handler_must_answer_one_prediction_per_instance(tmp_path: Path, instances: int) -> None:
+    """Regression: a handler whose predict_fn returned 2 values answered realtime and async
+    calls with 2 predictions for 3 rows, or for 1, with status 200 — only batch
+    transform and the built-in runners checked the count."""
+    path = _bundle(tmp_path / "two.tar.gz", {"handler.py": COUNTING_HANDLER})
+    runner = load_runner("python", path, "cpu")
+    rows = [[float(n)] * 4 for n in range(instances)]
+    with pytest.raises(ModelError, match=f"returned 2 predictions for {instances} instances"):
+        runner.invoke(_json(rows), JSON, None)
+
+
+def test_a_whole_payload_handler_is_not_counted(tmp_path: Path) -> None:
+    handler = COUNTING_HANDLER + "\nwhole_payload_output = True\n"
+    path = _bundle(tmp_path / "two.tar.gz", {"handler.py": handler})
+    body, _ = load_runner("python", path, "cpu").invoke(_json([[1.0, 2.0]] * 3), JSON, None)
+    assert orjson.loads(body) == {"predictions": [0.0, 1.0]}
+
+
+def test_a_handler_whose_instances_cannot_be_counted_is_told_how_to_opt_out(
+    tmp_path: Path,
+) -> None:
+    handler = textwrap.dedent(
+        """
+        def input_fn(body, content_type):
+            return {"text": body.decode()}
+
+        def predict_fn(data, model):
+            return [len(data["text"])]
+        """
+    )
+    runner = load_runner("python", _bundle(tmp_path / "d.tar.gz", {"handler.py": handler}), "cpu")
+    with pytest.raises(ModelError, match=r"input_fn returned a dict.*whole_payload_output = True"):
+        runner.invoke(b"some words", "text/plain", None)

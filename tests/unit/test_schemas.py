@@ -179,6 +179,19 @@ def test_async_block_defaults_to_nothing() -> None:
     spec = EndpointCreate.model_validate(_endpoint())
     assert spec.async_.output_prefix is None
     assert spec.async_.success_topic is None
+    assert spec.async_.failure_prefix is None
+    assert spec.async_.invocation_timeout_s == 900  # SageMaker's default
+    assert spec.async_.max_concurrent_invocations_per_worker is None
+
+
+def test_async_options_are_read() -> None:
+    block = {
+        "failure_prefix": "s3://errors/churn/",
+        "invocation_timeout_s": 3600,
+        "max_concurrent_invocations_per_worker": 4,
+    }
+    spec = EndpointCreate.model_validate(_endpoint(**{"async": block}))
+    assert spec.async_.model_dump(include=set(block)) == block
 
 
 @pytest.mark.parametrize(
@@ -189,8 +202,26 @@ def test_async_block_defaults_to_nothing() -> None:
         {"output_prefix": "s3://UPPER/prefix/"},
         {"success_topic": "Bad Topic"},
         {"retries": 3},
+        {"failure_prefix": "https://bucket/errors/"},
+        {"invocation_timeout_s": 3601},
+        {"invocation_timeout_s": 0},
+        {"invocation_timeout_s": "60"},
+        {"max_concurrent_invocations_per_worker": 0},
+        {"max_concurrent_invocations_per_worker": True},
     ],
-    ids=["not-s3", "no-bucket", "bad-bucket", "bad-topic", "unknown-field"],
+    ids=[
+        "not-s3",
+        "no-bucket",
+        "bad-bucket",
+        "bad-topic",
+        "unknown-field",
+        "failure-prefix-not-s3",
+        "timeout-above-an-hour",
+        "timeout-zero",
+        "timeout-as-a-string",
+        "no-concurrency",
+        "concurrency-as-a-boolean",
+    ],
 )
 def test_bad_async_blocks_are_refused(block: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):

@@ -6,11 +6,11 @@ import numpy as np
 
 from core.errors import InvalidInput
 from core.protocol import Invocation, ModelRef
-from workers.execution import BatchStats, Request
+from workers.invocation import BatchStats, InFlight
 from workers.metrics import batch_increments
 
 
-def request(rows: int, *, wait_s: float, mode: str = "realtime", **flags: object) -> Request:
+def request(rows: int, *, wait_s: float, mode: str = "realtime", **flags: object) -> InFlight:
     inv = Invocation(
         job_id="j",
         mode=mode,  # type: ignore[arg-type]
@@ -19,7 +19,7 @@ def request(rows: int, *, wait_s: float, mode: str = "realtime", **flags: object
         model=ModelRef("m", 1, "torch", "s3://b/m"),
         content_type="application/json",
     )
-    made = Request(inv=inv, rows=np.zeros((rows, 4)), queue_wait_s=wait_s)
+    made = InFlight(inv=inv, rows=np.zeros((rows, 4)), queue_wait_s=wait_s)
     for name, value in flags.items():
         setattr(made, name, value)
     return made

@@ -8,14 +8,26 @@ from typing import Any
 import numpy as np
 
 from core import codecs
-from core.errors import InvalidInput, ModelError, describe
+from core.errors import InvalidInput, ModelError, SluicewayError, describe
 
 
 class Runner(ABC):
     """A loaded model: turns one request body into one response body."""
 
     @abstractmethod
-    def invoke(self, body: bytes, content_type: str, accept: str | None) -> tuple[bytes, str]: ...
+    def invoke(
+        self, body: bytes, content_type: str, accept: str | None, *, timeout_s: float | None = None
+    ) -> tuple[bytes, str]:
+        """The answer's bytes and content type.
+
+        `timeout_s` bounds the call where the runner can stop it (a python handler
+        runs in a process of its own, killed at the limit: InvocationTimeout). A
+        runner in the worker's own process cannot interrupt a forward pass and
+        ignores it; its callers check deadlines between calls instead.
+        """
+
+    def close(self) -> None:  # noqa: B027 (most runners hold nothing outside the process)
+        """Free what the runner holds outside this process (called when it is evicted)."""
 
 
 class NumericRunner(Runner):
@@ -49,7 +61,7 @@ class NumericRunner(Runner):
         """Run the model; any exception it raises becomes a ModelError naming it."""
         try:
             predictions = self.predict_array(rows)
-        except (InvalidInput, ModelError):
+        except SluicewayError:
             raise
         except Exception as exc:
             raise ModelError(f"the model raised {describe(exc)}") from exc
@@ -59,6 +71,8 @@ class NumericRunner(Runner):
             )
         return predictions
 
-    def invoke(self, body: bytes, content_type: str, accept: str | None) -> tuple[bytes, str]:
+    def invoke(
+        self, body: bytes, content_type: str, accept: str | None, *, timeout_s: float | None = None
+    ) -> tuple[bytes, str]:
         predictions = self.predict(self.to_array(body, content_type))
         return codecs.encode_predictions(predictions, codecs.response_type(content_type, accept))

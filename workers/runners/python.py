@@ -3,7 +3,17 @@
 `output_fn(prediction, accept)` — SageMaker's handler contract.
 
 Running a handler runs its author's code, by design; the bundle is unpacked
-with tarfile's "data" filter so it cannot write outside its own folder.
+with tarfile's "data" filter so it cannot write outside its own folder. A
+worker runs its handlers in a child process (workers/runners/host.py) where a
+stuck one can be stopped; `PythonRunner` is the handler itself, loaded there
+(and, at registration, in the validating process).
+
+One prediction per instance, as for every model: `predict_fn` must return as
+many predictions as `input_fn` returned instances (3 rows in, 2 predictions out
+fails with "the model returned 2 predictions for 3 instances"). A handler whose
+answer is about the payload as a whole (a summary, a ranking, one document for
+many rows) says so with `whole_payload_output = True` in its module, and is not
+counted.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import logging
 import os
 import shutil
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -53,6 +63,7 @@ class PythonRunner(Runner):
         self.input_fn: Callable[[bytes, str], Any] = getattr(module, "input_fn", _default_input)
         self.predict_fn: Callable[[Any, Any], Any] = getattr(module, "predict_fn", _default_predict)
         self.output_fn: Callable[[Any, str], Any] = getattr(module, "output_fn", _default_output)
+        self.whole_payload_output = bool(getattr(module, "whole_payload_output", False))
         model_fn = getattr(module, "model_fn", None)
         try:
             self.model = model_fn(str(self.model_dir)) if model_fn else None
@@ -97,7 +108,10 @@ class PythonRunner(Runner):
                 return module
         raise InvalidInput(f"the bundle has none of {list(HANDLER_FILES)}")
 
-    def invoke(self, body: bytes, content_type: str, accept: str | None) -> tuple[bytes, str]:
+    def invoke(
+        self, body: bytes, content_type: str, accept: str | None, *, timeout_s: float | None = None
+    ) -> tuple[bytes, str]:
+        """Run the handler in this process (`timeout_s` is the host's business, not ours)."""
         try:
             data = self.input_fn(body, content_type)
         except (InvalidInput, ModelError):
@@ -106,6 +120,8 @@ class PythonRunner(Runner):
             raise InvalidInput(f"input_fn rejected the payload: {exc}") from exc
         try:
             prediction = self.predict_fn(data, self.model)
+            if not self.whole_payload_output:
+                check_one_per_instance(data, prediction)
             output = self.output_fn(prediction, codecs.response_type(content_type, accept))
         except (InvalidInput, ModelError):
             raise
@@ -118,3 +134,31 @@ class PythonRunner(Runner):
         if isinstance(payload, str):
             payload = payload.encode()
         return bytes(payload), str(out_type)
+
+
+def check_one_per_instance(data: Any, prediction: Any) -> None:
+    """One prediction per instance: `predict_fn`'s answer as long as `input_fn`'s instances.
+
+    Raises ModelError naming both counts, or naming what cannot be counted (a
+    dict, a string, a scalar) and the way out (`whole_payload_output = True`).
+    """
+    instances, predictions = _count(data), _count(prediction)
+    if instances is None or predictions is None:
+        culprit, value = ("input_fn", data) if instances is None else ("predict_fn", prediction)
+        raise ModelError(
+            f"cannot check one prediction per instance: {culprit} returned a "
+            f"{type(value).__name__}, not a sequence with one item per instance; return one, "
+            "or declare whole_payload_output = True in the handler module"
+        )
+    if instances != predictions:
+        raise ModelError(f"the model returned {predictions} predictions for {instances} instances")
+
+
+def _count(value: Any) -> int | None:
+    """Items of a sequence (list, tuple, array, tensor, data frame); None if it is not one."""
+    if isinstance(value, str | bytes | bytearray | Mapping):
+        return None
+    try:
+        return len(value)
+    except TypeError:
+        return None

@@ -2,7 +2,7 @@
 
 A `transform` invocation names one chunk: whole lines [start, end) of an input
 object (see scheduler/transform/coordinator.py). The executor (workers/execution.py)
-handles it like any request, with these steps added:
+handles it like any invocation; this mode handler adds:
 
 - claim: one UPDATE marks the chunk taken (attempts + 1) only if it is still
   pending, the message's token is still the chunk's, and its job is running.
@@ -10,7 +10,9 @@ handles it like any request, with these steps added:
   or the chunk re-sent) or its job stopped: it is skipped and acknowledged.
 - read: one ranged GET of the chunk's bytes (at most max_payload_mb).
 - parse: records become rows; a record that does not parse is a failure of
-  that record alone (core/records.py), not of the request.
+  that record alone (core/records.py), not of the invocation. The rows are
+  independent records: in a merged call that fails, only the bad rows fail
+  (workers/merged.py). `single_record` chunks call the model once per record.
 - finish: the output part (one line per input line) and the error part go to
   the object store under names of this attempt's own; then one transaction
   marks the chunk done and adds its counts to the job — guarded by the chunk's
@@ -18,6 +20,10 @@ handles it like any request, with these steps added:
   parts). A request-level error (the model cannot load, the input object is
   gone, the chunk was delivered too often) marks the chunk failed with its
   reason; the coordinator then fails the job (it alone ends jobs).
+
+A python handler gets a chunk's rows as `{"instances": [...]}` and must answer
+one prediction per row; each call of it is bounded by the default invocation
+timeout (900 s): a call that runs longer fails its rows with a timeout reason.
 
 Infrastructure errors leave the message unacknowledged (`transient`): Redis
 redelivers it after the visibility timeout.
@@ -27,9 +33,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
@@ -46,10 +51,10 @@ from core.records import ParsedChunk, parse_chunk, render_chunk
 from core.states import ChunkStatus, TransformStatus
 from core.storage import ObjectStore, S3Location
 from core.tables import TransformChunk, TransformJob, utcnow
+from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S
+from workers.invocation import InFlight
+from workers.modes import ModeHandler
 from workers.runners.base import NumericRunner, Runner
-
-if TYPE_CHECKING:
-    from workers.execution import Request
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +75,6 @@ class ChunkWork:
     single_record: bool
     part_uri: str
     parsed: ParsedChunk | None = None
-    row_failures: dict[int, str] = field(default_factory=dict)  # row → reason
-    predictions: list[Any] = field(default_factory=list)  # one per row (failed rows: None)
     part: str | None = None  # where this attempt wrote its output part
     error_part: str | None = None
 
@@ -104,7 +107,9 @@ class HandlerRows(NumericRunner):
 
     def predict_array(self, rows: np.ndarray) -> list[Any]:
         body = orjson.dumps({"instances": rows.tolist()})
-        output, _content_type = self.runner.invoke(body, codecs.JSON, codecs.JSON)
+        output, _content_type = self.runner.invoke(
+            body, codecs.JSON, codecs.JSON, timeout_s=float(DEFAULT_INVOCATION_TIMEOUT_S)
+        )
         try:
             predictions = orjson.loads(output)["predictions"]
         except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
@@ -116,7 +121,32 @@ class HandlerRows(NumericRunner):
         return predictions
 
 
-def claim(requests: list[Request], *, max_attempts: int) -> None:
+MAX_ATTEMPTS = 5  # deliveries of one chunk before it fails its job
+
+
+class Transform(ModeHandler):
+    reads_store = True
+
+    def prepare(self, items: list[InFlight]) -> None:
+        claim(items, max_attempts=MAX_ATTEMPTS)
+
+    def read(self, item: InFlight) -> bytes | None:
+        return read(self.io.store, item)
+
+    def parse(self, item: InFlight, runner: Runner, payload: bytes) -> None:
+        parse(item, runner, payload)
+
+    def complete(self, items: list[InFlight], *, model_ms: float) -> None:
+        finish(
+            [item for item in items if not (item.skip or item.transient)],
+            store=self.io.store,
+            client=self.io.redis,
+            namespace=self.io.namespace,
+            io_map=self.io.pool.map,
+        )
+
+
+def claim(requests: list[InFlight], *, max_attempts: int) -> None:
     """Take the chunks of these requests; skip the stale, fail those delivered too often."""
     if not requests:
         return
@@ -165,7 +195,7 @@ def claim(requests: list[Request], *, max_attempts: int) -> None:
             )
 
 
-def read(store: ObjectStore, request: Request) -> bytes | None:
+def read(store: ObjectStore, request: InFlight) -> bytes | None:
     """The chunk's bytes, by one ranged GET."""
     assert request.chunk is not None and request.inv.input_location is not None
     chunk = request.chunk
@@ -181,7 +211,7 @@ def read(store: ObjectStore, request: Request) -> bytes | None:
     return None
 
 
-def parse(request: Request, runner: Runner, payload: bytes) -> None:
+def parse(request: InFlight, runner: Runner, payload: bytes) -> None:
     """Records to rows; a custom handler is wrapped so it takes rows like a numeric model."""
     assert request.chunk is not None
     expected = runner.expected_features if isinstance(runner, NumericRunner) else None
@@ -195,22 +225,18 @@ def parse(request: Request, runner: Runner, payload: bytes) -> None:
         return
     request.chunk.parsed = parsed
     request.rows = parsed.rows
+    request.records = True
+    request.one_per_call = request.chunk.single_record
     request.runner = runner if isinstance(runner, NumericRunner) else HandlerRows(runner)
 
 
-def failure_reason(exc: BaseException) -> str:
-    if isinstance(exc, SluicewayError):
-        return exc.detail
-    return f"the model raised {type(exc).__name__}: {exc}"
-
-
 def finish(
-    requests: list[Request],
+    requests: list[InFlight],
     *,
     store: ObjectStore,
     client: redis.Redis,
     namespace: str,
-    io_map: Callable[[Callable[[Request], None], Iterable[Request]], Iterable[None]],
+    io_map: Any,
 ) -> None:
     """Write each chunk's parts, then record chunks done (once) or failed."""
     if not requests:
@@ -244,18 +270,18 @@ def finish(
         logger.debug("could not wake the coordinator; it polls anyway", exc_info=True)
 
 
-def _chunk(request: Request) -> ChunkWork:
+def _chunk(request: InFlight) -> ChunkWork:
     assert request.chunk is not None
     return request.chunk
 
 
-def _write_parts(store: ObjectStore, request: Request) -> None:
+def _write_parts(store: ObjectStore, request: InFlight) -> None:
     chunk = _chunk(request)
     assert chunk.parsed is not None
-    chunk.parsed.fail_rows(chunk.row_failures)
+    chunk.parsed.fail_rows(request.row_failures)
     output, errors = render_chunk(
         chunk.parsed,
-        chunk.predictions,
+        request.predictions,
         content_type=request.inv.content_type,
         join_source=chunk.join_source,
         first_line=chunk.first_line,
@@ -278,7 +304,7 @@ def _write_parts(store: ObjectStore, request: Request) -> None:
     chunk.error_part = str(error_part) if error_part is not None else None
 
 
-def _mark_done(session: Any, request: Request) -> list[str]:
+def _mark_done(session: Any, request: InFlight) -> list[str]:
     """Record the chunk done and count it, unless an earlier delivery did; else our parts."""
     chunk = _chunk(request)
     assert chunk.parsed is not None and chunk.part is not None
@@ -319,7 +345,7 @@ def _mark_done(session: Any, request: Request) -> list[str]:
     return []
 
 
-def _mark_failed(session: Any, request: Request) -> None:
+def _mark_failed(session: Any, request: InFlight) -> None:
     chunk = _chunk(request)
     assert request.error is not None
     error = f"{request.error.title}: {request.error.detail}"
