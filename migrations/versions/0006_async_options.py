@@ -2,12 +2,8 @@
 each job's own timeout, expiry and failure location
 
 Revision ID: 0006
-Revises: 0008
-Create Date: 2026-12-02 09:00:00
-
-Chained after 0008 although numbered before it: 0007 and 0008 reached main
-first, and a database already at 0008 must still get these columns (a revision
-put earlier in the chain is one `alembic upgrade head` never runs there).
+Revises: 0005
+Create Date: 2026-11-29 09:00:00
 """
 
 from collections.abc import Sequence
@@ -16,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0008"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
