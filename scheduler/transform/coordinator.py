@@ -31,6 +31,9 @@ where the last one stopped):
 `stop` (API) moves a job to `stopping`: nothing more is sent, workers skip its
 queued chunks, and once no chunk is being worked on it is `stopped`.
 Resubmitting it (same name) resumes: done chunks and assembled objects stay.
+
+All SQL is in scheduler/transform/store.py; this module streams objects, talks
+to Redis and decides.
 """
 
 from __future__ import annotations
@@ -39,33 +42,25 @@ import logging
 import random
 import threading
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import redis
 import sqlalchemy.exc
-from sqlalchemy import exists, func, insert, select, update
-from sqlalchemy.orm import Session
 
 from core.broker import enqueue, transform_done_key
 from core.config import Settings
-from core.db import session_scope
 from core.errors import NotFound, SluicewayError
-from core.outbox import record_transform_event
-from core.states import TRANSFORM_ACTIVE, ChunkStatus, ObjectStatus, TransformStatus
+from core.states import ChunkStatus, TransformStatus
 from core.storage import ObjectStore, S3Location, get_store
-from core.tables import (
-    TransformChunk,
-    TransformJob,
-    TransformObject,
-    utcnow,
-)
+from core.tables import TransformJob, TransformObject, utcnow
 from scheduler.loop import run_loop
-from scheduler.transform.dispatch import JobFailed, chunk_invocation, load_targets
+from scheduler.transform import store
+from scheduler.transform.dispatch import chunk_invocation
 from scheduler.transform.outcome import failure_reason
 from scheduler.transform.output import OutputWriter
 from scheduler.transform.plan import cut_chunks
+from scheduler.transform.store import JobFailed
 
 logger = logging.getLogger(__name__)
 
@@ -76,21 +71,16 @@ PLAN_BUDGET_S = 0.25
 ASSEMBLE_BUDGET_S = 1.0
 
 
-def rowcount(result: Any) -> int:
-    """Rows an UPDATE matched (a CursorResult's count; Result's type does not show it)."""
-    return int(result.rowcount)
-
-
 class TransformCoordinator:
     """The transform loop (a `scheduler.loop.ControlLoop`)."""
 
     name = "transform-coordinator"
 
-    def __init__(self, *, settings: Settings, store: ObjectStore, client: redis.Redis) -> None:
+    def __init__(self, *, settings: Settings, objects: ObjectStore, client: redis.Redis) -> None:
         self.settings = settings
-        self.store = store
+        self.objects = objects
         self.redis = client
-        self.output = OutputWriter(store)
+        self.output = OutputWriter(objects)
         self.rng = random.Random()
 
     # --- the loop -------------------------------------------------------------------
@@ -109,14 +99,8 @@ class TransformCoordinator:
 
     def step(self) -> bool:
         """One pass over the active jobs; True if planning or assembly was cut short."""
-        with session_scope() as session:
-            job_ids = session.scalars(
-                select(TransformJob.id)
-                .where(TransformJob.status.in_(TRANSFORM_ACTIVE))
-                .order_by(TransformJob.created_at)
-            ).all()
         more = False
-        for job_id in job_ids:
+        for job_id in store.active_job_ids():
             try:
                 more |= self.advance(job_id)
             except JobFailed as exc:
@@ -126,60 +110,37 @@ class TransformCoordinator:
         return more
 
     def advance(self, job_id: str) -> bool:
-        job = self._load(job_id)
+        job = store.load_job(job_id)
         if job.status == TransformStatus.STOPPING:
             self._settle_stop(job)
             return False
         if job.status == TransformStatus.QUEUED:
-            self._start(job)
+            store.mark_running(job.id)
+            logger.info("job %s: running (%s)", job.id, job.name)
         if job.input_objects is None:
             self._list(job)
         more = self._plan(job)
-        self._check_failed_chunks(job)
-        self._dispatch(self._load(job_id))
+        failed = store.first_failed_chunk(job.id)
+        if failed is not None:
+            chunk_id, error, key = failed
+            raise JobFailed(f"chunk {chunk_id} of {key} could not be processed: {error}")
+        self._dispatch(store.load_job(job_id))
         more |= self._assemble(job)
         self._maybe_finish(job)
         return more
 
     # --- steps ------------------------------------------------------------------------
 
-    def _load(self, job_id: str) -> TransformJob:
-        with session_scope() as session:
-            job = session.get(TransformJob, job_id)
-            assert job is not None
-            session.expunge(job)
-            return job
-
-    def _start(self, job: TransformJob) -> None:
-        with session_scope() as session:
-            session.execute(
-                update(TransformJob)
-                .where(TransformJob.id == job.id, TransformJob.status == TransformStatus.QUEUED)
-                .values(
-                    status=TransformStatus.RUNNING,
-                    started_at=utcnow(),
-                    runs=TransformJob.runs + 1,
-                    updated_at=utcnow(),
-                )
-            )
-        logger.info("job %s: running (%s)", job.id, job.name)
-
     def _list(self, job: TransformJob) -> None:
         prefix = S3Location.parse(job.input_prefix)
         found = [
-            {"job_id": job.id, "key": key, "size": size, "status": ObjectStatus.LISTED}
-            for key, size in self.store.iter_objects(prefix)
+            (key, size)
+            for key, size in self.objects.iter_objects(prefix)
             if not key.endswith("/")  # folder markers some consoles create
         ]
         if not found:
             raise JobFailed(f"no objects under {job.input_prefix}")
-        with session_scope() as session:
-            session.execute(insert(TransformObject), found)
-            session.execute(
-                update(TransformJob)
-                .where(TransformJob.id == job.id)
-                .values(input_objects=len(found), updated_at=utcnow())
-            )
+        store.record_listing(job.id, found)
         job.input_objects = len(found)
         logger.info("job %s: %d object(s) under %s", job.id, len(found), job.input_prefix)
 
@@ -187,14 +148,7 @@ class TransformCoordinator:
         """Cut listed objects into chunks, for up to PLAN_BUDGET_S; True if some remain."""
         max_bytes = int(job.max_payload_mb * 1024 * 1024)
         deadline = time.monotonic() + PLAN_BUDGET_S
-        with session_scope() as session:
-            listed = session.execute(
-                select(TransformObject.id, TransformObject.key)
-                .where(
-                    TransformObject.job_id == job.id, TransformObject.status == ObjectStatus.LISTED
-                )
-                .order_by(TransformObject.id)
-            ).all()
+        listed = store.listed_objects(job.id)
         bucket = S3Location.parse(job.input_prefix).bucket
         for index, (object_id, key) in enumerate(listed):
             if time.monotonic() > deadline:
@@ -203,7 +157,7 @@ class TransformCoordinator:
             whole = job.split_type == "none"
             source = S3Location(bucket, key)
             try:
-                blocks = self.store.iter_chunks(source)
+                blocks = self.objects.iter_chunks(source)
                 plans = list(cut_chunks(blocks, None if whole else max_bytes))
             except NotFound as exc:
                 raise JobFailed(f"input object {source} is gone") from exc
@@ -227,132 +181,51 @@ class TransformCoordinator:
                         "failed": plan.records if oversized else 0,
                     }
                 )
-            failed = sum(r["failed"] for r in rows)
-            with session_scope() as session:
-                if rows:
-                    session.execute(insert(TransformChunk), rows)
-                session.execute(
-                    update(TransformObject)
-                    .where(TransformObject.id == object_id)
-                    .values(
-                        status=ObjectStatus.PLANNED,
-                        records=sum(p.records for p in plans),
-                        chunks=len(plans),
-                    )
-                )
-                if failed:
-                    session.execute(
-                        update(TransformJob)
-                        .where(TransformJob.id == job.id)
-                        .values(
-                            processed_records=TransformJob.processed_records + failed,
-                            failed_records=TransformJob.failed_records + failed,
-                        )
-                    )
+            store.record_plan(
+                job.id,
+                object_id,
+                rows,
+                records=sum(p.records for p in plans),
+                failed=sum(r["failed"] for r in rows),
+            )
         if job.total_records is None:
-            with session_scope() as session:
-                total = session.scalar(
-                    select(func.sum(TransformObject.records)).where(
-                        TransformObject.job_id == job.id
-                    )
-                )
-                session.execute(
-                    update(TransformJob)
-                    .where(TransformJob.id == job.id)
-                    .values(total_records=int(total or 0), updated_at=utcnow())
-                )
-            logger.info("job %s: planned, %d record(s) in all", job.id, int(total or 0))
+            total = store.record_total_records(job.id)
+            logger.info("job %s: planned, %d record(s) in all", job.id, total)
         return False
-
-    def _check_failed_chunks(self, job: TransformJob) -> None:
-        with session_scope() as session:
-            failed = session.execute(
-                select(TransformChunk.id, TransformChunk.error, TransformObject.key)
-                .join(TransformObject, TransformObject.id == TransformChunk.object_id)
-                .where(TransformChunk.job_id == job.id, TransformChunk.status == ChunkStatus.FAILED)
-                .limit(1)
-            ).first()
-        if failed is not None:
-            chunk_id, error, key = failed
-            raise JobFailed(f"chunk {chunk_id} of {key} could not be processed: {error}")
 
     def _dispatch(self, job: TransformJob) -> None:
         """Send pending chunks while fewer than `transform_max_in_flight` are out."""
         if job.status != TransformStatus.RUNNING:
             return
-        now = utcnow()
-        stale = now - timedelta(seconds=self.settings.transform_resend_s)
-        pending = (
-            TransformChunk.job_id == job.id,
-            TransformChunk.status == ChunkStatus.PENDING,
-            TransformChunk.oversized.is_(False),
+        sends = store.take_chunks_to_send(
+            job,
+            max_in_flight=self.settings.transform_max_in_flight,
+            resend_after_s=self.settings.transform_resend_s,
+            choose=lambda targets: self.rng.choices(
+                targets, weights=[t.weight for t in targets], k=1
+            )[0],
         )
-        with session_scope() as session:
-            in_flight = session.scalar(
-                select(func.count())
-                .select_from(TransformChunk)
-                .where(*pending, TransformChunk.sent_at > stale)
-            )
-            room = self.settings.transform_max_in_flight - int(in_flight or 0)
-            if room <= 0:
-                return
-            rows = session.execute(
-                select(TransformChunk, TransformObject.key)
-                .join(TransformObject, TransformObject.id == TransformChunk.object_id)
-                .where(
-                    *pending,
-                    (TransformChunk.sent_at.is_(None)) | (TransformChunk.sent_at <= stale),
-                )
-                .order_by(TransformChunk.object_id, TransformChunk.seq)
-                .limit(room)
-            ).all()
-            if not rows:
-                return
-            targets = load_targets(session, job)
-            weights = [t.weight for t in targets]
-            sends = []
-            for chunk, key in rows:
-                if chunk.sent_at is not None:
-                    logger.warning("job %s: chunk %d was sent long ago; re-sent", job.id, chunk.id)
-                chunk.token, chunk.sent_at = uuid.uuid4().hex, now
-                target = self.rng.choices(targets, weights=weights, k=1)[0]
-                sends.append(chunk_invocation(job, chunk, key, target, self.settings.s3_bucket))
-        # Marked sent first, then sent: a worker never sees a token the database lacks.
-        for index, invocation in enumerate(sends):
+        for send in sends:
+            if send.resent:
+                logger.warning("job %s: chunk %d was sent long ago; re-sent", job.id, send.chunk.id)
+        invocations = [
+            chunk_invocation(job, s.chunk, s.key, s.target, self.settings.s3_bucket) for s in sends
+        ]
+        for index, invocation in enumerate(invocations):
             try:
                 enqueue(invocation, client=self.redis)
             except redis.RedisError:
-                with session_scope() as session:
-                    session.execute(
-                        update(TransformChunk)
-                        .where(
-                            TransformChunk.token.in_([inv.extra["token"] for inv in sends[index:]])
-                        )
-                        .values(token=None, sent_at=None)
-                    )
+                store.unsend([inv.extra["token"] for inv in invocations[index:]])
                 raise
-        logger.debug("job %s: sent %d chunk(s)", job.id, len(sends))
+        if invocations:
+            logger.debug("job %s: sent %d chunk(s)", job.id, len(invocations))
 
     # --- assembly ---------------------------------------------------------------------
 
     def _assemble(self, job: TransformJob) -> bool:
         """Write the outputs of objects whose chunks are all done; True if time ran out."""
         deadline = time.monotonic() + ASSEMBLE_BUDGET_S
-        unfinished = exists().where(
-            TransformChunk.object_id == TransformObject.id,
-            TransformChunk.status != ChunkStatus.DONE,
-        )
-        with session_scope() as session:
-            ready = session.scalars(
-                select(TransformObject)
-                .where(
-                    TransformObject.job_id == job.id,
-                    TransformObject.status == ObjectStatus.PLANNED,
-                    ~unfinished,
-                )
-                .order_by(TransformObject.id)
-            ).all()
-            session.expunge_all()
+        ready = store.objects_ready(job.id)
         for index, obj in enumerate(ready):
             if time.monotonic() > deadline:
                 logger.info("job %s: %d object(s) left to assemble", job.id, len(ready) - index)
@@ -361,28 +234,9 @@ class TransformCoordinator:
         return False
 
     def _assemble_object(self, job: TransformJob, obj: TransformObject) -> None:
-        with session_scope() as session:
-            chunks = session.scalars(
-                select(TransformChunk)
-                .where(TransformChunk.object_id == obj.id)
-                .order_by(TransformChunk.seq)
-            ).all()
-            session.expunge_all()
+        chunks = store.chunks_of(obj.id)
         out = self.output.write(job, obj.key, chunks)
-        with session_scope() as session:
-            marked = session.execute(
-                update(TransformObject)
-                .where(TransformObject.id == obj.id, TransformObject.status == ObjectStatus.PLANNED)
-                .values(status=ObjectStatus.ASSEMBLED)
-            )
-            if rowcount(marked) == 1:
-                session.execute(
-                    update(TransformJob)
-                    .where(TransformJob.id == job.id)
-                    .values(
-                        completed_objects=TransformJob.completed_objects + 1, updated_at=utcnow()
-                    )
-                )
+        store.mark_assembled(job.id, obj.id)
         self.output.delete([u for c in chunks for u in (c.part_uri, c.error_part_uri) if u])
         logger.info("job %s: wrote %s", job.id, out)
 
@@ -390,18 +244,9 @@ class TransformCoordinator:
 
     def _maybe_finish(self, job: TransformJob) -> None:
         """Once every output is written: succeeded, or failed on too many failed records."""
-        with session_scope() as session:
-            left = session.scalar(
-                select(func.count())
-                .select_from(TransformObject)
-                .where(
-                    TransformObject.job_id == job.id,
-                    TransformObject.status != ObjectStatus.ASSEMBLED,
-                )
-            )
-        if left != 0:
+        if store.objects_left(job.id) != 0:
             return
-        done = self._load(job.id)  # the record counts as the last chunk left them
+        done = store.load_job(job.id)  # the record counts as the last chunk left them
         reason = failure_reason(
             total=done.total_records or 0,
             failed=done.failed_records,
@@ -416,66 +261,25 @@ class TransformCoordinator:
     def _settle_stop(self, job: TransformJob) -> None:
         """`stopping` → `stopped` once no chunk of the job is being worked on."""
         recent = utcnow() - timedelta(seconds=self.settings.visibility_timeout_s)
-        with session_scope() as session:
-            working = session.scalar(
-                select(func.count())
-                .select_from(TransformChunk)
-                .where(
-                    TransformChunk.job_id == job.id,
-                    TransformChunk.status == ChunkStatus.PENDING,
-                    TransformChunk.claimed_at > recent,
-                )
-            )
-        if not working:
+        if not store.chunks_being_worked(job.id, claimed_since=recent):
             self._finish(job.id, TransformStatus.STOPPED, None)
 
     def _finish(self, job_id: str, status: TransformStatus, error: str | None) -> bool:
         """End an active job (and record its event); False if it had ended already."""
-        with session_scope() as session:
-            moved = session.execute(
-                update(TransformJob)
-                .where(TransformJob.id == job_id, TransformJob.status.in_(TRANSFORM_ACTIVE))
-                .values(status=status, error=error, finished_at=utcnow(), updated_at=utcnow())
-            )
-            if rowcount(moved) != 1:
-                return False
-            record_finished_job(session, job_id, status)
-        return True
-
-
-def record_finished_job(session: Session, job_id: str, status: str) -> None:
-    """The one place a transform job's end is recorded, in the transaction that ends it:
-    its outbox event (the endpoint's success or error topic) commits with it.
-    A stopped job has not finished and publishes nothing.
-    """
-    job: Any = session.get(TransformJob, job_id)
-    if status in (TransformStatus.SUCCEEDED, TransformStatus.FAILED):
-        record_transform_event(
-            session,
-            job_id=job_id,
-            endpoint=job.endpoint,
-            succeeded=status == TransformStatus.SUCCEEDED,
-            output_prefix=job.output_prefix,
-            error=job.error,
-            details={
-                "name": job.name,
-                "total_records": job.total_records,
-                "processed_records": job.processed_records,
-                "failed_records": job.failed_records,
-                "input_objects": job.input_objects,
-                "completed_objects": job.completed_objects,
-            },
+        if not store.finish_job(job_id, status, error):
+            return False
+        job = store.load_job(job_id)
+        logger.info(
+            "job %s: %s (%s records, %s failed, %s/%s objects)%s",
+            job_id,
+            status,
+            job.processed_records,
+            job.failed_records,
+            job.completed_objects,
+            job.input_objects,
+            f": {job.error}" if job.error else "",
         )
-    logger.info(
-        "job %s: %s (%s records, %s failed, %s/%s objects)%s",
-        job_id,
-        status,
-        job.processed_records,
-        job.failed_records,
-        job.completed_objects,
-        job.input_objects,
-        f": {job.error}" if job.error else "",
-    )
+        return True
 
 
 def start_transform_coordinator(
@@ -489,11 +293,11 @@ def start_transform_coordinator(
 
     def run() -> None:
         try:
-            store = get_store()
+            object_store = get_store()
         except SluicewayError as exc:
             logger.error("transform coordinator not started: %s", exc.detail)
             return
-        run_loop(TransformCoordinator(settings=settings, store=store, client=client), stop)
+        run_loop(TransformCoordinator(settings=settings, objects=object_store, client=client), stop)
 
     thread = threading.Thread(target=run, name="transform-coordinator", daemon=True)
     thread.start()
