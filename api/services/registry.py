@@ -12,8 +12,6 @@ import hashlib
 import logging
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from api.schemas import ModelPublic, ModelVersionPublic
+from api.services.artifact_check import validate_artifact
 from core.config import NAME_PATTERN, get_settings
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from core.storage import S3Location, get_store
@@ -31,7 +30,6 @@ from core.tables import Model, ModelVersion, Variant
 logger = logging.getLogger(__name__)
 
 FRAMEWORKS = ("xgboost", "torch", "python")
-VALIDATE_TIMEOUT_S = 120
 
 
 def sniff_artifact(framework: str, head: bytes) -> None:
@@ -54,30 +52,6 @@ def sniff_artifact(framework: str, head: bytes) -> None:
             "python": "a .tar.gz handler bundle",
         }[framework]
         raise InvalidInput(f"the file is not {expected} (starts with {head[:8]!r})")
-
-
-def validate_artifact(framework: str, path: str) -> None:
-    """Load the artifact in a child process with the workers' own loaders; 422 if it fails.
-
-    A child because the API never imports torch or xgboost, and because loading a
-    hostile or broken file must not take the API process down with it.
-    """
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "workers.validate", framework, path],
-            capture_output=True,
-            text=True,
-            timeout=VALIDATE_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise InvalidInput(f"the artifact did not load within {VALIDATE_TIMEOUT_S} s") from exc
-    if result.returncode == 3:
-        raise InvalidInput(f"the artifact does not load as {framework}: {result.stdout.strip()}")
-    if result.returncode != 0:
-        logger.warning("artifact validator failed: %s", result.stderr[-2000:])
-        raise InvalidInput(
-            f"the artifact could not be checked (validator exit {result.returncode})"
-        )
 
 
 def _check_name(name: str, framework: str) -> None:
