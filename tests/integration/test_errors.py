@@ -432,7 +432,11 @@ def test_bad_input_object_fails_the_job_promptly(
 
 
 @pytest.mark.parametrize("suffix", ["", "/output"])
-@pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-uuid", "x" * 300])
+@pytest.mark.parametrize(
+    "job_id",
+    [str(uuid.uuid4()), "not-a-uuid", "x" * 300],
+    ids=["unknown-uuid", "not-a-uuid", "300-chars"],
+)
 def test_unknown_job_is_404(client: httpx.Client, job_id: str, suffix: str) -> None:
     response = client.get(f"/v1/jobs/{job_id}{suffix}")
     assert_problem(response, 404, "no job")
