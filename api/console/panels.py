@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from api.console import history
 from api.schemas import EndpointPublic
 from api.services import jobs as job_service
+from api.services import monitoring as monitoring_service
 from core.apikeys import KeyInfo
 
 Loader = Callable[[Session, EndpointPublic, KeyInfo | None], dict[str, Any] | None]
@@ -66,10 +67,24 @@ def _jobs(session: Session, endpoint: EndpointPublic, key: KeyInfo | None) -> di
     return {"endpoint": endpoint, "jobs": jobs}
 
 
+def _monitoring(
+    session: Session, endpoint: EndpointPublic, _k: KeyInfo | None
+) -> dict[str, Any] | None:
+    """Data capture and the endpoint's monitoring schedules with their last run's violations."""
+    schedules = [
+        s for s in monitoring_service.list_schedules(session) if s.endpoint == endpoint.name
+    ]
+    capture = endpoint.data_capture
+    if not schedules and (capture is None or not capture.enabled):
+        return None
+    return {"capture": capture, "schedules": schedules}
+
+
 PANELS: list[Panel] = [
     Panel("variants", "Variants", "panels/variants.html", _variants),
     Panel("plots", "Last hour", "panels/plots.html", _plots),
     Panel("scaling", "Scaling events", "panels/scaling.html", _scaling),
+    Panel("monitoring", "Data capture and monitoring", "panels/monitoring.html", _monitoring),
     Panel("jobs", "Recent async jobs", "panels/jobs.html", _jobs),
 ]
 

@@ -387,6 +387,11 @@ def test_drift_on_one_feature_is_a_violation_for_it_alone_with_a_signed_webhook(
             assert [e["execution_id"] for e in listed][: len(drifted)] == [
                 e["execution_id"] for e in reversed(drifted)
             ]
+            # The console's endpoint page shows the capture and the schedule's last violation.
+            page = client.get(f"/console/endpoints/{endpoint}")
+            assert page.status_code == 200, page.text
+            assert "Data capture and monitoring" in page.text and schedule in page.text
+            assert "<b>visits</b> baseline_drift" in page.text
 
             # A baseline with a fifth column the traffic never has: missing_column for it.
             wide = monitored.put(
