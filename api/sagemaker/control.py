@@ -55,8 +55,6 @@ def create_model(session: Session, call: Call) -> dict[str, Any]:
     request = call.body
     mapping.require(request, "ModelName")
     mapping.check_fields("CreateModel", request)
-    if "InferenceExecutionConfig" in request:
-        raise unsupported(["InferenceExecutionConfig (serial pipelines: not yet)"], "CreateModel")
     name = request["ModelName"]
     if store.get(session, store.MODEL, name) is not None:
         raise validation(f'Cannot create already existing model "{call.arn("model", name)}".')
@@ -223,7 +221,11 @@ def create_endpoint(session: Session, call: Call) -> dict[str, Any]:
         raise validation(
             f'Cannot create already existing endpoint "{call.arn("endpoint", name)}".'
         ) from None
-    store.put(session, store.ENDPOINT, name, {**request, "Config": config.body})
+    images = {
+        v["VariantName"]: mapping.primary_container(models[v["ModelName"]]).get("Image")
+        for v in config.body.get("ProductionVariants", [])
+    }
+    store.put(session, store.ENDPOINT, name, {**request, "Config": config.body, "Images": images})
     return {"EndpointArn": call.arn("endpoint", name)}
 
 
@@ -245,11 +247,13 @@ def describe_endpoint(session: Session, call: Call) -> dict[str, Any]:
     for variant in endpoint.variants:
         sagemaker_variant = declared.get(variant.name, {})
         per = mapping.placement(sagemaker_variant.get("InstanceType")).workers_per_instance
-        model = sagemaker_variant.get("ModelName", variant.model)
+        image = (document.body.get("Images") or {}).get(variant.name) if document else None
         variants.append(
             {
                 "VariantName": variant.name,
-                "DeployedImages": [{"SpecifiedImage": f"sluiceway/{variant.framework}:{model}"}],
+                "DeployedImages": [
+                    {"SpecifiedImage": image or f"sluiceway/{variant.framework}:{variant.model}"}
+                ],
                 "CurrentWeight": variant.weight,
                 "DesiredWeight": variant.weight,
                 "CurrentInstanceCount": mapping.instances(variant.workers.current, per),

@@ -488,7 +488,7 @@ def page(
     if key is None:
         raise validation(f"SortBy {sort_by!r} is not one of Name, CreationTime, Status")
     descending = request.get("SortOrder", "Descending") == "Descending"
-    selected = sorted(selected, key=lambda i: i.get(key) or "", reverse=descending)
+    selected = sorted(selected, key=lambda i: i[key], reverse=descending)
     limit = int(request.get("MaxResults", 10))
     if not 1 <= limit <= 100:
         raise validation(f"MaxResults {limit} must be 1 to 100")

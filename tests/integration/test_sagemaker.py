@@ -206,6 +206,8 @@ def test_a_b_variants_with_waiters_and_weight_updates(
     described = sm.describe_endpoint(EndpointName=endpoint)
     assert described["EndpointStatus"] == "InService"
     assert described["EndpointConfigName"] == config
+    images = {v["VariantName"]: v["DeployedImages"] for v in described["ProductionVariants"]}
+    assert images["VariantA"] == [{"SpecifiedImage": XGB_IMAGE}]
     assert weights() == {"VariantA": (0.0, 0.0), "VariantB": (1.0, 1.0)}
     with sage.native() as native:
         variant_b = native.get(f"/v1/endpoints/{endpoint}").json()["variants"][1]
