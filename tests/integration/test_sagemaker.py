@@ -221,6 +221,11 @@ def test_a_b_variants_with_waiters_and_weight_updates(
     assert served == {"VariantB"}
 
     # A model's own failure is botocore's ModelError with the original status and message.
+    with pytest.raises(runtime.exceptions.ModelError) as wrong_shape:
+        runtime.invoke_endpoint(
+            EndpointName=endpoint, ContentType="text/csv", TargetVariant="VariantB", Body=b"1,2\n"
+        )
+    assert wrong_shape.value.response["OriginalStatusCode"] == 422
     with pytest.raises(runtime.exceptions.ModelError) as caught:
         runtime.invoke_endpoint(
             EndpointName=endpoint,
@@ -235,6 +240,8 @@ def test_a_b_variants_with_waiters_and_weight_updates(
 
     listed = sm.list_endpoints(NameContains=endpoint)["Endpoints"]
     assert [e["EndpointName"] for e in listed] == [endpoint]
+    pages = sm.get_paginator("list_endpoints").paginate(PaginationConfig={"PageSize": 1})
+    assert endpoint in {e["EndpointName"] for page in pages for e in page["Endpoints"]}
     sm.delete_endpoint(EndpointName=endpoint)
     sm.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig=FAST)
     sm.delete_endpoint_config(EndpointConfigName=config)
