@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.middleware.auth import KEY_CACHE_S
 from api.sagemaker import control, runtime, sigv4
 from api.sagemaker.errors import JSON_11, AwsError, from_native, response
 from core import apikeys
@@ -46,6 +48,7 @@ class SageMakerWire:
     def __init__(self, app: ASGIApp, *, auth: bool) -> None:
         self.app = app
         self.auth = auth
+        self._keys: dict[str, tuple[float, ApiKey | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -115,8 +118,14 @@ class SageMakerWire:
             return await runtime.invoke(scope, body, name, asynchronous=asynchronous)
         except AwsError as exc:
             return response(exc, runtime=True)
+        except SluicewayError as exc:
+            return response(from_native(exc, runtime=True), runtime=True)
         except ClientDisconnect:
             return response(AwsError("ValidationError", "incomplete body"), runtime=True)
+        except Exception:
+            logger.exception("SageMaker runtime call to endpoint %s failed", name)
+            failure = AwsError("InternalFailure", "internal error; see the API log", 500)
+            return response(failure, runtime=True)
 
     async def _authenticate(self, scope: Scope, body: bytes) -> tuple[KeyInfo, str] | None:
         """(the key's grants, the signed region) with auth on; None with auth off."""
@@ -131,7 +140,7 @@ class SageMakerWire:
                 "and secret as the access key and secret key)",
                 403,
             )
-        row = await run_in_threadpool(_load_key, parsed.access_key)
+        row = await self._row(parsed.access_key)
         secret = apikeys.signing_secret(row) if row is not None else None
         info = apikeys.verify(row, secret) if secret is not None else None
         if info is None:
@@ -157,6 +166,18 @@ class SageMakerWire:
             now=dt.datetime.now(dt.UTC),
         )
         return info, parsed.region
+
+    async def _row(self, key_id: str) -> ApiKey | None:
+        """The key's row, read from SQL at most every KEY_CACHE_S (a revocation takes
+        effect within that time, as for Bearer keys)."""
+        cached = self._keys.get(key_id)
+        if cached is not None and time.monotonic() - cached[0] < KEY_CACHE_S:
+            return cached[1]
+        row = await run_in_threadpool(_load_key, key_id)
+        if len(self._keys) > 10_000:  # unknown ids are cached too; keep a flood bounded
+            self._keys.clear()
+        self._keys[key_id] = (time.monotonic(), row)
+        return row
 
 
 def _run_control(operation: str, call: control.Call) -> dict[str, Any]:

@@ -28,7 +28,14 @@ from core.apikeys import create_key
 from core.db import session_scope
 from devstack.servers import SeaweedServer
 from tests.integration import models
-from tests.integration.conftest import Stack, private_stack, stack_settings, unique, wait_for
+from tests.integration.conftest import (
+    REPO,
+    Stack,
+    private_stack,
+    stack_settings,
+    unique,
+    wait_for,
+)
 from tests.integration.webhook_parts import Receiver
 
 pytestmark = pytest.mark.integration
@@ -443,3 +450,41 @@ def test_errors_come_in_aws_shape(sage: Sage, sm_models: dict[str, str]) -> None
     )
     assert unsigned.status_code == 403
     assert unsigned.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+
+def test_the_readme_example_runs(
+    sage: Sage,
+    sm_models: dict[str, str],
+    model_files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """README.md's boto3 block, as written, with the key's id and secret as credentials."""
+    sm = sage.client("sagemaker")
+    endpoint = unique("readme")
+    sm.create_endpoint_config(
+        EndpointConfigName=endpoint,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": sm_models["xgb"],
+                "InstanceType": "ml.t2.medium",
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("## SageMaker code, unchanged", 1)[1].split("```python\n", 1)[1]
+    code = block.split("```", 1)[0]
+    credentials = sage.credentials(sage.invoke_key)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    code = code.replace("http://127.0.0.1:8000", sage.stack.api_url).replace(
+        '"churn"', f'"{endpoint}"'
+    )
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.startswith("b'") and printed.rstrip().endswith("AllTraffic"), printed
+    (expected,) = models.predict_xgboost(model_files["xgb"], [[0.1, 0.2, 0.3, 0.4]])
+    assert float(printed[2:].split("\\n")[0]) == pytest.approx(expected, rel=1e-5)
