@@ -35,7 +35,9 @@ DEFAULT_REGION = "us-east-1"
 
 _CONTAINER = (
     "Image ModelDataUrl Environment Mode ContainerHostname ImageConfig "
-    "ImageConfig.RepositoryAccessMode ImageConfig.RepositoryAuthConfig"
+    "ImageConfig.RepositoryAccessMode ImageConfig.RepositoryAuthConfig "
+    "ModelDataSource ModelDataSource.S3DataSource ModelDataSource.S3DataSource.S3Uri "
+    "ModelDataSource.S3DataSource.S3DataType ModelDataSource.S3DataSource.CompressionType"
 )
 _VARIANT = (
     "VariantName ModelName InitialInstanceCount InstanceType InitialVariantWeight "
@@ -227,9 +229,21 @@ def primary_container(request: Mapping[str, Any]) -> dict[str, Any]:
         )
     if mode != "SingleModel":
         raise validation(f"Mode {mode!r} is not SingleModel or MultiModel")
+    container = dict(container)
+    source = (container.get("ModelDataSource") or {}).get("S3DataSource")
+    if source is not None:
+        if container.get("ModelDataUrl"):
+            raise validation("give ModelDataUrl or ModelDataSource, not both")
+        kind, compression = source.get("S3DataType"), source.get("CompressionType")
+        if kind != "S3Object" or compression != "None":
+            raise unsupported(
+                [f"ModelDataSource with S3DataType={kind}, CompressionType={compression}"],
+                "CreateModel (give one uncompressed object: S3Object, None)",
+            )
+        container["ModelDataUrl"] = source.get("S3Uri")
     if not container.get("ModelDataUrl"):
         raise validation("the container needs a ModelDataUrl: Sluiceway serves a model artifact")
-    return dict(container)
+    return container
 
 
 # --- instance types → accelerator and workers -------------------------------------------

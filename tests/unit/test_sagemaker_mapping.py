@@ -270,3 +270,24 @@ def test_native_problems_become_the_runtime_errors_botocore_knows(status: int, c
     if code == "ModelError":
         assert error.status == 424
         assert error.extra == {"OriginalStatusCode": status, "OriginalMessage": "feature 3 is NaN"}
+
+
+def test_an_uncompressed_model_data_source_is_the_model_data_url() -> None:
+    source = {
+        "S3Uri": "s3://models/churn.json",
+        "S3DataType": "S3Object",
+        "CompressionType": "None",
+    }
+    container = mapping.primary_container(
+        {"PrimaryContainer": {"Image": "xgboost", "ModelDataSource": {"S3DataSource": source}}}
+    )
+    assert container["ModelDataUrl"] == "s3://models/churn.json"
+    with pytest.raises(AwsError, match="S3DataType=S3Prefix"):
+        mapping.primary_container(
+            {
+                "PrimaryContainer": {
+                    "Image": "xgboost",
+                    "ModelDataSource": {"S3DataSource": {**source, "S3DataType": "S3Prefix"}},
+                }
+            }
+        )
