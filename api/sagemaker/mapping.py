@@ -1,12 +1,10 @@
 """SageMaker fields → Sluiceway's native specs, and back: pure functions, no I/O.
 
-What is supported is written down here, field by field (docs/sagemaker.md shows
-the same tables): every request is checked against `SUPPORTED` (fields that take
-effect) and `NO_EFFECT` (accepted and stored, but they change nothing here — a
-VPC, a KMS key, tags); any other field is a ValidationException naming it, never
-a silent ignore. A capability that lands later (deployments, shadow variants,
+Which fields each operation takes is fields.py; this module turns the taken ones
+into native specs. A capability that lands later (deployments, shadow variants,
 multi-model, serial pipelines, inference components) is one more entry in
-`SUPPORTED` plus its translation; until then `NOT_YET` says which issue brings it.
+fields.SUPPORTED plus its translation here (e.g. `Mode: MultiModel` →
+the variant's `multi_model` block in `variant_spec`).
 
 Worked example: a variant `{"VariantName": "AllTraffic", "InstanceType":
 "ml.g5.12xlarge", "InitialInstanceCount": 2, "InitialVariantWeight": 1}` becomes
@@ -19,129 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from api.sagemaker.errors import AwsError, unsupported, validation
+from api.sagemaker.errors import unsupported, validation
+from api.sagemaker.fields import NOT_YET
 
 ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
-
-# --- which fields each operation takes ------------------------------------------------
-# Paths name nested fields with dots and list items with `[]`. A path listed here is
-# taken whole (a map such as Environment, or a list of tags) or, for a structure,
-# walked into: its own fields must be listed too.
-
-_CONTAINER = (
-    "Image ModelDataUrl Environment Mode ContainerHostname ImageConfig "
-    "ImageConfig.RepositoryAccessMode ImageConfig.RepositoryAuthConfig "
-    "ModelDataSource ModelDataSource.S3DataSource ModelDataSource.S3DataSource.S3Uri "
-    "ModelDataSource.S3DataSource.S3DataType ModelDataSource.S3DataSource.CompressionType"
-)
-_VARIANT = (
-    "VariantName ModelName InitialInstanceCount InstanceType InitialVariantWeight "
-    "ManagedInstanceScaling ManagedInstanceScaling.Status ManagedInstanceScaling.MinInstanceCount "
-    "ManagedInstanceScaling.MaxInstanceCount VolumeSizeInGB ModelDataDownloadTimeoutInSeconds "
-    "ContainerStartupHealthCheckTimeoutInSeconds EnableSSMAccess InferenceAmiVersion"
-)
-
-
-def _paths(text: str, prefix: str = "") -> frozenset[str]:
-    return frozenset(prefix + p for p in text.split())
-
-
-SUPPORTED: dict[str, frozenset[str]] = {
-    "CreateModel": _paths("ModelName PrimaryContainer Containers")
-    | _paths(_CONTAINER, "PrimaryContainer.")
-    | _paths(_CONTAINER, "Containers[]."),
-    "CreateEndpointConfig": _paths(
-        "EndpointConfigName ProductionVariants AsyncInferenceConfig "
-        "AsyncInferenceConfig.ClientConfig "
-        "AsyncInferenceConfig.ClientConfig.MaxConcurrentInvocationsPerInstance "
-        "AsyncInferenceConfig.OutputConfig AsyncInferenceConfig.OutputConfig.S3OutputPath "
-        "AsyncInferenceConfig.OutputConfig.S3FailurePath "
-        "AsyncInferenceConfig.OutputConfig.NotificationConfig "
-        "AsyncInferenceConfig.OutputConfig.NotificationConfig.SuccessTopic "
-        "AsyncInferenceConfig.OutputConfig.NotificationConfig.ErrorTopic "
-        "DataCaptureConfig DataCaptureConfig.EnableCapture "
-        "DataCaptureConfig.InitialSamplingPercentage DataCaptureConfig.DestinationS3Uri "
-        "DataCaptureConfig.CaptureOptions DataCaptureConfig.CaptureOptions[].CaptureMode"
-    )
-    | _paths(_VARIANT, "ProductionVariants[]."),
-    "CreateEndpoint": _paths("EndpointName EndpointConfigName"),
-    "UpdateEndpointWeightsAndCapacities": _paths(
-        "EndpointName DesiredWeightsAndCapacities DesiredWeightsAndCapacities[].VariantName "
-        "DesiredWeightsAndCapacities[].DesiredWeight "
-        "DesiredWeightsAndCapacities[].DesiredInstanceCount"
-    ),
-    "CreateTransformJob": _paths(
-        "TransformJobName ModelName MaxPayloadInMB BatchStrategy TransformInput "
-        "TransformInput.DataSource TransformInput.DataSource.S3DataSource "
-        "TransformInput.DataSource.S3DataSource.S3DataType "
-        "TransformInput.DataSource.S3DataSource.S3Uri TransformInput.ContentType "
-        "TransformInput.CompressionType TransformInput.SplitType TransformOutput "
-        "TransformOutput.S3OutputPath TransformOutput.Accept TransformOutput.AssembleWith "
-        "TransformResources TransformResources.InstanceType DataProcessing "
-        "DataProcessing.JoinSource DataProcessing.InputFilter DataProcessing.OutputFilter"
-    ),
-}
-
-# Accepted and kept (Describe shows them), with no effect on Sluiceway: say so in the docs.
-NO_EFFECT: dict[str, frozenset[str]] = {
-    "CreateModel": _paths(
-        "ExecutionRoleArn Tags VpcConfig EnableNetworkIsolation "
-        "PrimaryContainer.ContainerHostname PrimaryContainer.ImageConfig"
-    ),
-    "CreateEndpointConfig": _paths(
-        "Tags KmsKeyId ExecutionRoleArn VpcConfig EnableNetworkIsolation "
-        "AsyncInferenceConfig.OutputConfig.KmsKeyId DataCaptureConfig.KmsKeyId "
-        "DataCaptureConfig.CaptureContentTypeHeader"
-    ),
-    "CreateEndpoint": _paths("Tags"),
-    "UpdateEndpointWeightsAndCapacities": frozenset(),
-    "CreateTransformJob": _paths(
-        "Tags ExperimentConfig MaxConcurrentTransforms TransformOutput.KmsKeyId "
-        "TransformResources.InstanceCount TransformResources.VolumeKmsKeyId"
-    ),
-}
-
-# What later issues bring; until then a ValidationException names the field and says so.
-NOT_YET: dict[str, str] = {
-    "ShadowProductionVariants": "shadow variants (the deployments work)",
-    "DeploymentConfig": "deployments: UpdateEndpoint with DeploymentConfig",
-    "Mode=MultiModel": "multi-model variants",
-    "Containers": "serial inference pipelines (more than one container)",
-    "InferenceExecutionConfig": "serial pipelines and direct container calls",
-    "InferenceComponentName": "inference components",
-}
-
-
-def check_fields(operation: str, request: Mapping[str, Any]) -> None:
-    """Raise a ValidationException naming every field of `request` Sluiceway does not take."""
-    known = SUPPORTED[operation] | NO_EFFECT[operation]
-    extra = sorted(set(_unknown(request, known, "")))
-    if extra:
-        soon = [f"{path} ({NOT_YET[path]}: not yet)" for path in extra if path in NOT_YET]
-        raise unsupported(soon + [p for p in extra if p not in NOT_YET], operation)
-
-
-def _unknown(value: Any, known: frozenset[str], prefix: str) -> Iterable[str]:
-    if isinstance(value, Mapping):
-        for key, child in value.items():
-            path = f"{prefix}{key}"
-            if path not in known:
-                yield path
-            elif isinstance(child, (Mapping, list)) and _has_children(known, path):
-                yield from _unknown(child, known, path + ".")
-    elif isinstance(value, list):
-        for item in value:
-            yield from _unknown(item, known, prefix[:-1] + "[].")
-
-
-def _has_children(known: frozenset[str], path: str) -> bool:
-    return any(p.startswith(path + ".") or p.startswith(path + "[].") for p in known)
-
 
 # --- names and ARNs -------------------------------------------------------------------
 
@@ -512,17 +396,3 @@ def page(
         raise validation(f"NextToken {request['NextToken']!r} is not one this API gave") from None
     chunk = selected[start : start + limit]
     return chunk, str(start + limit) if start + limit < len(selected) else None
-
-
-def require(request: Mapping[str, Any], *fields: str) -> None:
-    """A ValidationException naming the required fields `request` lacks."""
-    missing = [f for f in fields if request.get(f) in (None, "", [])]
-    if missing:
-        raise AwsError(
-            "ValidationException",
-            f"{len(missing)} validation error(s) detected: "
-            + "; ".join(
-                f"Value null at '{f}' failed to satisfy constraint: Member must not be null"
-                for f in missing
-            ),
-        )

@@ -27,7 +27,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.middleware.auth import KEY_CACHE_S
-from api.sagemaker import control, runtime, sigv4
+from api.sagemaker import control, mapping, runtime, sigv4
+from api.sagemaker.call import Call
 from api.sagemaker.errors import JSON_11, AwsError, from_native, response
 from core import apikeys
 from core.apikeys import KeyInfo
@@ -88,7 +89,7 @@ class SageMakerWire:
             if not isinstance(request, dict):
                 raise AwsError("SerializationException", "the body is not a JSON object")
             region = auth[1] if auth is not None else _region(scope)
-            call = control.Call(body=request, region=region)
+            call = Call(body=request, region=region)
             result = await run_in_threadpool(_run_control, operation, call)
             if operation in control.CHANGES_ROUTES:
                 scope["app"].state.routes.invalidate(str(request["EndpointName"]))
@@ -180,7 +181,7 @@ class SageMakerWire:
         return row
 
 
-def _run_control(operation: str, call: control.Call) -> dict[str, Any]:
+def _run_control(operation: str, call: Call) -> dict[str, Any]:
     with session_scope() as session:
         return control.run(session, operation, call)
 
@@ -206,7 +207,7 @@ def _region(scope: Scope) -> str:
         parsed = sigv4.parse(_header(scope, b"authorization"))
     except AwsError:
         parsed = None
-    return parsed.region if parsed is not None else control.mapping.DEFAULT_REGION
+    return parsed.region if parsed is not None else mapping.DEFAULT_REGION
 
 
 async def _read(receive: Receive, limit: int) -> bytes:

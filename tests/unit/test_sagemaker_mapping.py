@@ -8,7 +8,7 @@ import orjson
 import pytest
 from starlette.responses import Response
 
-from api.sagemaker import mapping, runtime
+from api.sagemaker import fields, mapping, runtime
 from api.sagemaker.errors import AwsError
 from api.schemas import EndpointCreate, TransformJobCreate
 
@@ -152,7 +152,7 @@ def test_unsupported_fields_are_named_and_later_features_say_so() -> None:
         "Tags": [{"Key": "team", "Value": "ml"}],
     }
     with pytest.raises(AwsError) as caught:
-        mapping.check_fields("CreateEndpointConfig", request)
+        fields.check_fields("CreateEndpointConfig", request)
     message = caught.value.message
     assert "ProductionVariants[].ServerlessConfig" in message
     assert "ShadowProductionVariants (shadow variants" in message
