@@ -203,6 +203,16 @@ def test_a_b_variants_with_waiters_and_weight_updates(
         ],
     )
     assert weights() == {"VariantA": (1.0, 1.0), "VariantB": (3.0, 3.0)}
+    with pytest.raises(ClientError) as unknown:
+        sm.update_endpoint_weights_and_capacities(
+            EndpointName=endpoint,
+            DesiredWeightsAndCapacities=[
+                {"VariantName": "VariantA", "DesiredWeight": 5},
+                {"VariantName": "VariantC", "DesiredWeight": 1},
+            ],
+        )
+    assert "VariantC" in unknown.value.response["Error"]["Message"]
+    assert weights() == {"VariantA": (1.0, 1.0), "VariantB": (3.0, 3.0)}  # nothing changed
     sm.update_endpoint_weights_and_capacities(
         EndpointName=endpoint,
         DesiredWeightsAndCapacities=[
