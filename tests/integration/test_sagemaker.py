@@ -92,6 +92,7 @@ def sage(
         SLUICEWAY_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
         SLUICEWAY_SCALER_BACKEND="none",
         SLUICEWAY_TRANSFORM_INTERVAL_S="0.2",
+        SLUICEWAY_CAPTURE_FLUSH_S="0.3",
         SLUICEWAY_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
     ) as running:
         running.workers.append(running._spawn(["scheduler"], "scheduler.log"))
@@ -296,10 +297,17 @@ def test_async_xgboost_from_s3_with_the_success_topic(
                 },
             },
         },
+        DataCaptureConfig={
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": f"s3://{sage.bucket}/capture",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        },
     )
     sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
     sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
     described = sm.describe_endpoint(EndpointName=endpoint)
+    assert described["DataCaptureConfig"]["CaptureStatus"] == "Started"
     output_config = described["AsyncInferenceConfig"]["OutputConfig"]
     assert output_config["S3OutputPath"] == f"s3://{sage.bucket}/async-out/"
 
@@ -337,6 +345,17 @@ def test_async_xgboost_from_s3_with_the_success_topic(
     )
     assert delivery.event["type"] == "InferenceSucceeded"
     assert delivery.event["output_location"] == output
+
+    def captured() -> list[str]:
+        listed = sage.s3.list_objects_v2(Bucket=sage.bucket, Prefix=f"capture/{endpoint}/")
+        return [item["Key"] for item in listed.get("Contents", [])]
+
+    (record_key, *_) = wait_for(captured, timeout_s=30, what="the captured record")
+    record = orjson.loads(
+        sage.s3.get_object(Bucket=sage.bucket, Key=record_key)["Body"].read().splitlines()[0]
+    )
+    assert record["eventMetadata"]["inferenceId"] == "order-42"
+    assert set(record["captureData"]) == {"endpointInput", "endpointOutput"}
     sm.delete_endpoint(EndpointName=endpoint)
 
 
