@@ -63,7 +63,8 @@ class SageMakerWire:
                 return
             answer = await self._control(scope, receive, target[len(TARGET_PREFIX) :])
         else:
-            match = RUNTIME_PATH.match(path)
+            # The native realtime path (/v1/...) is the hot one: a prefix test, no regex.
+            match = RUNTIME_PATH.match(path) if path.startswith("/endpoints/") else None
             if match is None:
                 await self.app(scope, receive, send)
                 return
