@@ -31,6 +31,7 @@ from api.routes import (
     topics,
     transform_jobs,
 )
+from api.sagemaker.wire import SageMakerWire
 from core.config import get_settings
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ def create_app() -> FastAPI:
     problems.install(app)
     app.add_middleware(RealtimeLane)  # added first: runs last, after auth and header limits
     app.add_middleware(AuthMiddleware, enabled=get_settings().auth == "on")
+    # boto3's SageMaker clients (SigV4, AWS error shapes): before the native auth.
+    app.add_middleware(SageMakerWire, auth=get_settings().auth == "on")
     app.add_middleware(HeaderLimits)
     # Added last: runs first, so a request refused for load costs nothing more.
     app.add_middleware(ConcurrencyLimit, limit=get_settings().api_max_concurrency)

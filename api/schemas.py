@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic import Strict as NoCoercion
 
-from core.config import NAME_PATTERN
+from core.config import NAME_MAX_LENGTH, NAME_PATTERN
 from core.errors import InvalidInput
 from core.locations import S3Location
 from core.states import (
@@ -24,7 +24,7 @@ from core.states import (
 from core.tables import DEFAULT_TARGET_BACKLOG
 from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S, MAX_INVOCATION_TIMEOUT_S
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["churn"])]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH, examples=["churn"])]
 Framework = Literal["xgboost", "torch", "python"]
 
 

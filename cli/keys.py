@@ -2,7 +2,9 @@
 
 An operator command, run where SLUICEWAY_DATABASE_URL reaches the database (the
 first admin key cannot come through an API that already demands one). The new
-key is printed alone on stdout — it is stored only as a hash and never shown again.
+key is printed alone on stdout — it is stored as a hash (and, with
+SLUICEWAY_KEY_ENCRYPTION_KEY set, its secret encrypted, so boto3 can sign with it:
+docs/sagemaker.md) and never shown again.
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ def create(
     ] = None,
     name: Annotated[str | None, typer.Option(help="A label for people.")] = None,
 ) -> None:
-    """Create a key and print it alone on stdout."""
+    """Create a key and print it alone on stdout.
+
+    For boto3 (the SageMaker API), `sw_<id>_<secret>` is the access key id `<id>` and the
+    secret access key `<secret>`; that needs SLUICEWAY_KEY_ENCRYPTION_KEY set when it is made.
+    """
     from core.apikeys import create_key
     from core.db import session_scope
     from core.errors import SluicewayError

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 # "_transform/<model>-v<N>" names a model's batch-transform pool (core.broker).
-VARIANT_PATTERN = re.compile(r"^_?[a-z0-9][a-z0-9-]{0,62}/[a-z0-9][a-z0-9-]{0,62}$")
+VARIANT_PATTERN = re.compile(r"^_?[a-zA-Z0-9][a-zA-Z0-9-]{0,62}/[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$")
 
 db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
 

@@ -1,9 +1,12 @@
 """API keys: `sw_<id>_<secret>`, stored as the id and the secret's SHA-256.
 
 The secret is 32 random bytes, so a plain SHA-256 is enough (no slow hash is
-needed against guessing); comparison is constant-time. Scopes: `admin` (the
-control plane, and everything `invoke` may do) and `invoke` (the data plane),
-optionally limited to named endpoints.
+needed against guessing); comparison is constant-time. Verifying a SigV4
+signature (the SageMaker API, api/sagemaker/sigv4.py) needs the secret itself,
+so with SLUICEWAY_KEY_ENCRYPTION_KEY set it is also stored Fernet-encrypted
+(AES-128-CBC with an HMAC, from `cryptography`) and read back by `signing_secret`.
+Scopes: `admin` (the control plane, and everything `invoke` may do) and `invoke`
+(the data plane), optionally limited to named endpoints.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.orm import Session
 
+from core.config import get_settings
 from core.errors import InvalidInput
 from core.tables import ApiKey
 
@@ -51,6 +56,7 @@ def create_key(
             scope=scope,
             endpoints=",".join(sorted(set(endpoints))) if endpoints else None,
             secret_sha256=_digest(secret),
+            signing_secret=_encrypt(secret),
         )
     )
     session.commit()
@@ -74,3 +80,21 @@ def verify(row: ApiKey | None, secret: str) -> KeyInfo | None:
         return None
     endpoints = frozenset(row.endpoints.split(",")) if row.endpoints else None
     return KeyInfo(id=row.id, scope=row.scope, endpoints=endpoints)
+
+
+def _encrypt(secret: str) -> str | None:
+    """The secret encrypted with SLUICEWAY_KEY_ENCRYPTION_KEY; None without that setting."""
+    key = get_settings().key_encryption_key
+    return Fernet(key.encode()).encrypt(secret.encode()).decode() if key else None
+
+
+def signing_secret(row: ApiKey) -> str | None:
+    """The secret a SigV4 signature of this key is made with, or None when it cannot be read:
+    the key was made without SLUICEWAY_KEY_ENCRYPTION_KEY, or with another one."""
+    key = get_settings().key_encryption_key
+    if not key or row.signing_secret is None:
+        return None
+    try:
+        return Fernet(key.encode()).decrypt(row.signing_secret.encode()).decode()
+    except InvalidToken:
+        return None

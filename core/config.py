@@ -6,6 +6,8 @@ pydantic's message naming the variable and the value.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import functools
 import ipaddress
@@ -22,7 +24,10 @@ from core.locations import S3Location
 
 logger = logging.getLogger(__name__)
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# SageMaker's rule for names, case-sensitive (`AllTraffic`, `Variant1`), at most 63
+# characters (checked apart: `Name` in api/schemas.py has max_length=63).
+NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+NAME_MAX_LENGTH = 63
 
 
 class Settings(BaseSettings):
@@ -72,6 +77,13 @@ class Settings(BaseSettings):
     )
     api_key: str = Field(
         default="", description="The key the `sluice` client commands send, when auth is on."
+    )
+    key_encryption_key: str = Field(
+        default="",
+        description="A Fernet key (`python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'`) that encrypts API keys' signing secrets, "
+        "so SigV4 requests (the SageMaker API, boto3) can be verified; keys created without "
+        "it work only as Bearer keys. Every API process and `sluice keys` need the same one.",
     )
     api_url: str = Field(
         default="http://127.0.0.1:8000",
@@ -344,6 +356,19 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: str) -> str:
+        # A Fernet key is 32 bytes in URL-safe base64 (44 characters).
+        if value:
+            try:
+                raw = base64.urlsafe_b64decode(value.encode())
+            except (binascii.Error, ValueError) as exc:
+                raise ValueError("is not URL-safe base64 (a Fernet key)") from exc
+            if len(raw) != 32:
+                raise ValueError(f"decodes to {len(raw)} bytes; a Fernet key is 32")
+        return value
 
     @field_validator("default_output_prefix")
     @classmethod

@@ -1,6 +1,7 @@
 """SQLAlchemy 2 ORM tables: models, model versions, endpoints, variants, jobs,
 the notification tables (topics, subscriptions, the events outbox, deliveries),
-batch transforms, API keys, and model monitoring (baselines, schedules, executions).
+batch transforms, API keys, model monitoring (baselines, schedules, executions), and the
+SageMaker wire API's resource documents.
 
 The schema itself is created only by the Alembic migrations in migrations/.
 Jobs keep endpoint and variant *names*, not foreign keys: a job's record must
@@ -325,8 +326,32 @@ class ApiKey(Base):
     # Comma-separated endpoint names the key may use; NULL means every endpoint.
     endpoints: Mapped[str | None] = mapped_column(Text, nullable=True)
     secret_sha256: Mapped[str] = mapped_column(String(64))
+    # The secret itself, Fernet-encrypted with SLUICEWAY_KEY_ENCRYPTION_KEY (migration 0009):
+    # verifying a SigV4 signature needs it. NULL for keys made without that setting.
+    signing_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# --- the SageMaker wire API (migration 0009) -----------------------------------------
+
+
+class SageMakerResource(Base):
+    """A SageMaker resource as its boto3 caller wrote it (api/sagemaker/store.py).
+
+    `kind` is `model`, `endpoint-config`, `endpoint` or `transform-job`; `document`
+    is the Create request (plus what the translation chose, e.g. the model version
+    it registered), so Describe answers with the caller's own fields. The serving
+    state itself lives in the native tables; endpoint configs exist only here.
+    """
+
+    __tablename__ = "sagemaker_resources"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 # --- batch transform ----------------------------------------------------------------

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from api.schemas import ModelPublic, ModelVersionPublic
 from api.services.artifact_check import validate_artifact
-from core.config import NAME_PATTERN, get_settings
+from core.config import NAME_MAX_LENGTH, NAME_PATTERN, get_settings
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from core.storage import S3Location, get_store
 from core.tables import Model, ModelVersion, Variant
@@ -55,8 +55,10 @@ def sniff_artifact(framework: str, head: bytes) -> None:
 
 
 def _check_name(name: str, framework: str) -> None:
-    if not re.fullmatch(NAME_PATTERN, name):
-        raise InvalidInput(f"model name {name!r} must match {NAME_PATTERN}")
+    if len(name) > NAME_MAX_LENGTH or not re.fullmatch(NAME_PATTERN, name):
+        raise InvalidInput(
+            f"model name {name!r} must match {NAME_PATTERN}, at most {NAME_MAX_LENGTH} characters"
+        )
     if framework not in FRAMEWORKS:
         raise InvalidInput(f"framework {framework!r} is not one of {list(FRAMEWORKS)}")
 

@@ -15,12 +15,30 @@ A missing Deployment is reported once and skipped; a variant that disappears
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from typing import Any
 
 from scheduler.scaling.actuators.base import WorkerTarget
 
 logger = logging.getLogger(__name__)
+
+
+# A Deployment's name must be a lowercase DNS subdomain; Sluiceway's names are
+# case-sensitive (SageMaker's rule: `AllTraffic`).
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def kubernetes_name(name: str) -> str:
+    """`name` if Kubernetes takes it, else lowercased plus a short hash of the original.
+
+    `sluiceway-worker-churn-AllTraffic` → `sluiceway-worker-churn-alltraffic-3f0a9c1e`, so
+    `AllTraffic` and `alltraffic` (two variants to Sluiceway) never share a Deployment.
+    """
+    if _DNS_NAME.match(name):
+        return name
+    return f"{name.lower()}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def load_apps_api() -> Any:
@@ -43,7 +61,9 @@ class KubernetesDeployments:
         self._missing: set[str] = set()
 
     def name_of(self, target: WorkerTarget) -> str:
-        return self.deployment.format(endpoint=target.endpoint, variant=target.variant)
+        return kubernetes_name(
+            self.deployment.format(endpoint=target.endpoint, variant=target.variant)
+        )
 
     def apply(self, targets: list[WorkerTarget]) -> dict[str, int]:
         from kubernetes.client.exceptions import ApiException

@@ -1,0 +1,398 @@
+"""SageMaker fields → Sluiceway's native specs, and back: pure functions, no I/O.
+
+Which fields each operation takes is fields.py; this module turns the taken ones
+into native specs. A capability that lands later (deployments, shadow variants,
+multi-model, serial pipelines, inference components) is one more entry in
+fields.SUPPORTED plus its translation here (e.g. `Mode: MultiModel` →
+the variant's `multi_model` block in `variant_spec`).
+
+Worked example: a variant `{"VariantName": "AllTraffic", "InstanceType":
+"ml.g5.12xlarge", "InitialInstanceCount": 2, "InitialVariantWeight": 1}` becomes
+the native variant `{"name": "AllTraffic", "accelerator": "gpu", "min_workers": 8,
+"max_workers": 8, "weight": 1.0}`: an ml.g5.12xlarge has 4 GPUs, one worker each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from api.sagemaker.errors import unsupported, validation
+from api.sagemaker.fields import NOT_YET
+
+ACCOUNT = "000000000000"
+DEFAULT_REGION = "us-east-1"
+
+# --- names and ARNs -------------------------------------------------------------------
+
+
+def arn(kind: str, name: str, region: str = DEFAULT_REGION) -> str:
+    """`arn:aws:sagemaker:us-east-1:000000000000:endpoint/churn` (names lowercased, as AWS does)."""
+    return f"arn:aws:sagemaker:{region}:{ACCOUNT}:{kind}/{name.lower()}"
+
+
+_SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]*:[0-9]*:(?P<topic>[A-Za-z0-9_-]{1,256})$")
+
+
+def topic_of(value: str | None, field: str) -> str | None:
+    """The Sluiceway topic an SNS topic ARN names: `arn:aws:sns:us-east-1:1234:churn-ok` →
+    `churn-ok` (a bare topic name is taken as it is)."""
+    if value is None:
+        return None
+    match = _SNS_ARN.match(value)
+    if match:
+        return match["topic"]
+    if value.startswith("arn:"):
+        raise validation(
+            f"{field} {value!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+        )
+    return value
+
+
+def epoch(value: dt.datetime | None) -> float | None:
+    """AWS JSON's timestamp: seconds since the epoch."""
+    return value.timestamp() if value is not None else None
+
+
+# --- containers: Image → framework ---------------------------------------------------
+
+FRAMEWORK_ENV = "SLUICEWAY_FRAMEWORK"
+FRAMEWORKS = ("xgboost", "torch", "python")
+
+
+def framework_of(container: Mapping[str, Any]) -> str:
+    """Which native framework serves a container (first rule that applies):
+
+    1. `Environment["SLUICEWAY_FRAMEWORK"]` (`xgboost`, `torch` or `python`), said explicitly;
+    2. `Environment["SAGEMAKER_PROGRAM"]` set → `python` (a handler bundle);
+    3. the image name holds `xgboost` → `xgboost`; `pytorch` or `torch` → `torch`.
+    Anything else is a ValidationException naming the image.
+    """
+    env = container.get("Environment") or {}
+    explicit = env.get(FRAMEWORK_ENV)
+    if explicit is not None:
+        if explicit not in FRAMEWORKS:
+            raise validation(
+                f"Environment {FRAMEWORK_ENV}={explicit!r} is not one of {list(FRAMEWORKS)}"
+            )
+        return str(explicit)
+    if env.get("SAGEMAKER_PROGRAM"):
+        return "python"
+    image = str(container.get("Image") or "").lower()
+    if "xgboost" in image:
+        return "xgboost"
+    if "pytorch" in image or "torch" in image:
+        return "torch"
+    raise validation(
+        f"cannot tell which framework serves image {container.get('Image')!r}: name an "
+        f"xgboost or pytorch image, or set Environment {FRAMEWORK_ENV} to one of {list(FRAMEWORKS)}"
+    )
+
+
+def primary_container(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The one container of a CreateModel request (PrimaryContainer, or Containers of one)."""
+    containers = request.get("Containers")
+    if containers is not None and request.get("PrimaryContainer") is not None:
+        raise validation("give PrimaryContainer or Containers, not both")
+    if containers is not None:
+        if len(containers) != 1:
+            raise unsupported([f"Containers ({NOT_YET['Containers']}: not yet)"], "CreateModel")
+        container = containers[0]
+    else:
+        container = request.get("PrimaryContainer")
+    if not container:
+        raise validation("CreateModel needs PrimaryContainer (or Containers)")
+    mode = container.get("Mode", "SingleModel")
+    if mode == "MultiModel":
+        raise unsupported(
+            [f"Mode=MultiModel ({NOT_YET['Mode=MultiModel']}: not yet)"], "CreateModel"
+        )
+    if mode != "SingleModel":
+        raise validation(f"Mode {mode!r} is not SingleModel or MultiModel")
+    container = dict(container)
+    source = (container.get("ModelDataSource") or {}).get("S3DataSource")
+    if source is not None:
+        if container.get("ModelDataUrl"):
+            raise validation("give ModelDataUrl or ModelDataSource, not both")
+        kind, compression = source.get("S3DataType"), source.get("CompressionType")
+        if kind != "S3Object" or compression != "None":
+            raise unsupported(
+                [f"ModelDataSource with S3DataType={kind}, CompressionType={compression}"],
+                "CreateModel (give one uncompressed object: S3Object, None)",
+            )
+        container["ModelDataUrl"] = source.get("S3Uri")
+    if not container.get("ModelDataUrl"):
+        raise validation("the container needs a ModelDataUrl: Sluiceway serves a model artifact")
+    return container
+
+
+# --- instance types → accelerator and workers -------------------------------------------
+
+# GPUs of the instance sizes that have more than one; every other size of a GPU family has 1.
+_GPUS = {
+    "ml.g4dn.12xlarge": 4,
+    "ml.g4dn.metal": 8,
+    "ml.g5.12xlarge": 4,
+    "ml.g5.24xlarge": 4,
+    "ml.g5.48xlarge": 8,
+    "ml.g6.12xlarge": 4,
+    "ml.g6.24xlarge": 4,
+    "ml.g6.48xlarge": 8,
+    "ml.g6e.12xlarge": 4,
+    "ml.g6e.24xlarge": 4,
+    "ml.g6e.48xlarge": 8,
+    "ml.p3.8xlarge": 4,
+    "ml.p3.16xlarge": 8,
+    "ml.p3dn.24xlarge": 8,
+    "ml.p4d.24xlarge": 8,
+    "ml.p4de.24xlarge": 8,
+    "ml.p5.48xlarge": 8,
+    "ml.p5e.48xlarge": 8,
+}
+_INSTANCE = re.compile(r"^ml\.(?P<family>[a-z0-9]+)\.(?P<size>[a-z0-9]+)$")
+_GPU_FAMILY = re.compile(r"^(g\d+[a-z]*|p\d+[a-z]*)$")
+_CPU_FAMILY = re.compile(r"^(t\d|m\d|c\d|r\d)[a-z]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What one SageMaker instance is in Sluiceway: an accelerator and a worker count."""
+
+    accelerator: str  # "cpu" or "gpu"
+    workers_per_instance: int
+
+
+def placement(instance_type: str | None) -> Placement:
+    """`ml.m5.xlarge` → 1 cpu worker; `ml.g5.xlarge` → 1 gpu worker; `ml.g5.12xlarge` → 4.
+
+    GPU families (g*, p*) run one worker per GPU; CPU families (t, m, c, r) one
+    worker per instance (its threads use the cores). Inferentia/Trainium and
+    unknown types are a ValidationException.
+    """
+    if instance_type is None:
+        return Placement("cpu", 1)
+    match = _INSTANCE.match(instance_type)
+    if match and _GPU_FAMILY.match(match["family"]):
+        return Placement("gpu", _GPUS.get(instance_type, 1))
+    if match and _CPU_FAMILY.match(match["family"]):
+        return Placement("cpu", 1)
+    raise validation(
+        f"InstanceType {instance_type!r} has no Sluiceway equivalent: use a CPU (ml.m5, "
+        "ml.c5, ml.r5, ml.t2 ...) or NVIDIA GPU (ml.g4dn, ml.g5, ml.p3 ...) instance type"
+    )
+
+
+def instances(workers: int, per_instance: int) -> int:
+    """Workers back in instances, rounded up: 5 workers at 4 per instance → 2 instances."""
+    return math.ceil(workers / per_instance) if workers else 0
+
+
+# --- endpoint configs → the native endpoint spec -----------------------------------------
+
+
+def variant_spec(variant: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
+    """A native variant (api/schemas.py VariantCreate) from a ProductionVariant.
+
+    `model` is the stored CreateModel document (with `NativeVersion`). Without
+    ManagedInstanceScaling the worker count is fixed at InitialInstanceCount
+    times the workers per instance; with it, the scaler moves between Min and Max.
+    """
+    where = placement(variant.get("InstanceType"))
+    count = int(variant.get("InitialInstanceCount", 1))
+    low = high = count
+    scaling = variant.get("ManagedInstanceScaling") or {}
+    if scaling.get("Status") == "ENABLED":
+        low = int(scaling.get("MinInstanceCount", count))
+        high = int(scaling.get("MaxInstanceCount", max(count, low)))
+    return {
+        "name": variant["VariantName"],
+        "model": model["ModelName"],
+        "model_version": model["NativeVersion"],
+        "weight": float(variant.get("InitialVariantWeight", 1.0)),
+        "accelerator": where.accelerator,
+        "min_workers": low * where.workers_per_instance,
+        "max_workers": high * where.workers_per_instance,
+    }
+
+
+def async_spec(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The native endpoint's `async` block from an AsyncInferenceConfig (empty without one)."""
+    if not config:
+        return {}
+    output = config.get("OutputConfig") or {}
+    notify = output.get("NotificationConfig") or {}
+    spec: dict[str, Any] = {
+        "output_prefix": output.get("S3OutputPath"),
+        "failure_prefix": output.get("S3FailurePath"),
+        "success_topic": topic_of(notify.get("SuccessTopic"), "SuccessTopic"),
+        "error_topic": topic_of(notify.get("ErrorTopic"), "ErrorTopic"),
+        "max_concurrent_invocations_per_worker": (config.get("ClientConfig") or {}).get(
+            "MaxConcurrentInvocationsPerInstance"
+        ),
+    }
+    return {key: value for key, value in spec.items() if value is not None}
+
+
+def capture_spec(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The native `data_capture` block from a DataCaptureConfig (None without one)."""
+    if not config:
+        return None
+    modes = [option.get("CaptureMode") for option in config.get("CaptureOptions") or []]
+    bad = [m for m in modes if m not in ("Input", "Output")]
+    if bad:
+        raise validation(f"CaptureMode {bad} must be Input or Output")
+    return {
+        "enabled": bool(config.get("EnableCapture", True)),
+        "sampling_percent": config.get("InitialSamplingPercentage", 100),
+        "destination": config.get("DestinationS3Uri"),
+        "capture": [m.lower() for m in modes] or ["input", "output"],
+    }
+
+
+def endpoint_spec(
+    name: str, config: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The native endpoint spec (POST /v1/endpoints) of CreateEndpoint(name, config)."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "variants": [
+            variant_spec(v, models[v["ModelName"]]) for v in config.get("ProductionVariants", [])
+        ],
+        "async": async_spec(config.get("AsyncInferenceConfig")),
+    }
+    capture = capture_spec(config.get("DataCaptureConfig"))
+    if capture is not None:
+        spec["data_capture"] = capture
+    return spec
+
+
+ENDPOINT_STATUS = {
+    "creating": "Creating",
+    "in_service": "InService",
+    "updating": "Updating",
+    "rolling_back": "RollingBack",
+    "failed": "Failed",
+    "deleting": "Deleting",
+}
+
+
+# --- transform jobs ------------------------------------------------------------------
+
+TRANSFORM_STATUS = {
+    "queued": "InProgress",
+    "running": "InProgress",
+    "stopping": "Stopping",
+    "stopped": "Stopped",
+    "succeeded": "Completed",
+    "failed": "Failed",
+}
+_STRATEGIES = {"MultiRecord": "multi_record", "SingleRecord": "single_record"}
+_CONTENT_TYPES = {
+    "text/csv": "text/csv",
+    "application/jsonlines": "application/jsonlines",
+    "application/json-lines": "application/jsonlines",
+    "application/x-jsonlines": "application/jsonlines",
+}
+
+
+def transform_spec(request: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
+    """The native transform job (POST /v1/transform-jobs) of a CreateTransformJob request."""
+    source = ((request.get("TransformInput") or {}).get("DataSource") or {}).get("S3DataSource")
+    if not source or not source.get("S3Uri"):
+        raise validation("TransformInput.DataSource.S3DataSource.S3Uri is required")
+    if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+        raise unsupported([f"S3DataType={source['S3DataType']}"], "CreateTransformJob")
+    given = request["TransformInput"]
+    output = request.get("TransformOutput") or {}
+    if not output.get("S3OutputPath"):
+        raise validation("TransformOutput.S3OutputPath is required")
+    content_type = given.get("ContentType", "text/csv")
+    if content_type not in _CONTENT_TYPES:
+        raise unsupported([f"ContentType={content_type}"], "CreateTransformJob")
+    refused = []
+    if given.get("CompressionType", "None") != "None":
+        refused.append(f"CompressionType={given['CompressionType']}")
+    split = given.get("SplitType", "None")
+    if split not in ("None", "Line"):
+        refused.append(f"SplitType={split}")
+    assemble = output.get("AssembleWith")
+    if assemble == "None" and split != "None":
+        refused.append("AssembleWith=None with SplitType=Line (outputs are assembled by line)")
+    accept = output.get("Accept")
+    if accept is not None and _CONTENT_TYPES.get(accept) != _CONTENT_TYPES[content_type]:
+        refused.append(f"Accept={accept} (outputs have the input's content type)")
+    processing = request.get("DataProcessing") or {}
+    refused += [
+        f"{key}={processing[key]}"
+        for key in ("InputFilter", "OutputFilter")
+        if processing.get(key, "$") != "$"
+    ]
+    if refused:
+        raise unsupported(refused, "CreateTransformJob")
+    placement((request.get("TransformResources") or {}).get("InstanceType"))
+    strategy = request.get("BatchStrategy")
+    spec: dict[str, Any] = {
+        "name": request["TransformJobName"],
+        "model": model["ModelName"],
+        "model_version": model["NativeVersion"],
+        "input_prefix": source["S3Uri"],
+        "output_prefix": output["S3OutputPath"],
+        "content_type": _CONTENT_TYPES[content_type],
+        "split_type": "line" if split == "Line" else "none",
+        "join_source": "input" if processing.get("JoinSource") == "Input" else "none",
+    }
+    if strategy is not None:
+        if strategy not in _STRATEGIES:
+            raise validation(f"BatchStrategy {strategy!r} is not MultiRecord or SingleRecord")
+        spec["batch_strategy"] = _STRATEGIES[strategy]
+    if request.get("MaxPayloadInMB") is not None:
+        spec["max_payload_mb"] = request["MaxPayloadInMB"]
+    return spec
+
+
+# --- listing: filters, order, pages ------------------------------------------------------
+
+
+def page(
+    items: list[dict[str, Any]],
+    request: Mapping[str, Any],
+    *,
+    name_key: str,
+    status_key: str | None = None,
+    default_sort: str = "CreationTime",
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a List* answer: NameContains, StatusEquals, CreationTimeBefore/After,
+    SortBy (Name | CreationTime | Status), SortOrder, MaxResults (1-100) and NextToken
+    (the offset of the next item, as text).
+
+    Worked example: 25 items, MaxResults 10 → items 0-9 and NextToken "10"; with
+    NextToken "20" → items 20-24 and no NextToken.
+    """
+    selected = items
+    if request.get("NameContains"):
+        selected = [i for i in selected if request["NameContains"] in i[name_key]]
+    if status_key and request.get("StatusEquals"):
+        selected = [i for i in selected if i.get(status_key) == request["StatusEquals"]]
+    if request.get("CreationTimeBefore") is not None:
+        selected = [i for i in selected if i["CreationTime"] < request["CreationTimeBefore"]]
+    if request.get("CreationTimeAfter") is not None:
+        selected = [i for i in selected if i["CreationTime"] > request["CreationTimeAfter"]]
+    sort_by = request.get("SortBy", default_sort)
+    key = {"Name": name_key, "CreationTime": "CreationTime", "Status": status_key}.get(sort_by)
+    if key is None:
+        raise validation(f"SortBy {sort_by!r} is not one of Name, CreationTime, Status")
+    descending = request.get("SortOrder", "Descending") == "Descending"
+    selected = sorted(selected, key=lambda i: i[key], reverse=descending)
+    limit = int(request.get("MaxResults", 10))
+    if not 1 <= limit <= 100:
+        raise validation(f"MaxResults {limit} must be 1 to 100")
+    try:
+        start = int(request.get("NextToken") or 0)
+    except ValueError:
+        raise validation(f"NextToken {request['NextToken']!r} is not one this API gave") from None
+    chunk = selected[start : start + limit]
+    return chunk, str(start + limit) if start + limit < len(selected) else None

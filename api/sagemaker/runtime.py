@@ -1,0 +1,199 @@
+"""The runtime (`boto3.client("sagemaker-runtime")`): InvokeEndpoint and InvokeEndpointAsync.
+
+Each call is the native invocation with SageMaker's headers translated: the
+realtime one goes through the realtime lane (`api.realtime.lane.invoke`), the
+async one through the native async route (`api.routes.invocations.invoke_async`),
+so batching, back-pressure, capture, limits and metrics are the native ones.
+
+| SageMaker header                                | native                  |
+| ----------------------------------------------- | ----------------------- |
+| X-Amzn-SageMaker-Target-Variant                 | X-Target-Variant        |
+| X-Amzn-SageMaker-Inference-Id                   | X-Inference-Id          |
+| X-Amzn-SageMaker-Content-Type / -Accept (async) | Content-Type / Accept   |
+| X-Amzn-SageMaker-InputLocation                  | X-Input-Location        |
+| X-Amzn-SageMaker-RequestTTLSeconds              | X-Request-Ttl-S         |
+| X-Amzn-SageMaker-InvocationTimeoutSeconds       | X-Invocation-Timeout-S  |
+| answer X-Invoked-Variant                        | x-Amzn-Invoked-Production-Variant |
+
+Headers of capabilities Sluiceway does not have yet (target model, container,
+inference component) and ones it cannot honour (custom attributes, sessions,
+explanations) are a ValidationError naming them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Scope
+
+from api import problems
+from api.realtime import lane
+from api.routes import invocations as native_async
+from api.sagemaker.errors import AwsError, from_native, model_error
+from core.errors import SluicewayError
+
+PREFIX = "x-amzn-sagemaker-"
+RENAMED = {
+    "x-amzn-sagemaker-target-variant": "x-target-variant",
+    "x-amzn-sagemaker-inference-id": "x-inference-id",
+}
+ASYNC_ONLY = {
+    "x-amzn-sagemaker-content-type",
+    "x-amzn-sagemaker-accept",
+    "x-amzn-sagemaker-inputlocation",
+    "x-amzn-sagemaker-requestttlseconds",
+    "x-amzn-sagemaker-invocationtimeoutseconds",
+}
+# Header → why it is refused; each of the first three is one entry in RENAMED when its
+# capability lands (X-Target-Model, X-Target-Container, X-Target-Component).
+REFUSED = {
+    "x-amzn-sagemaker-target-model": "TargetModel (multi-model endpoints: not yet)",
+    "x-amzn-sagemaker-target-container-hostname": (
+        "TargetContainerHostname (serial pipelines and direct container calls: not yet)"
+    ),
+    "x-amzn-sagemaker-inference-component": (
+        "InferenceComponentName (inference components: not yet)"
+    ),
+    "x-amzn-sagemaker-custom-attributes": "CustomAttributes (models are not passed them)",
+    "x-amzn-sagemaker-enable-explanations": "EnableExplanations",
+    "x-amzn-sagemaker-session-id": "SessionId (stateful sessions)",
+    "x-amzn-sagemaker-prefix-aware-id": "PrefixAwareId",
+    "x-amzn-sagemaker-s3outputpathextension": "S3OutputPathExtension",
+    "x-amzn-sagemaker-filename": "Filename",
+}
+# Payload problems are the model's answer in SageMaker (the container refuses the input):
+# 415 a content type it cannot read, 422 rows it cannot take, 424 it raised, 504 no answer.
+MODEL_STATUSES = frozenset({415, 422, 424, 504})
+
+
+def translate_headers(
+    headers: list[tuple[bytes, bytes]], *, asynchronous: bool
+) -> list[tuple[bytes, bytes]]:
+    """The native request's headers: SageMaker's renamed, the rest kept as they are.
+
+    Raises AwsError `ValidationError` naming every SageMaker header it cannot honour.
+    """
+    refused = sorted(
+        REFUSED[name.decode("latin-1").lower()]
+        for name, _ in headers
+        if name.decode("latin-1").lower() in REFUSED
+    )
+    if not asynchronous:
+        refused += sorted(
+            name.decode("latin-1") for name, _ in headers if name.decode("latin-1") in ASYNC_ONLY
+        )
+    if refused:
+        raise AwsError(
+            "ValidationError",
+            f"Sluiceway does not support {', '.join(refused)} (see docs/sagemaker.md)",
+        )
+    translated = []
+    for name, value in headers:
+        lower = name.decode("latin-1").lower()
+        if asynchronous and lower in ("content-type", "accept"):
+            continue  # an async call's own are X-Amzn-SageMaker-Content-Type and -Accept
+        if lower in RENAMED:
+            translated.append((RENAMED[lower].encode(), value))
+        elif asynchronous and lower == "x-amzn-sagemaker-content-type":
+            translated.append((b"content-type", value))
+        elif asynchronous and lower == "x-amzn-sagemaker-accept":
+            translated.append((b"accept", value))
+        elif not lower.startswith(PREFIX):
+            translated.append((name, value))
+    if asynchronous:
+        # The body is empty (the input is at InputLocation): its type is the input's.
+        translated = [(n, v) for n, v in translated if n.lower() != b"content-length"]
+    return translated
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
+    wanted = name.encode()
+    return next((value.decode("latin-1") for key, value in headers if key.lower() == wanted), None)
+
+
+def problem_to_aws(response: Response) -> AwsError:
+    """A native problem+json answer as the runtime's AWS error."""
+    try:
+        detail = str(orjson.loads(bytes(response.body)).get("detail", ""))
+    except orjson.JSONDecodeError:
+        detail = bytes(response.body).decode(errors="replace")
+    if response.status_code in MODEL_STATUSES:
+        return model_error(response.status_code, detail)
+    return from_native(_Native(response.status_code, detail), runtime=True)
+
+
+class _Native(SluicewayError):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+async def invoke(scope: Scope, body: bytes, name: str, *, asynchronous: bool) -> Response:
+    """Serve one runtime call; raises AwsError for every refusal."""
+    raw_headers = list(scope["headers"])
+    headers = translate_headers(raw_headers, asynchronous=asynchronous)
+    native_scope = {**scope, "headers": headers}
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    request = Request(native_scope, receive)
+    try:
+        if asynchronous:
+            response = await _invoke_async(request, name, raw_headers, body)
+        else:
+            response = await lane.invoke(request, name)
+    except SluicewayError as exc:
+        if exc.status in MODEL_STATUSES and not asynchronous:
+            raise model_error(exc.status, exc.detail) from None
+        raise from_native(exc, runtime=True) from None
+    except Exception as exc:
+        native = await problems.respond(request, exc)
+        raise problem_to_aws(native) from None
+    if response.status_code >= 400:
+        raise problem_to_aws(response)
+    if asynchronous:
+        return response
+    variant = response.headers.get("x-invoked-variant")
+    if variant is not None:
+        response.headers["x-Amzn-Invoked-Production-Variant"] = variant
+    return response
+
+
+async def _invoke_async(
+    request: Request, name: str, raw_headers: list[tuple[bytes, bytes]], body: bytes
+) -> Response:
+    location = _header(raw_headers, "x-amzn-sagemaker-inputlocation")
+    if not location:
+        raise AwsError("ValidationError", "InvokeEndpointAsync needs an InputLocation")
+    if body:
+        raise AwsError("ValidationError", "InvokeEndpointAsync takes its input from InputLocation")
+    answer = await native_async.invoke_async(
+        name,
+        request,
+        x_target_variant=_header(raw_headers, "x-amzn-sagemaker-target-variant"),
+        x_input_location=location,
+        x_callback_url=None,
+        x_inference_id=_header(raw_headers, "x-amzn-sagemaker-inference-id"),
+        idempotency_key=None,
+        x_request_ttl_s=_header(raw_headers, "x-amzn-sagemaker-requestttlseconds"),
+        x_invocation_timeout_s=_header(raw_headers, "x-amzn-sagemaker-invocationtimeoutseconds"),
+    )
+    accepted = orjson.loads(bytes(answer.body))
+    headers = {"X-Amzn-SageMaker-OutputLocation": accepted["output_location"]}
+    if accepted.get("failure_location"):
+        headers["X-Amzn-SageMaker-FailureLocation"] = accepted["failure_location"]
+    return Response(
+        orjson.dumps({"InferenceId": accepted["inference_id"]}),
+        status_code=202,
+        media_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,293 @@
+"""The SageMaker ↔ native mapping: pure functions (api/sagemaker/mapping.py, runtime headers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from starlette.responses import Response
+
+from api.sagemaker import fields, mapping, runtime
+from api.sagemaker.errors import AwsError
+from api.schemas import EndpointCreate, TransformJobCreate
+
+MODEL = {"ModelName": "churn-xgb", "NativeVersion": 3}
+
+
+@pytest.mark.parametrize(
+    ("container", "framework"),
+    [
+        (
+            {"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"},
+            "xgboost",
+        ),
+        ({"Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.3"}, "torch"),
+        ({"Image": "my/pytorch", "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}}, "python"),
+        ({"Image": "anything", "Environment": {"SLUICEWAY_FRAMEWORK": "xgboost"}}, "xgboost"),
+    ],
+    ids=["xgboost-image", "pytorch-image", "sagemaker-program", "explicit"],
+)
+def test_the_framework_follows_the_image_or_the_environment(
+    container: dict[str, Any], framework: str
+) -> None:
+    assert mapping.framework_of(container) == framework
+
+
+def test_an_image_of_no_known_framework_is_named() -> None:
+    with pytest.raises(AwsError, match="tensorflow-inference"):
+        mapping.framework_of({"Image": "tensorflow-inference:2.13"})
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "accelerator", "workers"),
+    [
+        (None, "cpu", 1),
+        ("ml.m5.xlarge", "cpu", 1),
+        ("ml.c5.4xlarge", "cpu", 1),
+        ("ml.g5.xlarge", "gpu", 1),
+        ("ml.g5.12xlarge", "gpu", 4),
+        ("ml.p4d.24xlarge", "gpu", 8),
+    ],
+)
+def test_instance_types_become_an_accelerator_and_workers(
+    instance_type: str | None, accelerator: str, workers: int
+) -> None:
+    assert mapping.placement(instance_type) == mapping.Placement(accelerator, workers)
+
+
+@pytest.mark.parametrize("instance_type", ["ml.inf2.xlarge", "ml.trn1.2xlarge", "m5.large"])
+def test_instance_types_without_an_equivalent_are_refused(instance_type: str) -> None:
+    with pytest.raises(AwsError, match=instance_type):
+        mapping.placement(instance_type)
+
+
+def test_a_gpu_variant_runs_a_worker_per_gpu_and_instance() -> None:
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": "churn-xgb",
+        "InstanceType": "ml.g5.12xlarge",
+        "InitialInstanceCount": 2,
+        "InitialVariantWeight": 1,
+    }
+    spec = mapping.variant_spec(variant, MODEL)
+    assert spec == {
+        "name": "AllTraffic",
+        "model": "churn-xgb",
+        "model_version": 3,
+        "weight": 1.0,
+        "accelerator": "gpu",
+        "min_workers": 8,
+        "max_workers": 8,
+    }
+    assert mapping.instances(8, 4) == 2 and mapping.instances(5, 4) == 2
+    assert mapping.instances(0, 4) == 0
+
+
+def test_managed_instance_scaling_sets_the_worker_bounds() -> None:
+    variant = {
+        "VariantName": "a",
+        "ModelName": "churn-xgb",
+        "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 1,
+        "ManagedInstanceScaling": {
+            "Status": "ENABLED",
+            "MinInstanceCount": 0,
+            "MaxInstanceCount": 3,
+        },
+    }
+    spec = mapping.variant_spec(variant, MODEL)
+    assert (spec["min_workers"], spec["max_workers"]) == (0, 3)
+
+
+def test_an_endpoint_config_becomes_a_native_endpoint_spec() -> None:
+    config = {
+        "EndpointConfigName": "c",
+        "ProductionVariants": [
+            {"VariantName": "A", "ModelName": "churn-xgb", "InstanceType": "ml.m5.large"}
+        ],
+        "AsyncInferenceConfig": {
+            "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 4},
+            "OutputConfig": {
+                "S3OutputPath": "s3://results/churn/",
+                "S3FailurePath": "s3://results/failed/",
+                "NotificationConfig": {
+                    "SuccessTopic": "arn:aws:sns:us-east-1:123456789012:churn-ok",
+                    "ErrorTopic": "churn-err",
+                },
+            },
+        },
+        "DataCaptureConfig": {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 50,
+            "DestinationS3Uri": "s3://capture/churn",
+            "CaptureOptions": [{"CaptureMode": "Input"}],
+        },
+    }
+    spec = EndpointCreate.model_validate(
+        mapping.endpoint_spec("churn", config, {"churn-xgb": MODEL})
+    )
+    assert spec.async_.output_prefix == "s3://results/churn/"
+    assert spec.async_.failure_prefix == "s3://results/failed/"
+    assert (spec.async_.success_topic, spec.async_.error_topic) == ("churn-ok", "churn-err")
+    assert spec.async_.max_concurrent_invocations_per_worker == 4
+    assert spec.data_capture is not None
+    assert spec.data_capture.sampling_percent == 50
+    assert spec.data_capture.destination == "s3://capture/churn/"
+    assert spec.data_capture.capture == ["input"]
+
+
+def test_a_non_sns_arn_topic_is_refused() -> None:
+    with pytest.raises(AwsError, match="SuccessTopic"):
+        mapping.topic_of("arn:aws:sqs:us-east-1:1:queue", "SuccessTopic")
+
+
+def test_unsupported_fields_are_named_and_later_features_say_so() -> None:
+    request = {
+        "EndpointConfigName": "c",
+        "ProductionVariants": [
+            {"VariantName": "A", "ModelName": "m", "ServerlessConfig": {"MemorySizeInMB": 2048}}
+        ],
+        "ShadowProductionVariants": [{"VariantName": "S", "ModelName": "m"}],
+        "Tags": [{"Key": "team", "Value": "ml"}],
+    }
+    with pytest.raises(AwsError) as caught:
+        fields.check_fields("CreateEndpointConfig", request)
+    message = caught.value.message
+    assert "ProductionVariants[].ServerlessConfig" in message
+    assert "ShadowProductionVariants (shadow variants" in message
+    assert "Tags" not in message  # accepted, with no effect (docs/sagemaker.md)
+
+
+def test_a_multi_model_container_is_refused_until_that_lands() -> None:
+    with pytest.raises(AwsError, match="MultiModel"):
+        mapping.primary_container(
+            {"PrimaryContainer": {"Image": "x", "ModelDataUrl": "s3://b/m/", "Mode": "MultiModel"}}
+        )
+
+
+def _transform(**changes: Any) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "TransformJobName": "nightly",
+        "ModelName": "churn-xgb",
+        "BatchStrategy": "SingleRecord",
+        "MaxPayloadInMB": 2,
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://data/in/"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        "TransformOutput": {"S3OutputPath": "s3://data/out/", "AssembleWith": "Line"},
+        "DataProcessing": {"JoinSource": "Input"},
+    }
+    request.update(changes)
+    return request
+
+
+def test_a_transform_job_becomes_a_native_one() -> None:
+    spec = TransformJobCreate.model_validate(mapping.transform_spec(_transform(), MODEL))
+    assert (spec.name, spec.model, spec.model_version) == ("nightly", "churn-xgb", 3)
+    assert (spec.input_prefix, spec.output_prefix) == ("s3://data/in/", "s3://data/out/")
+    assert (spec.split_type, spec.batch_strategy, spec.join_source) == (
+        "line",
+        "single_record",
+        "input",
+    )
+    assert spec.max_payload_mb == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"DataProcessing": {"InputFilter": "$[1:]"}}, "InputFilter"),
+        ({"BatchStrategy": "Everything"}, "BatchStrategy"),
+    ],
+)
+def test_transform_fields_sluiceway_cannot_honour_are_named(
+    changes: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(AwsError, match=named):
+        mapping.transform_spec(_transform(**changes), MODEL)
+
+
+def test_pages_filter_sort_and_continue() -> None:
+    items = [{"Name": f"e{i:02d}", "CreationTime": float(i)} for i in range(25)]
+    first, token = mapping.page(items, {"MaxResults": 10}, name_key="Name")
+    assert [i["Name"] for i in first] == [f"e{i:02d}" for i in range(24, 14, -1)]
+    assert token == "10"
+    last, token = mapping.page(items, {"MaxResults": 10, "NextToken": "20"}, name_key="Name")
+    assert len(last) == 5 and token is None
+    named, _ = mapping.page(
+        items, {"NameContains": "e1", "SortBy": "Name", "SortOrder": "Ascending"}, name_key="Name"
+    )
+    assert [i["Name"] for i in named] == [f"e1{i}" for i in range(10)]
+
+
+def test_runtime_headers_are_renamed_and_unsupported_ones_named() -> None:
+    headers = [
+        (b"content-type", b"text/csv"),
+        (b"x-amzn-sagemaker-target-variant", b"AllTraffic"),
+        (b"x-amzn-sagemaker-inference-id", b"order-1"),
+    ]
+    assert runtime.translate_headers(headers, asynchronous=False) == [
+        (b"content-type", b"text/csv"),
+        (b"x-target-variant", b"AllTraffic"),
+        (b"x-inference-id", b"order-1"),
+    ]
+    with pytest.raises(AwsError) as caught:
+        runtime.translate_headers(
+            [*headers, (b"x-amzn-sagemaker-target-model", b"a.json")], asynchronous=False
+        )
+    assert caught.value.code == "ValidationError" and "TargetModel" in caught.value.message
+
+
+def test_async_headers_carry_the_input_content_type() -> None:
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", b"0"),
+        (b"x-amzn-sagemaker-content-type", b"text/csv"),
+        (b"x-amzn-sagemaker-accept", b"application/json"),
+    ]
+    assert runtime.translate_headers(headers, asynchronous=True) == [
+        (b"content-type", b"text/csv"),
+        (b"accept", b"application/json"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (422, "ModelError"),
+        (424, "ModelError"),
+        (404, "ValidationError"),
+        (429, "ThrottlingException"),
+    ],
+)
+def test_native_problems_become_the_runtime_errors_botocore_knows(status: int, code: str) -> None:
+    native = Response(orjson.dumps({"detail": "feature 3 is NaN"}), status_code=status)
+    error = runtime.problem_to_aws(native)
+    assert error.code == code
+    if code == "ModelError":
+        assert error.status == 424
+        assert error.extra == {"OriginalStatusCode": status, "OriginalMessage": "feature 3 is NaN"}
+
+
+def test_an_uncompressed_model_data_source_is_the_model_data_url() -> None:
+    source = {
+        "S3Uri": "s3://models/churn.json",
+        "S3DataType": "S3Object",
+        "CompressionType": "None",
+    }
+    container = mapping.primary_container(
+        {"PrimaryContainer": {"Image": "xgboost", "ModelDataSource": {"S3DataSource": source}}}
+    )
+    assert container["ModelDataUrl"] == "s3://models/churn.json"
+    with pytest.raises(AwsError, match="S3DataType=S3Prefix"):
+        mapping.primary_container(
+            {
+                "PrimaryContainer": {
+                    "Image": "xgboost",
+                    "ModelDataSource": {"S3DataSource": {**source, "S3DataType": "S3Prefix"}},
+                }
+            }
+        )
