@@ -45,6 +45,7 @@ TABLES = {
     "monitoring_baselines",
     "monitoring_schedules",
     "monitoring_executions",
+    "inference_components",
 }
 
 

@@ -491,11 +491,11 @@ def test_unknown_model_or_version_is_422(
     [
         ({"name": "Bad_Name"}, "name"),
         ({"name": "-lead"}, "name"),
-        ({"variants": []}, "variants"),
+        ({"variants": {}}, "variants"),
         ({"async": {"output_prefix": "http://x/"}}, "output_prefix"),
         ({"colour": "red"}, "colour"),
     ],
-    ids=["uppercase", "leading-dash", "no-variants", "bad-prefix", "unknown-field"],
+    ids=["uppercase", "leading-dash", "variants-not-a-list", "bad-prefix", "unknown-field"],
 )
 def test_bad_endpoint_specs_are_422(
     client: httpx.Client, two_models: dict[str, str], change: dict[str, Any], named: str
