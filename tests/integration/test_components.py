@@ -1,0 +1,279 @@
+"""Inference components on real parts: `sluice scheduler` placing and running their copies.
+
+One private stack (API + scheduler, no hand-started workers) whose host offers
+component copies 2 cores: two XGBoost components of 0.5 core and a torch MLP of
+1 core fill it (the docs' worked example), a fourth asking for 4 cores is
+reported pending and never runs. Each is called with X-Target-Component; one
+scales to zero and wakes on its first request; the MLP is patched to two copies,
+which stay pending until a deleted component has drained and freed its core.
+A thread samples the live copies all along: their cores never pass the host's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from core.broker import live_workers
+from devstack.servers import SeaweedServer
+from tests.integration import models
+from tests.integration.conftest import (
+    Stack,
+    private_stack,
+    register,
+    stack_settings,
+    unique,
+    wait_for,
+    wait_job,
+)
+
+pytestmark = pytest.mark.integration
+
+HOST_CORES = 2.0
+SETTINGS = {
+    "SLUICEWAY_SCHEDULER_INTERVAL_S": "0.5",
+    "SLUICEWAY_SCALE_IN_COOLDOWN_S": "2",
+    "SLUICEWAY_SCALE_IN_WINDOW_S": "2",
+    "SLUICEWAY_SCALE_TO_ZERO_IDLE_S": "300",
+    "SLUICEWAY_HOST_CPU_CORES": str(HOST_CORES),
+    "SLUICEWAY_HOST_MEMORY_MB": "4096",
+    "SLUICEWAY_WORKER_STOP_GRACE_S": "20",
+}
+
+
+@pytest.fixture(scope="module")
+def placed(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with (
+        private_stack(s3, tmp_path_factory.mktemp("components"), **SETTINGS) as running,
+        stack_settings(running),
+    ):
+        scheduler = running._spawn(["scheduler"], "scheduler.log")
+        running.workers.append(scheduler)  # stopped (SIGTERM) with the stack
+        yield running
+
+
+class CoreWatch:
+    """Samples the live copies (worker leases) every 50 ms: the most cores held at once."""
+
+    def __init__(self, stack: Stack, cores_by_queue: dict[str, float]) -> None:
+        self.client = redis.Redis.from_url(stack.env["SLUICEWAY_REDIS_URL"])
+        self.namespace = stack.namespace
+        self.cores_by_queue = cores_by_queue  # updated by the test as it adds components
+        self.most = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            held = sum(
+                self.cores_by_queue.get(queue, 0.0)
+                for worker in live_workers(self.client, self.namespace)
+                for queue in worker.queues
+            )
+            self.most = max(self.most, held)
+            time.sleep(0.05)
+
+    def __enter__(self) -> CoreWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def component(client: httpx.Client, endpoint: str, name: str) -> dict[str, Any]:
+    response = client.get(f"/v1/endpoints/{endpoint}/components/{name}")
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def call(client: httpx.Client, endpoint: str, name: str, rows: list[list[float]]) -> Any:
+    response = client.post(
+        f"/v1/endpoints/{endpoint}/invocations",
+        json={"instances": rows},
+        headers={"X-Target-Component": name},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Invoked-Component"] == name
+    assert "X-Invoked-Variant" not in response.headers
+    return response.json()["predictions"]
+
+
+def test_components_share_a_host_scale_on_their_own_and_never_overcommit(
+    placed: Stack, model_files: dict[str, Path]
+) -> None:
+    ep = unique("multi")
+    queue = f"{placed.namespace}.{ep}.ic."
+    cores = {queue + "small-a": 0.5, queue + "small-b": 0.5, queue + "mlp": 1.0, queue + "big": 4}
+    rows = models.random_rows(3, seed=7)
+    xgb_expected = models.predict_xgboost(model_files["xgb"], rows)
+    mlp_expected = models.predict_torch(model_files["torch"], rows)
+    with placed.client() as client, CoreWatch(placed, cores) as watch:
+        xgb = register(client, unique("xgb"), "xgboost", model_files["xgb"])["name"]
+        mlp = register(client, unique("mlp"), "torch", model_files["torch"])["name"]
+        created = client.post("/v1/endpoints", json={"name": ep})
+        assert created.status_code == 201, created.text
+        assert created.json()["variants"] == []
+        no_header = client.post(f"/v1/endpoints/{ep}/invocations", json={"instances": rows})
+        assert no_header.status_code == 400
+        assert "X-Target-Component" in no_header.json()["detail"]
+
+        specs = [
+            {"name": "small-a", "model": xgb, "copies": {"min": 1, "max": 1}},
+            {
+                "name": "small-b",
+                "model": xgb,
+                "copies": {"min": 0, "max": 1},
+                "scaling": {"scale_to_zero_idle_s": 2},
+            },
+            {"name": "mlp", "model": mlp, "compute": {"cpu_cores": 1, "memory_mb": 512}},
+            {"name": "big", "model": mlp, "compute": {"cpu_cores": 4}, "copies": {"min": 1}},
+        ]
+        for spec in specs:
+            spec.setdefault("compute", {"cpu_cores": 0.5, "memory_mb": 256})
+            spec.setdefault("copies", {"min": 1, "max": 1})
+            response = client.post(f"/v1/endpoints/{ep}/components", json=spec)
+            assert response.status_code == 201, response.text
+        again = client.post(f"/v1/endpoints/{ep}/components", json=specs[0])
+        assert again.status_code == 409
+
+        # min copies start where they fit; big fits nowhere and says why.
+        wait_for(
+            lambda: all(
+                component(client, ep, n)["copies"]["current"] == 1 for n in ("small-a", "mlp")
+            ),
+            timeout_s=60,
+            what="small-a and mlp copies",
+        )
+        big = component(client, ep, "big")
+        assert big["copies"]["desired"] == 1 and big["copies"]["current"] == 0
+        assert big["placements"] == []
+        assert "needs 4 cores, 0.5 free" in big["pending_reason"], big
+        view = client.get(f"/v1/endpoints/{ep}").json()
+        assert {c["name"] for c in view["components"]} == {"small-a", "small-b", "mlp", "big"}
+        (host,) = view["hosts"]
+        assert host["cpu_cores"] == HOST_CORES and host["free_cpu_cores"] == 0.5
+        placements = component(client, ep, "mlp")["placements"]
+        assert [(p["host"], p["cpu_cores"]) for p in placements] == [(host["name"], 1.0)]
+
+        # Each component answers with its own model.
+        models.assert_close(call(client, ep, "small-a", rows), xgb_expected)
+        models.assert_close(call(client, ep, "mlp", rows), mlp_expected)
+        unknown = client.post(
+            f"/v1/endpoints/{ep}/invocations",
+            json={"instances": rows},
+            headers={"X-Target-Component": "nope"},
+        )
+        assert unknown.status_code == 404
+
+        # small-b sleeps at zero copies; its first request wakes it, and idle it goes back.
+        assert component(client, ep, "small-b")["copies"]["current"] == 0
+        models.assert_close(call(client, ep, "small-b", rows), xgb_expected)
+        wait_for(
+            lambda: component(client, ep, "small-b")["copies"]["current"] == 0,
+            timeout_s=30,
+            what="small-b back to zero copies",
+        )
+
+        # Two MLP copies wanted; one core is not free while small-a holds its half.
+        patched = client.patch(
+            f"/v1/endpoints/{ep}/components/mlp", json={"copies": {"min": 2, "max": 2}}
+        )
+        assert patched.status_code == 200, patched.text
+        wait_for(
+            lambda: (
+                "needs 1 cores, 0.5 free" in (component(client, ep, "mlp")["pending_reason"] or "")
+            ),
+            timeout_s=20,
+            what="the second mlp copy reported pending",
+        )
+        assert component(client, ep, "mlp")["copies"] | {"min": 2} == {
+            "min": 2,
+            "max": 2,
+            "current": 1,
+            "desired": 2,
+        }
+
+        # Delete small-a with async work queued: it drains (the jobs succeed), refuses
+        # new calls, goes away, and its half core lets the second mlp copy start.
+        jobs = [
+            client.post(
+                f"/v1/endpoints/{ep}/async-invocations",
+                json={"instances": rows},
+                headers={"X-Target-Component": "small-a"},
+            )
+            for _ in range(5)
+        ]
+        assert all(j.status_code == 202 for j in jobs), [j.text for j in jobs]
+        assert jobs[0].headers["X-Invoked-Component"] == "small-a"
+        deleted = client.delete(f"/v1/endpoints/{ep}/components/small-a")
+        assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
+        refused = client.post(
+            f"/v1/endpoints/{ep}/invocations",
+            json={"instances": rows},
+            headers={"X-Target-Component": "small-a"},
+        )
+        assert refused.status_code == 404
+        for job in jobs:
+            done = wait_job(client, job.json()["job_id"])
+            assert done["status"] == "succeeded", done
+        models.assert_close(call(client, ep, "mlp", rows), mlp_expected)  # serves meanwhile
+        wait_for(
+            lambda: client.get(f"/v1/endpoints/{ep}/components/small-a").status_code == 404,
+            timeout_s=30,
+            what="small-a removed once drained",
+        )
+        wait_for(
+            lambda: component(client, ep, "mlp")["copies"]["current"] == 2,
+            timeout_s=60,
+            what="the second mlp copy in small-a's freed room",
+        )
+        assert component(client, ep, "mlp")["pending_reason"] is None
+        assert component(client, ep, "big")["copies"]["current"] == 0
+
+        metrics = client.get("/metrics").text
+        assert (
+            f'sluiceway_component_copies{{component="mlp",endpoint="{ep}",state="current"}} 2.0'
+            in metrics
+        )
+        assert (
+            f'sluiceway_component_copies{{component="big",endpoint="{ep}",state="pending"}} 1.0'
+            in metrics
+        )
+        assert "sluiceway_placement_host_cpu_cores{" in metrics
+    assert watch.most <= HOST_CORES, f"copies held {watch.most} cores of {HOST_CORES}"
+
+
+def test_transform_jobs_on_a_components_only_endpoint_name_a_component(
+    placed: Stack,
+) -> None:
+    """Refused before any work: 422 without a component, 404 for an unknown one."""
+    ep = unique("tx")
+    with placed.client() as client:
+        assert client.post("/v1/endpoints", json={"name": ep}).status_code == 201
+        base = {
+            "endpoint": ep,
+            "input_prefix": "s3://inputs/x/",
+            "output_prefix": "s3://outputs/y/",
+        }
+        missing = client.post("/v1/transform-jobs", json=base)
+        assert missing.status_code == 422 and "X-Target-Component" in missing.text
+        unknown = client.post(
+            "/v1/transform-jobs", json=base, headers={"X-Target-Component": "nope"}
+        )
+        assert unknown.status_code == 404 and "nope" in unknown.text
+        both = client.post(
+            "/v1/transform-jobs",
+            json={**base, "component": "a"},
+            headers={"X-Target-Component": "b"},
+        )
+        assert both.status_code == 400
