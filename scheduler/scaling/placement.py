@@ -13,6 +13,8 @@ The rules, in order:
 2. Running copies stay where they are (moving one would cost a cold start).
    A component that shrinks gives up its newest copies first; a copy whose
    component's compute was patched is replaced (it runs with the old figures).
+   A copy given up still holds its share in this decision (its process is only
+   now asked to stop), and in later ones while it drains (`draining`).
 3. New copies go by priority: every copy a higher priority wants is placed
    before any of a lower one. Within one priority, in the order given (the
    scaler sorts "work waiting first"), one copy per component per round, so
@@ -136,21 +138,28 @@ def place(
     `running`: the copies live now per component, oldest first; `draining`: copies
     asked to stop that still hold their share. Components not in `wants` get none.
     """
-    by_name = {h.name: h for h in hosts}
     free = {h.name: HostFree.of(h) for h in hosts}
     for placement in draining:
         if placement.host in free:
             free[placement.host].take(placement)
     placed: dict[str, list[Placement]] = {}
-    for want in wants:
-        kept = [
-            p
-            for p in running.get(want.component, ())
-            if p.compute == want.compute and p.host in by_name
-        ][: max(want.copies, 0)]
-        for placement in kept:
+    copies_wanted = {w.component: max(w.copies, 0) for w in wants}
+    compute_wanted = {w.component: w.compute for w in wants}
+    for component, copies in running.items():
+        kept = placed.setdefault(component, []) if component in copies_wanted else []
+        for placement in copies:
+            if placement.host not in free:
+                continue
+            # A copy given up now (shrink, new compute, component gone) is stopped
+            # now and holds its share until its process has exited: taken either way.
             free[placement.host].take(placement)
-        placed[want.component] = kept
+            if (
+                placement.compute == compute_wanted.get(component)
+                and len(kept) < copies_wanted[component]
+            ):
+                kept.append(placement)
+    for want in wants:
+        placed.setdefault(want.component, [])
 
     pending: dict[str, str] = {}
     for priority in sorted({w.priority for w in wants}, reverse=True):

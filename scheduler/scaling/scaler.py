@@ -92,7 +92,8 @@ class Scaler:
         self.targets: list[WorkerTarget] = []
         # Per component queue: (time, answered ever) samples for the invocations target.
         self._answered: dict[str, tuple[tuple[float, float], ...]] = {}
-        self._pending: dict[str, str] = {}  # the last shortfall logged per component
+        # Per pending component: (wanted, placed) when its shortfall was last logged.
+        self._pending: dict[str, tuple[int, int]] = {}
 
     def step(self) -> bool:
         if time.monotonic() >= self._next_tick or self.wake_pending():
@@ -255,23 +256,28 @@ class Scaler:
             view.running,
             view.draining,
         )
+        pending_now: dict[str, tuple[int, int]] = {}
         for config, decision, waiting in wanted:
             placements = tuple(outcome.placements.get(config.key, ()))
             targets.append(_component_target(config, len(placements), waiting, placements))
             reason = outcome.pending.get(config.key)
-            if reason != self._pending.get(config.key) and reason:
+            short = (decision.desired, len(placements)) if reason else None
+            if short is not None and short != self._pending.get(config.key):
+                # Once per change of wanted/placed, not every tick the free room moves.
                 logger.warning(
                     "%s: %d copies wanted, not placed: %s",
                     config.key,
                     decision.desired - len(placements),
                     reason,
                 )
+            if short is not None:
+                pending_now[config.key] = short
             published[config.queue] = ComponentPlacements(
                 desired=decision.desired,
                 placements=[_placement_json(p) for p in placements],
                 pending_reason=reason,
             )
-        self._pending = dict(outcome.pending)
+        self._pending = pending_now
         hosts = [_host_json(host, outcome.free.get(host.name)) for host in view.hosts]
         return targets, published, hosts, drained
 

@@ -11,6 +11,7 @@ A thread samples the live copies all along: their cores never pass the host's.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from core.broker import live_workers
 from devstack.servers import SeaweedServer
 from tests.integration import models
 from tests.integration.conftest import (
@@ -59,23 +58,42 @@ def placed(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield running
 
 
-class CoreWatch:
-    """Samples the live copies (worker leases) every 50 ms: the most cores held at once."""
+STARTED = re.compile(r"started a worker for (\S+) on \S+: .* \(pid (\d+)\)")
 
-    def __init__(self, stack: Stack, cores_by_queue: dict[str, float]) -> None:
-        self.client = redis.Redis.from_url(stack.env["SLUICEWAY_REDIS_URL"])
-        self.namespace = stack.namespace
-        self.cores_by_queue = cores_by_queue  # updated by the test as it adds components
+
+def alive_child(pid: int, parent: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state, ppid = stat.rsplit(") ", 1)[1].split()[:2]
+    return state != "Z" and int(ppid) == parent
+
+
+class CoreWatch:
+    """Samples the copies' processes every 50 ms: the most cores they held at once.
+
+    Processes, not leases: a copy asked to stop gives its lease back before its
+    process has exited, and holds its share until then. Which component each
+    process runs is read from the scheduler's log ("started a worker for K ... (pid N)").
+    """
+
+    def __init__(self, stack: Stack, cores_by_key: dict[str, float]) -> None:
+        self.stack = stack
+        self.scheduler = stack.workers[0].pid
+        self.cores_by_key = cores_by_key
         self.most = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        log = self.stack.home / "scheduler.log"
         while not self._stop.is_set():
+            started = STARTED.findall(log.read_text(errors="replace"))
             held = sum(
-                self.cores_by_queue.get(queue, 0.0)
-                for worker in live_workers(self.client, self.namespace)
-                for queue in worker.queues
+                self.cores_by_key.get(key, 0.0)
+                for key, pid in started
+                if alive_child(int(pid), self.scheduler)
             )
             self.most = max(self.most, held)
             time.sleep(0.05)
@@ -112,8 +130,8 @@ def test_components_share_a_host_scale_on_their_own_and_never_overcommit(
     placed: Stack, model_files: dict[str, Path]
 ) -> None:
     ep = unique("multi")
-    queue = f"{placed.namespace}.{ep}.ic."
-    cores = {queue + "small-a": 0.5, queue + "small-b": 0.5, queue + "mlp": 1.0, queue + "big": 4}
+    key = f"{ep}/ic."
+    cores = {key + "small-a": 0.5, key + "small-b": 0.5, key + "mlp": 1.0, key + "big": 4.0}
     rows = models.random_rows(3, seed=7)
     xgb_expected = models.predict_xgboost(model_files["xgb"], rows)
     mlp_expected = models.predict_torch(model_files["torch"], rows)
@@ -250,6 +268,7 @@ def test_components_share_a_host_scale_on_their_own_and_never_overcommit(
             in metrics
         )
         assert "sluiceway_placement_host_cpu_cores{" in metrics
+    assert watch.most > 0, "the watch saw the copies"
     assert watch.most <= HOST_CORES, f"copies held {watch.most} cores of {HOST_CORES}"
 
 

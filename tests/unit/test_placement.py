@@ -101,28 +101,36 @@ def test_running_copies_stay_and_are_not_evicted_for_a_higher_priority() -> None
 
 
 def test_one_grows_while_another_shrinks() -> None:
-    """A gives back a copy; B takes the room in the same decision, but only once
-    A's stopping copy has exited (draining copies keep their share)."""
+    """A gives back a copy; B takes its room only once A's stopping copy has exited.
+
+    Regression: B was placed in the very decision that gave A's copy up, and its
+    process started while A's still ran (2.5 of 2 cores for seconds)."""
     a_copies = [Placement("a", "h2", ONE), Placement("a", "h2", ONE)]
     wants = [Want("a", ONE, 1), Want("b", ONE, 1)]
     outcome = place([TWO_CORES], wants, {"a": a_copies})
     assert outcome.placements["a"] == a_copies[:1]  # the oldest stays
-    assert len(outcome.placements["b"]) == 1
-    # The actuator asked the second copy of a to stop; until it exits, b waits.
+    assert outcome.placements["b"] == []
+    assert outcome.pending["b"] == "h2: needs 1 cores, 0 free"
+    # The actuator asked the second copy of a to stop; while it drains, b waits.
     draining = place([TWO_CORES], wants, {"a": a_copies[:1]}, draining=a_copies[1:])
     assert draining.placements["b"] == []
-    assert draining.pending["b"] == "h2: needs 1 cores, 0 free"
+    # Once it has exited, b gets the core.
+    exited = place([TWO_CORES], wants, {"a": a_copies[:1]})
+    assert len(exited.placements["b"]) == 1
+
+
+def test_a_deleted_component_holds_its_room_until_its_copies_stop() -> None:
+    running = {"gone": [Placement("gone", "h2", ONE), Placement("gone", "h2", ONE)]}
+    outcome = place([TWO_CORES], [Want("new", ONE, 1)], running)
+    assert outcome.placements == {"new": []}
+    assert "needs 1 cores, 0 free" in outcome.pending["new"]
 
 
 def test_patched_compute_replaces_the_copies() -> None:
     running = {"a": [Placement("a", "h2", SMALL)]}
     outcome = place([TWO_CORES], [Want("a", ONE, 1)], running)
     assert [p.compute for p in outcome.placements["a"]] == [ONE]
-
-
-def test_a_component_no_longer_wanted_gets_nothing() -> None:
-    outcome = place([TWO_CORES], [], {"gone": [Placement("gone", "h2", ONE)]})
-    assert outcome.placements == {}
+    assert outcome.free["h2"].cpu_cores == pytest.approx(0.5), "the old copy still counts"
 
 
 def test_shared_gpu_while_memory_sums_fit() -> None:
