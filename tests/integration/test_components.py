@@ -272,27 +272,43 @@ def test_components_share_a_host_scale_on_their_own_and_never_overcommit(
     assert watch.most <= HOST_CORES, f"copies held {watch.most} cores of {HOST_CORES}"
 
 
-def test_transform_jobs_on_a_components_only_endpoint_name_a_component(
-    placed: Stack,
+def test_bad_component_requests_are_refused_and_change_nothing(
+    placed: Stack, model_files: dict[str, Path]
 ) -> None:
-    """Refused before any work: 422 without a component, 404 for an unknown one."""
-    ep = unique("tx")
+    """Refused before any work: clear 4xx answers, and the component as it was."""
+    ep = unique("bad")
     with placed.client() as client:
         assert client.post("/v1/endpoints", json={"name": ep}).status_code == 201
-        base = {
-            "endpoint": ep,
-            "input_prefix": "s3://inputs/x/",
-            "output_prefix": "s3://outputs/y/",
-        }
-        missing = client.post("/v1/transform-jobs", json=base)
+        xgb = register(client, unique("xgb"), "xgboost", model_files["xgb"])["name"]
+        base = f"/v1/endpoints/{ep}/components"
+        spec = {"name": "c", "model": xgb, "copies": {"min": 0, "max": 1}}
+        assert client.post(base, json=spec).status_code == 201
+        cases = [
+            ("POST", f"/v1/endpoints/{unique('none')}/components", spec, 404, "no endpoint"),
+            ("POST", base, {**spec, "name": "d", "model": "nope"}, 422, "nope"),
+            ("POST", base, {**spec, "name": "d", "compute": {"cpu_cores": -1}}, 422, "cpu_cores"),
+            ("PATCH", f"{base}/c", {"copies": {"min": 3}}, 422, "copies.max 1 is below"),
+            ("PATCH", f"{base}/c", {"compute": {"gpus": "1"}}, 422, "gpus"),
+            ("PATCH", f"{base}/zz", {"copies": {"max": 2}}, 404, "no inference component"),
+            ("GET", f"{base}/zz", None, 404, "no inference component 'zz'"),
+            ("DELETE", f"{base}/zz", None, 404, "no inference component 'zz'"),
+        ]
+        for method, url, body, status, named in cases:
+            response = client.request(method, url, json=body)
+            assert response.status_code == status, (method, url, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert named in response.json()["detail"], response.text
+        kept = client.get(f"{base}/c").json()
+        assert kept["copies"]["min"] == 0 and kept["copies"]["max"] == 1
+        assert kept["compute"]["gpus"] == 0
+
+        # Transform jobs: a components-only endpoint needs a component that exists.
+        tx = {"endpoint": ep, "input_prefix": "s3://inputs/x/", "output_prefix": "s3://outputs/y/"}
+        missing = client.post("/v1/transform-jobs", json=tx)
         assert missing.status_code == 422 and "X-Target-Component" in missing.text
-        unknown = client.post(
-            "/v1/transform-jobs", json=base, headers={"X-Target-Component": "nope"}
-        )
+        unknown = client.post("/v1/transform-jobs", json=tx, headers={"X-Target-Component": "nope"})
         assert unknown.status_code == 404 and "nope" in unknown.text
         both = client.post(
-            "/v1/transform-jobs",
-            json={**base, "component": "a"},
-            headers={"X-Target-Component": "b"},
+            "/v1/transform-jobs", json={**tx, "component": "a"}, headers={"X-Target-Component": "b"}
         )
         assert both.status_code == 400
