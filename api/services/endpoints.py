@@ -35,7 +35,7 @@ from core.broker import get_redis, queue_loads, queue_name, variants_key, worker
 from core.config import get_settings
 from core.errors import Conflict, InvalidInput, NotFound
 from core.storage import S3Location
-from core.tables import Endpoint, ModelVersion, Variant
+from core.tables import Endpoint, InferenceComponent, ModelVersion, Variant
 
 
 def load_endpoint(session: Session, name: str) -> Endpoint:
@@ -46,7 +46,10 @@ def load_endpoint(session: Session, name: str) -> Endpoint:
         .options(
             selectinload(Endpoint.variants)
             .selectinload(Variant.model_version)
-            .selectinload(ModelVersion.model)
+            .selectinload(ModelVersion.model),
+            selectinload(Endpoint.components)
+            .selectinload(InferenceComponent.model_version)
+            .selectinload(ModelVersion.model),
         )
     )
     if endpoint is None:
@@ -195,7 +198,10 @@ def list_endpoints(session: Session) -> list[EndpointPublic]:
         .options(
             selectinload(Endpoint.variants)
             .selectinload(Variant.model_version)
-            .selectinload(ModelVersion.model)
+            .selectinload(ModelVersion.model),
+            selectinload(Endpoint.components)
+            .selectinload(InferenceComponent.model_version)
+            .selectinload(ModelVersion.model),
         )
     )
     return _public(list(endpoints))
