@@ -20,6 +20,7 @@ from api.realtime.producer import Producer
 from api.realtime.replies import ReplyWaiter
 from api.realtime.routing import RouteCache
 from api.routes import (
+    components,
     console,
     deliveries,
     endpoints,
@@ -81,6 +82,7 @@ def create_app() -> FastAPI:
     for module in (
         models,
         endpoints,
+        components,
         invocations,
         jobs,
         transform_jobs,

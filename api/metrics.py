@@ -6,7 +6,8 @@ backlog, reserved messages, live and desired workers, and the scaler's last even
 Per worker: CPU seconds, resident memory, and its GPU's utilisation and memory
 where it has one (from its heartbeat); for the API's host: CPU, load, memory;
 for this process: prometheus_client's standard process_* metrics.
-Per endpoint and check: the violations of the latest monitoring runs.
+Per endpoint and check: the violations of the latest monitoring runs. Per inference
+component: its copies by state, and each placement host's room (api/component_metrics.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from api.component_metrics import ComponentMetrics
 from core import process_stats, scaling_state
 from core.broker import (
     delivery_outcomes_key,
@@ -286,6 +288,7 @@ SHARED_COLLECTORS: tuple[Collector, ...] = (
     DeliveryMetrics(),
     ProcessMetrics(),
     MonitoringMetrics(),
+    ComponentMetrics(),
 )
 for _collector in SHARED_COLLECTORS:
     REGISTRY.register(_collector)

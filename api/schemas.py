@@ -191,7 +191,8 @@ class DataCapture(Strict):
 
 class EndpointCreate(Strict):
     name: Name
-    variants: list[VariantCreate] = Field(min_length=1, max_length=16)
+    # Empty or absent: an endpoint of inference components only (added by POST .../components).
+    variants: list[VariantCreate] = Field(default_factory=list, max_length=16)
     async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
     data_capture: DataCapture | None = None
 
@@ -203,7 +204,7 @@ class EndpointCreate(Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"variant names must be unique, repeated: {duplicates}")
-        if sum(v.weight for v in self.variants) <= 0:
+        if self.variants and sum(v.weight for v in self.variants) <= 0:
             raise ValueError("at least one variant needs a weight above 0")
         return self
 
@@ -258,6 +259,13 @@ class EndpointPublic(BaseModel):
     variants: list[VariantPublic]
     async_: AsyncPublic = Field(serialization_alias="async")
     data_capture: DataCapture | None = None
+    components: list[ComponentPublic] = Field(
+        default_factory=list, description="Inference components (docs/components.md)."
+    )
+    hosts: list[HostPublic] = Field(
+        default_factory=list,
+        description="Hosts the scaler places component copies on, and what is free on each.",
+    )
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -434,6 +442,11 @@ class TransformJobCreate(Strict):
         description="Resubmitting a stopped or failed job's name resumes it; default: generated.",
     )
     endpoint: Name | None = Field(default=None, description="Run on this endpoint's variants.")
+    component: Name | None = Field(
+        default=None,
+        description="With endpoint: run on this inference component instead "
+        "(or send X-Target-Component).",
+    )
     model: Name | None = Field(
         default=None, description="Or run this registered model on the transform pool."
     )
@@ -461,6 +474,8 @@ class TransformJobCreate(Strict):
             raise ValueError("give exactly one of endpoint or model")
         if self.model_version is not None and self.model is None:
             raise ValueError("model_version goes with model, not endpoint")
+        if self.component is not None and self.endpoint is None:
+            raise ValueError("component goes with endpoint, not model")
         return self
 
 
@@ -469,6 +484,7 @@ class TransformJobPublic(BaseModel):
     name: str
     status: TransformStatus
     endpoint: str | None
+    component: str | None = None
     model: str | None
     model_version: int | None
     input_prefix: str
@@ -618,3 +634,145 @@ class SchedulePublic(BaseModel):
     next_run_at: dt.datetime
     created_at: dt.datetime
     last_execution: ExecutionPublic | None
+
+
+# --- inference components (docs/components.md) -----------------------------------------
+
+
+class ComputeSpec(Strict):
+    """What ONE copy of a component needs; the scaler places copies where it is free."""
+
+    cpu_cores: Float = Field(default=1.0, gt=0, le=1024)
+    memory_mb: Int = Field(default=1024, ge=1, le=16_777_216)
+    gpus: Int = Field(default=0, ge=0, le=64, description="Whole GPUs, shared with no copy.")
+    gpu_memory_mb: Int = Field(
+        default=0,
+        ge=0,
+        le=16_777_216,
+        description="With gpus 0: a share of one GPU; copies share a GPU while their sum fits.",
+    )
+
+
+class ComputePatch(Strict):
+    """Only the fields sent change; running copies are replaced by copies with the new figures."""
+
+    cpu_cores: Float | None = Field(default=None, gt=0, le=1024)
+    memory_mb: Int | None = Field(default=None, ge=1, le=16_777_216)
+    gpus: Int | None = Field(default=None, ge=0, le=64)
+    gpu_memory_mb: Int | None = Field(default=None, ge=0, le=16_777_216)
+
+
+class CopiesSpec(Strict):
+    min: Int = Field(default=0, ge=0, le=1024)
+    max: Int = Field(default=1, ge=0, le=1024)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> CopiesSpec:
+        if self.max < self.min:
+            raise ValueError(f"copies.max {self.max} is below copies.min {self.min}")
+        return self
+
+
+class CopiesPatch(Strict):
+    min: Int | None = Field(default=None, ge=0, le=1024)
+    max: Int | None = Field(default=None, ge=0, le=1024)
+
+
+ScalingMetric = Literal["backlog_per_copy", "invocations_per_copy_per_minute"]
+
+
+class ComponentScaling(Strict):
+    """How the scaler sizes a component: one copy per `target` of `metric`."""
+
+    metric: ScalingMetric = "backlog_per_copy"
+    target: Float = Field(default=float(DEFAULT_TARGET_BACKLOG), gt=0, le=1_000_000)
+    scale_in_cooldown_s: Float | None = Field(
+        default=None, ge=0, le=86_400, description="Default: the scheduler's setting."
+    )
+    scale_to_zero_idle_s: Float | None = Field(
+        default=None, ge=0, le=86_400, description="Default: the scheduler's setting."
+    )
+
+
+class ComponentScalingPatch(Strict):
+    metric: ScalingMetric | None = None
+    target: Float | None = Field(default=None, gt=0, le=1_000_000)
+    scale_in_cooldown_s: Float | None = Field(default=None, ge=0, le=86_400)
+    scale_to_zero_idle_s: Float | None = Field(default=None, ge=0, le=86_400)
+
+
+class ComponentCreate(Strict):
+    name: Name
+    model: Name
+    model_version: Int | None = Field(
+        default=None, ge=1, le=MAX_INT, description="Default: latest."
+    )
+    compute: ComputeSpec = Field(default_factory=ComputeSpec)
+    copies: CopiesSpec = Field(default_factory=CopiesSpec)
+    scaling: ComponentScaling = Field(default_factory=ComponentScaling)
+    batching: Batching = Field(default_factory=Batching)
+    priority: Int = Field(
+        default=0, ge=0, le=100, description="Higher is placed first when hosts are short."
+    )
+
+
+class ComponentPatch(Strict):
+    compute: ComputePatch | None = None
+    copies: CopiesPatch | None = None
+    scaling: ComponentScalingPatch | None = None
+    batching: BatchingPatch | None = None
+    priority: Int | None = Field(default=None, ge=0, le=100)
+
+
+class CopiesPublic(BaseModel):
+    min: int
+    max: int
+    current: int = Field(description="Live copies (workers) serving the component's queue.")
+    desired: int = Field(description="What the scaler wants now; above `current` while pending.")
+
+
+class PlacementPublic(BaseModel):
+    host: str
+    cpu_cores: float
+    memory_mb: int
+    gpu: int | None = Field(default=None, description="The GPU it runs on (the first, if many).")
+    gpus: list[int] = Field(default_factory=list)
+    gpu_memory_mb: int = 0
+
+
+class ComponentPublic(BaseModel):
+    name: str
+    endpoint: str
+    model: str
+    model_version: int
+    framework: str
+    status: str
+    compute: ComputeSpec
+    copies: CopiesPublic
+    scaling: ComponentScaling
+    batching: Batching
+    priority: int
+    placements: list[PlacementPublic] = Field(default_factory=list)
+    pending_reason: str | None = Field(
+        default=None, description="Why wanted copies are not placed: the shortfall."
+    )
+    backlog: int = 0
+    reserved: int = 0
+    scaling_events: list[ScalingEventPublic] = Field(default_factory=list)
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class GpuPublic(BaseModel):
+    index: int
+    memory_mb: int
+    free_memory_mb: int
+
+
+class HostPublic(BaseModel):
+    name: str
+    cpu_cores: float
+    memory_mb: int
+    gpus: list[GpuPublic] = Field(default_factory=list)
+    free_cpu_cores: float
+    free_memory_mb: int

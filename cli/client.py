@@ -107,10 +107,12 @@ def invocation_headers(
     input_location: str | None,
     idempotency_key: str | None,
     callback_url: str | None,
+    component: str | None = None,
 ) -> dict[str, str]:
     """The API's invocation headers for the options that were given (docs/api.md, Invocations)."""
     optional = {
         "X-Target-Variant": variant,
+        "X-Target-Component": component,
         "X-Timeout-Ms": None if timeout_ms is None else str(timeout_ms),
         "X-Input-Location": input_location,
         "Idempotency-Key": idempotency_key,
@@ -160,6 +162,10 @@ def invoke(
     variant: Annotated[
         str | None, typer.Option(help="Pin the call to one variant (X-Target-Variant).")
     ] = None,
+    component: Annotated[
+        str | None,
+        typer.Option(help="Call this inference component (X-Target-Component)."),
+    ] = None,
     timeout_ms: Annotated[
         int | None, typer.Option(min=1, help="Realtime: give up after this long (X-Timeout-Ms).")
     ] = None,
@@ -205,12 +211,14 @@ def invoke(
         input_location=input_location,
         idempotency_key=idempotency_key,
         callback_url=callback_url,
+        component=component,
     )
     with http.session(api_url) as api:
         target = api.endpoint(endpoint)
         if not is_async:
             answer = target.invoke(body, headers=headers)
-            typer.echo(f"variant {answer.variant or '?'}, job {answer.job_id or '?'}", err=True)
+            served = f"component {component}" if component else f"variant {answer.variant or '?'}"
+            typer.echo(f"{served}, job {answer.job_id or '?'}", err=True)
             http.print_body(answer.body, answer.content_type)
             return
         job = target.invoke_async(body, headers=headers)
@@ -341,7 +349,8 @@ def endpoints_list(api_url: ApiUrlOption = None) -> None:
 
 @endpoints_app.command("get")
 def endpoints_get(name: str, api_url: ApiUrlOption = None) -> None:
-    """Show an endpoint: variants, weights, backlog and workers."""
+    """Show an endpoint: variants, weights, backlog and workers; its inference components
+    (copies current/desired, placements, pending reasons) and the hosts' free room."""
     with http.session(api_url) as api:
         http.print_json(api.endpoints.get(name).to_json())
 
@@ -372,6 +381,9 @@ def endpoints_weights(
 
 def register(app: typer.Typer) -> None:
     """Add the client commands to the `sluice` app."""
+    from cli.components import components_app
+
+    endpoints_app.add_typer(components_app, name="components")
     app.command("invoke")(invoke)
     app.add_typer(jobs_app, name="jobs")
     app.add_typer(models_app, name="models")

@@ -177,6 +177,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Compute threads per worker (torch, XGBoost); 0 = half the cores, at least 1.",
     )
+    worker_gpu_memory_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of its GPU's memory a worker may allocate (torch); 0 = no cap. "
+        "The local backend sets it for inference component copies that share a GPU.",
+    )
     model_cache_size: int = Field(default=8, ge=1, description="Models kept loaded per worker.")
     worker_preload: str = Field(
         default="torch,xgboost",
@@ -225,6 +232,17 @@ class Settings(BaseSettings):
         ge=0,
         description="CPU worker processes the local backend may run at once on this host; "
         "0 means one per CPU core. GPU workers are always one per device.",
+    )
+    host_cpu_cores: float = Field(
+        default=0.0,
+        ge=0,
+        description="Cores of this host the local backend places inference component copies "
+        "on; 0 = every core it may use (detected).",
+    )
+    host_memory_mb: int = Field(
+        default=0,
+        ge=0,
+        description="Memory (MB) for component copies on this host; 0 = all of it (detected).",
     )
     local_warm_spare: bool = Field(
         default=True,

@@ -11,18 +11,29 @@ import time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.broker.keys import component_of
 from core.protocol import Invocation, ModelRef
-from core.tables import Endpoint, Job, ModelVersion, Variant
+from core.tables import Endpoint, InferenceComponent, Job, ModelVersion, Variant
 
 
 def async_invocation(session: Session, job: Job) -> Invocation | None:
-    """The message for `job` on its variant's current model, or None if the variant is gone."""
-    row = session.execute(
-        select(ModelVersion)
-        .join(Variant, Variant.model_version_id == ModelVersion.id)
-        .join(Endpoint, Variant.endpoint_id == Endpoint.id)
-        .where(Endpoint.name == job.endpoint, Variant.name == job.variant)
-    ).scalar_one_or_none()
+    """The message for `job` on its variant's (or inference component's) current model, or
+    None if that is gone."""
+    component = component_of(job.variant)
+    if component is not None:  # the variant label `ic.<name>` of a component's queue
+        row = session.execute(
+            select(ModelVersion)
+            .join(InferenceComponent, InferenceComponent.model_version_id == ModelVersion.id)
+            .join(Endpoint, InferenceComponent.endpoint_id == Endpoint.id)
+            .where(Endpoint.name == job.endpoint, InferenceComponent.name == component)
+        ).scalar_one_or_none()
+    else:
+        row = session.execute(
+            select(ModelVersion)
+            .join(Variant, Variant.model_version_id == ModelVersion.id)
+            .join(Endpoint, Variant.endpoint_id == Endpoint.id)
+            .where(Endpoint.name == job.endpoint, Variant.name == job.variant)
+        ).scalar_one_or_none()
     if row is None:
         return None
     return Invocation(

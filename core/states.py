@@ -65,6 +65,13 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
 
 
+class ComponentStatus(StrEnum):
+    """An inference component: in_service, or deleting while its queue drains (then gone)."""
+
+    IN_SERVICE = "in_service"
+    DELETING = "deleting"
+
+
 class EndpointStatus(StrEnum):
     """An endpoint's lifecycle (see docs/api.md)."""
 

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 ORM tables: models, model versions, endpoints, variants, jobs,
+"""SQLAlchemy 2 ORM tables: models, model versions, endpoints, variants, inference components, jobs,
 the notification tables (topics, subscriptions, the events outbox, deliveries),
 batch transforms, API keys, model monitoring (baselines, schedules, executions), and the
 SageMaker wire API's resource documents.
@@ -34,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from core.states import (
     BaselineStatus,
     ChunkStatus,
+    ComponentStatus,
     DeliveryStatus,
     EndpointStatus,
     ExecutionStatus,
@@ -144,6 +145,11 @@ class Endpoint(Base):
         order_by="Variant.id",
         cascade="all, delete-orphan",
     )
+    components: Mapped[list[InferenceComponent]] = relationship(
+        back_populates="endpoint",
+        order_by="InferenceComponent.id",
+        cascade="all, delete-orphan",
+    )
 
 
 class Variant(Base):
@@ -166,6 +172,45 @@ class Variant(Base):
     max_delay_ms: Mapped[float] = mapped_column(Float, default=0.0)
 
     endpoint: Mapped[Endpoint] = relationship(back_populates="variants")
+    model_version: Mapped[ModelVersion] = relationship()
+
+
+class InferenceComponent(Base):
+    """One model on an endpoint with its own compute per copy and its own copies (migration 0010).
+
+    Its queue is a variant queue with the label `ic.<name>` (core/broker/keys.py:
+    `component_variant`), so workers, the reconciler and the metrics treat it as one.
+    `status` is `in_service`, or `deleting` while its queue drains before the row goes.
+    """
+
+    __tablename__ = "inference_components"
+    __table_args__ = (UniqueConstraint("endpoint_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    status: Mapped[str] = mapped_column(String(16), default=ComponentStatus.IN_SERVICE)
+    # What ONE copy needs (scheduler/scaling/placement.py places copies by these).
+    cpu_cores: Mapped[float] = mapped_column(Float, default=1.0)
+    memory_mb: Mapped[int] = mapped_column(Integer, default=1024)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    gpu_memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    min_copies: Mapped[int] = mapped_column(Integer, default=0)
+    max_copies: Mapped[int] = mapped_column(Integer, default=1)
+    # `backlog_per_copy` (waiting messages per copy) or `invocations_per_copy_per_minute`.
+    scaling_metric: Mapped[str] = mapped_column(String(40), default="backlog_per_copy")
+    scaling_target: Mapped[float] = mapped_column(Float, default=float(DEFAULT_TARGET_BACKLOG))
+    # None: the scheduler's global settings.
+    scale_in_cooldown_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    scale_to_zero_idle_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    max_batch_size: Mapped[int] = mapped_column(Integer, default=1)
+    max_delay_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    endpoint: Mapped[Endpoint] = relationship(back_populates="components")
     model_version: Mapped[ModelVersion] = relationship()
 
 
@@ -366,6 +411,8 @@ class TransformJob(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(63), unique=True)
     endpoint: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    # With endpoint: run on this inference component (migration 0010) instead of the variants.
+    component: Mapped[str | None] = mapped_column(String(63), nullable=True)
     model: Mapped[str | None] = mapped_column(String(63), nullable=True)
     model_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     input_prefix: Mapped[str] = mapped_column(Text)

@@ -28,7 +28,8 @@ from scheduler.loop import run_loop
 from scheduler.monitoring.monitor import start_monitoring
 from scheduler.reconcile.reconciler import start_reconciler
 from scheduler.reconcile.sweeper import start_sweeper
-from scheduler.scaling.actuators.base import Actuator, WorkerTarget
+from scheduler.scaling.actuators.base import Actuator, PlacementView, WorkerTarget
+from scheduler.scaling.host_capacity import detect_host
 from scheduler.scaling.policy import Timings
 from scheduler.scaling.scaler import Scaler
 from scheduler.transform.coordinator import start_transform_coordinator
@@ -65,6 +66,9 @@ class NoWorkers:
     def apply(self, targets: list[WorkerTarget]) -> dict[str, int]:
         return {}
 
+    def placement_view(self) -> PlacementView | None:
+        return None
+
     def close(self) -> None:
         pass
 
@@ -100,7 +104,16 @@ def make_actuator(settings: Settings) -> Actuator:
         # tick instead of after `worker_lease_s`.
         release_worker_processes(get_redis(), settings.namespace, host=host, pids=pids)
 
+    capacity = detect_host(cpu_cores=settings.host_cpu_cores, memory_mb=settings.host_memory_mb)
+    logger.info(
+        "inference component copies on %s: %g cores, %d MB, GPUs %s",
+        capacity.name,
+        capacity.cpu_cores,
+        capacity.memory_mb,
+        [f"{g.index} ({g.memory_mb} MB)" for g in capacity.gpus] or "none",
+    )
     return LocalWorkers(
+        host=capacity,
         gpus=gpus,
         cpu_slots=settings.cpu_slots,
         stop_grace_s=settings.worker_stop_grace_s,

@@ -129,11 +129,13 @@ def invocation_headers(
     input_location: str | None = None,
     idempotency_key: str | None = None,
     callback_url: str | None = None,
+    component: str | None = None,
 ) -> dict[str, str]:
     """The API's invocation headers for the options given (docs/api.md, Invocations)."""
     optional = {
         "Accept": accept,
         "X-Target-Variant": variant,
+        "X-Target-Component": component,
         "X-Timeout-Ms": None if timeout_ms is None else str(timeout_ms),
         "X-Input-Location": input_location,
         "Idempotency-Key": idempotency_key,

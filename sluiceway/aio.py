@@ -267,10 +267,19 @@ class AsyncEndpointHandle:
         self.name = name
 
     async def predict(
-        self, rows: Any, *, variant: str | None = None, timeout_ms: int | None = None
+        self,
+        rows: Any,
+        *,
+        variant: str | None = None,
+        timeout_ms: int | None = None,
+        component: str | None = None,
     ) -> list[Any]:
         headers = plans.invocation_headers(
-            content_type=JSON, accept=JSON, variant=variant, timeout_ms=timeout_ms
+            content_type=JSON,
+            accept=JSON,
+            variant=variant,
+            timeout_ms=timeout_ms,
+            component=component,
         )
         answer = await self.invoke(plans.rows_body(rows), headers=headers)
         return plans.predictions(answer.body)
@@ -282,12 +291,14 @@ class AsyncEndpointHandle:
         variant: str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        component: str | None = None,
     ) -> AsyncJob:
         headers = plans.invocation_headers(
             content_type=JSON,
             variant=variant,
             callback_url=callback_url,
             idempotency_key=idempotency_key,
+            component=component,
         )
         return await self.invoke_async(plans.rows_body(rows), headers=headers)
 

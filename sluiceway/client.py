@@ -329,11 +329,20 @@ class EndpointHandle:
         self.name = name
 
     def predict(
-        self, rows: Any, *, variant: str | None = None, timeout_ms: int | None = None
+        self,
+        rows: Any,
+        *,
+        variant: str | None = None,
+        timeout_ms: int | None = None,
+        component: str | None = None,
     ) -> list[Any]:
         """A realtime call: the predictions, one per row, in order."""
         headers = plans.invocation_headers(
-            content_type=JSON, accept=JSON, variant=variant, timeout_ms=timeout_ms
+            content_type=JSON,
+            accept=JSON,
+            variant=variant,
+            timeout_ms=timeout_ms,
+            component=component,
         )
         answer = self.invoke(plans.rows_body(rows), headers=headers)
         return plans.predictions(answer.body)
@@ -345,6 +354,7 @@ class EndpointHandle:
         variant: str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        component: str | None = None,
     ) -> Job:
         """Queue the rows as an async job; `.result(timeout)` gives the predictions."""
         headers = plans.invocation_headers(
@@ -352,6 +362,7 @@ class EndpointHandle:
             variant=variant,
             callback_url=callback_url,
             idempotency_key=idempotency_key,
+            component=component,
         )
         return self.invoke_async(plans.rows_body(rows), headers=headers)
 

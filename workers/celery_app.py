@@ -29,12 +29,19 @@ from celery import bootsteps
 from sqlalchemy import select
 
 from core import process_stats
-from core.broker import WorkerLease, get_redis, make_celery, queue_name, transform_pool_queue
+from core.broker import (
+    WorkerLease,
+    component_variant,
+    get_redis,
+    make_celery,
+    queue_name,
+    transform_pool_queue,
+)
 from core.config import get_settings
 from core.db import session_scope
 from core.states import TRANSFORM_ACTIVE
 from core.storage import get_store
-from core.tables import Endpoint, TransformJob, Variant
+from core.tables import Endpoint, InferenceComponent, TransformJob, Variant
 from workers.batching import BatchSettings
 from workers.execution import Executor
 from workers.model_cache import ModelCache
@@ -89,6 +96,17 @@ class VariantCatalog:
                         Endpoint.max_concurrent_invocations_per_worker,
                     ).join(Variant, Variant.endpoint_id == Endpoint.id)
                 ).all()
+                # Inference components: variant queues labelled `ic.<name>`; a deleting
+                # one is still served until the scaler removes it (its queue drains).
+                component_rows = session.execute(
+                    select(
+                        Endpoint.name,
+                        InferenceComponent.name,
+                        InferenceComponent.max_batch_size,
+                        InferenceComponent.max_delay_ms,
+                        Endpoint.max_concurrent_invocations_per_worker,
+                    ).join(InferenceComponent, InferenceComponent.endpoint_id == Endpoint.id)
+                ).all()
                 pool = session.execute(
                     select(TransformJob.model, TransformJob.model_version)
                     .where(
@@ -105,6 +123,14 @@ class VariantCatalog:
             queue_name(settings.namespace, endpoint, variant): BatchSettings(size, delay, cap)
             for endpoint, variant, size, delay, cap in rows
         }
+        every.update(
+            {
+                queue_name(settings.namespace, endpoint, component_variant(name)): BatchSettings(
+                    size, delay, cap
+                )
+                for endpoint, name, size, delay, cap in component_rows
+            }
+        )
         for model, version in pool:
             if model is None or version is None:
                 continue

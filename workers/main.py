@@ -33,6 +33,14 @@ def resolve_device(requested: str) -> str:
             f"--device {requested}: this machine has {torch.cuda.device_count()} GPU(s)"
         )
     torch.cuda.set_device(index)
+    fraction = get_settings().worker_gpu_memory_fraction
+    if fraction > 0:
+        # An inference component copy sharing the device: the caching allocator
+        # refuses to grow past its share (an OOM error in this process, not its neighbours').
+        torch.cuda.set_per_process_memory_fraction(fraction, index)
+        logger.info(
+            "cuda:%d: this worker may use %.1f%% of the GPU's memory", index, fraction * 100
+        )
     return f"cuda:{index}"
 
 

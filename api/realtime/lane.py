@@ -74,7 +74,11 @@ async def invoke(request: Request, name: str) -> Response:
     state = request.app.state
     headers = request.headers
     route = await state.routes.route(name)
-    variant = route.choose(header_text("X-Target-Variant", headers.get("x-target-variant")), _rng)
+    variant = route.choose(
+        header_text("X-Target-Variant", headers.get("x-target-variant")),
+        _rng,
+        header_text("X-Target-Component", headers.get("x-target-component")),
+    )
     await state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     timeout_ms = timeout_from(headers.get("x-timeout-ms"), settings.realtime_timeout_ms)
     sent_inference_id = headers.get("x-inference-id")
@@ -122,11 +126,14 @@ async def invoke(request: Request, name: str) -> Response:
     finally:
         replies.forget(job_id)
     answer_headers = {
-        "X-Invoked-Variant": variant.name,
         "X-Job-Id": job_id,
         # The caller's own id echoed byte for byte, else the generated one.
         "X-Inference-Id": sent_inference_id or inference_id,
     }
+    if variant.component is None:
+        answer_headers["X-Invoked-Variant"] = variant.name
+    else:
+        answer_headers["X-Invoked-Component"] = variant.component
     metrics.observe_realtime(
         endpoint=name,
         variant=variant.name,

@@ -19,11 +19,12 @@ import sqlalchemy.exc
 from starlette.concurrency import run_in_threadpool
 
 from api.services.endpoints import load_endpoint
-from core.broker import queue_name
+from core.broker import component_variant, queue_name
 from core.config import get_settings
 from core.db import session_scope
-from core.errors import NotFound, NotReady
+from core.errors import BadRequest, NotFound, NotReady
 from core.protocol import ModelRef
+from core.states import ComponentStatus
 from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class VariantRoute:
     weight: float
     model: ModelRef
     queue: str
+    component: str | None = None  # set for an inference component (name: its `ic.` label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +47,31 @@ class EndpointRoute:
     # Async options, for the jobs this process accepts.
     failure_prefix: str | None = None
     invocation_timeout_s: int = DEFAULT_INVOCATION_TIMEOUT_S
+    components: tuple[VariantRoute, ...] = ()  # in service (not deleting)
 
-    def choose(self, pinned: str | None, rng: random.Random) -> VariantRoute:
-        """The pinned variant (X-Target-Variant), else one drawn by weight."""
+    def choose(
+        self, pinned: str | None, rng: random.Random, component: str | None = None
+    ) -> VariantRoute:
+        """The component named (X-Target-Component), else the pinned variant
+        (X-Target-Variant), else one drawn by weight.
+
+        NotFound for an unknown component or variant; BadRequest on an endpoint of
+        components only without X-Target-Component.
+        """
+        if component:
+            for route in self.components:
+                if route.component == component:
+                    return route
+            known = [c.component for c in self.components]
+            raise NotFound(
+                f"endpoint {self.name!r} has no inference component {component!r}; it has {known}"
+            )
+        if not self.variants and not pinned:
+            known = [c.component for c in self.components]
+            raise BadRequest(
+                f"endpoint {self.name!r} holds inference components only: "
+                f"name one in X-Target-Component (one of {known})"
+            )
         if pinned:
             for variant in self.variants:
                 if variant.name == pinned:
@@ -78,12 +102,29 @@ def load_route(name: str) -> EndpointRoute:
             )
             for v in endpoint.variants
         )
+        components = tuple(
+            VariantRoute(
+                name=component_variant(c.name),
+                weight=0.0,
+                model=ModelRef(
+                    name=c.model_version.model.name,
+                    version=c.model_version.version,
+                    framework=c.model_version.framework,
+                    artifact_uri=c.model_version.artifact_uri,
+                ),
+                queue=queue_name(namespace, endpoint.name, component_variant(c.name)),
+                component=c.name,
+            )
+            for c in endpoint.components
+            if c.status == ComponentStatus.IN_SERVICE
+        )
         return EndpointRoute(
             name=endpoint.name,
             output_prefix=endpoint.output_prefix,
             variants=variants,
             failure_prefix=endpoint.failure_prefix,
             invocation_timeout_s=endpoint.invocation_timeout_s,
+            components=components,
         )
 
 

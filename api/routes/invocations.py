@@ -52,7 +52,12 @@ PAYLOAD_BODY: dict[str, Any] = {
         "requestBody": {**PAYLOAD_BODY, "required": True},
         "parameters": [
             {"name": header, "in": "header", "required": False, "schema": {"type": "string"}}
-            for header in ("X-Target-Variant", "X-Timeout-Ms", "X-Inference-Id")
+            for header in (
+                "X-Target-Variant",
+                "X-Target-Component",
+                "X-Timeout-Ms",
+                "X-Inference-Id",
+            )
         ],
     },
     responses={200: {"description": "The model's output", "content": {"application/json": {}}}},
@@ -76,6 +81,10 @@ async def invoke_async(
     name: str,
     request: Request,
     x_target_variant: str | None = Header(default=None),
+    x_target_component: str | None = Header(
+        default=None,
+        description="The inference component to run (required on an endpoint of components only).",
+    ),
     x_input_location: str | None = Header(default=None),
     x_callback_url: str | None = Header(default=None),
     x_inference_id: str | None = Header(default=None),
@@ -108,7 +117,9 @@ async def invoke_async(
     )
     routes: RouteCache = request.app.state.routes
     route = await routes.route(name)
-    variant = route.choose(x_target_variant, _rng)
+    variant = route.choose(
+        x_target_variant, _rng, header_text("X-Target-Component", x_target_component)
+    )
     await request.app.state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     content_type = codecs.media_type(request.headers.get("content-type"))
     body = await payloads.read_body(request, settings.max_inline_body_bytes)
@@ -154,7 +165,11 @@ async def invoke_async(
         status_code=202,
         headers={
             "Location": f"/v1/jobs/{job.id}",
-            "X-Invoked-Variant": job.variant,
             "X-Inference-Id": inference_id,
+            **(
+                {"X-Invoked-Variant": job.variant}
+                if variant.component is None
+                else {"X-Invoked-Component": variant.component}
+            ),
         },
     )

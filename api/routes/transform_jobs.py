@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from api.deps import SessionDep
+from api.headers import header_text
 from api.problems import problem_responses
 from api.schemas import TransformJobCreate, TransformJobPublic
 from api.services import transforms as transform_service
+from core.errors import BadRequest
 from core.states import TransformStatus
 
 router = APIRouter(
@@ -19,9 +21,21 @@ router = APIRouter(
 
 @router.post("", status_code=202, response_model=TransformJobPublic)
 def create_transform_job(
-    spec: TransformJobCreate, response: Response, session: SessionDep
+    spec: TransformJobCreate,
+    response: Response,
+    session: SessionDep,
+    x_target_component: str | None = Header(
+        default=None, description="Run on this inference component of the endpoint."
+    ),
 ) -> TransformJobPublic:
     """Start a transform, or resume a stopped or failed one by resubmitting its name."""
+    component = header_text("X-Target-Component", x_target_component)
+    if component is not None:
+        if spec.component is not None and spec.component != component:
+            raise BadRequest(
+                f"X-Target-Component {component!r} and component {spec.component!r} differ"
+            )
+        spec = TransformJobCreate.model_validate(spec.model_dump() | {"component": component})
     job = transform_service.submit(session, spec)
     response.headers["Location"] = f"/v1/transform-jobs/{job.job_id}"
     return job

@@ -9,14 +9,15 @@ so batching, back-pressure, capture, limits and metrics are the native ones.
 | ----------------------------------------------- | ----------------------- |
 | X-Amzn-SageMaker-Target-Variant                 | X-Target-Variant        |
 | X-Amzn-SageMaker-Inference-Id                   | X-Inference-Id          |
+| X-Amzn-SageMaker-Inference-Component            | X-Target-Component      |
 | X-Amzn-SageMaker-Content-Type / -Accept (async) | Content-Type / Accept   |
 | X-Amzn-SageMaker-InputLocation                  | X-Input-Location        |
 | X-Amzn-SageMaker-RequestTTLSeconds              | X-Request-Ttl-S         |
 | X-Amzn-SageMaker-InvocationTimeoutSeconds       | X-Invocation-Timeout-S  |
 | answer X-Invoked-Variant                        | x-Amzn-Invoked-Production-Variant |
 
-Headers of capabilities Sluiceway does not have yet (target model, container,
-inference component) and ones it cannot honour (custom attributes, sessions,
+Headers of capabilities Sluiceway does not have yet (target model, container)
+and ones it cannot honour (custom attributes, sessions,
 explanations) are a ValidationError naming them.
 """
 
@@ -39,6 +40,7 @@ PREFIX = "x-amzn-sagemaker-"
 RENAMED = {
     "x-amzn-sagemaker-target-variant": "x-target-variant",
     "x-amzn-sagemaker-inference-id": "x-inference-id",
+    "x-amzn-sagemaker-inference-component": "x-target-component",
 }
 ASYNC_ONLY = {
     "x-amzn-sagemaker-content-type",
@@ -47,15 +49,12 @@ ASYNC_ONLY = {
     "x-amzn-sagemaker-requestttlseconds",
     "x-amzn-sagemaker-invocationtimeoutseconds",
 }
-# Header → why it is refused; each of the first three is one entry in RENAMED when its
-# capability lands (X-Target-Model, X-Target-Container, X-Target-Component).
+# Header → why it is refused; each of the first two is one entry in RENAMED when its
+# capability lands (X-Target-Model, X-Target-Container).
 REFUSED = {
     "x-amzn-sagemaker-target-model": "TargetModel (multi-model endpoints: not yet)",
     "x-amzn-sagemaker-target-container-hostname": (
         "TargetContainerHostname (serial pipelines and direct container calls: not yet)"
-    ),
-    "x-amzn-sagemaker-inference-component": (
-        "InferenceComponentName (inference components: not yet)"
     ),
     "x-amzn-sagemaker-custom-attributes": "CustomAttributes (models are not passed them)",
     "x-amzn-sagemaker-enable-explanations": "EnableExplanations",
@@ -180,6 +179,7 @@ async def _invoke_async(
         name,
         request,
         x_target_variant=_header(raw_headers, "x-amzn-sagemaker-target-variant"),
+        x_target_component=_header(raw_headers, "x-amzn-sagemaker-inference-component"),
         x_input_location=location,
         x_callback_url=None,
         x_inference_id=_header(raw_headers, "x-amzn-sagemaker-inference-id"),

@@ -27,6 +27,7 @@ from api.schemas import (
     WorkersPublic,
 )
 from api.services import capture as capture_service
+from api.services import component_views
 from api.services.registry import resolve_version
 from api.services.topics import require_topics
 from core import scaling_state
@@ -34,7 +35,7 @@ from core.broker import get_redis, queue_loads, queue_name, variants_key, worker
 from core.config import get_settings
 from core.errors import Conflict, InvalidInput, NotFound
 from core.storage import S3Location
-from core.tables import Endpoint, ModelVersion, Variant
+from core.tables import Endpoint, InferenceComponent, ModelVersion, Variant
 
 
 def load_endpoint(session: Session, name: str) -> Endpoint:
@@ -45,7 +46,10 @@ def load_endpoint(session: Session, name: str) -> Endpoint:
         .options(
             selectinload(Endpoint.variants)
             .selectinload(Variant.model_version)
-            .selectinload(ModelVersion.model)
+            .selectinload(ModelVersion.model),
+            selectinload(Endpoint.components)
+            .selectinload(InferenceComponent.model_version)
+            .selectinload(ModelVersion.model),
         )
     )
     if endpoint is None:
@@ -119,6 +123,8 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
                     ),
                 ),
                 data_capture=capture_service.public(endpoint.data_capture),
+                components=component_views.public_components(list(endpoint.components)),
+                hosts=component_views.public_hosts() if endpoint.components else [],
                 created_at=endpoint.created_at,
                 updated_at=endpoint.updated_at,
             )
@@ -180,7 +186,8 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
         session.rollback()
         raise Conflict(f"an endpoint named {spec.name!r} already exists") from exc
     endpoint = load_endpoint(session, spec.name)
-    get_redis().sadd(variants_key(settings.namespace), *_queues(endpoint))
+    if endpoint.variants:  # none: components only, added later
+        get_redis().sadd(variants_key(settings.namespace), *_queues(endpoint))
     return _public([endpoint])[0]
 
 
@@ -191,7 +198,10 @@ def list_endpoints(session: Session) -> list[EndpointPublic]:
         .options(
             selectinload(Endpoint.variants)
             .selectinload(Variant.model_version)
-            .selectinload(ModelVersion.model)
+            .selectinload(ModelVersion.model),
+            selectinload(Endpoint.components)
+            .selectinload(InferenceComponent.model_version)
+            .selectinload(ModelVersion.model),
         )
     )
     return _public(list(endpoints))
@@ -203,10 +213,13 @@ def get_endpoint(session: Session, name: str) -> EndpointPublic:
 
 def delete_endpoint(session: Session, name: str) -> None:
     endpoint = load_endpoint(session, name)
-    queues = _queues(endpoint)
+    queues = _queues(endpoint) + [
+        component_views.component_queue(endpoint.name, c.name) for c in endpoint.components
+    ]
     session.delete(endpoint)
     session.commit()
-    get_redis().srem(variants_key(get_settings().namespace), *queues)
+    if queues:
+        get_redis().srem(variants_key(get_settings().namespace), *queues)
 
 
 def set_weights(session: Session, name: str, patch: WeightsPatch) -> EndpointPublic:

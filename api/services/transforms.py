@@ -23,15 +23,16 @@ from sqlalchemy.orm import Session
 from api.schemas import TransformJobCreate, TransformJobPublic
 from api.services.registry import resolve_version
 from core.errors import Conflict, InvalidInput, NotFound
-from core.states import TRANSFORM_ACTIVE, ChunkStatus, TransformStatus
+from core.states import TRANSFORM_ACTIVE, ChunkStatus, ComponentStatus, TransformStatus
 from core.storage import S3Location, get_store
-from core.tables import Endpoint, TransformChunk, TransformJob
+from core.tables import Endpoint, InferenceComponent, TransformChunk, TransformJob, Variant
 
 logger = logging.getLogger(__name__)
 
 # Settings a resumed job must share with the one it resumes.
 SAME_SETTINGS = (
     "endpoint",
+    "component",
     "model",
     "input_prefix",
     "output_prefix",
@@ -50,6 +51,7 @@ def public(job: TransformJob) -> TransformJobPublic:
         name=job.name,
         status=job.status,
         endpoint=job.endpoint,
+        component=job.component,
         model=job.model,
         model_version=job.model_version,
         input_prefix=job.input_prefix,
@@ -89,6 +91,7 @@ def submit(session: Session, spec: TransformJobCreate) -> TransformJobPublic:
     job = TransformJob(
         name=spec.name or f"transform-{uuid.uuid4().hex[:12]}",
         endpoint=spec.endpoint,
+        component=spec.component,
         model=spec.model,
         model_version=model_version,
         input_prefix=spec.input_prefix,
@@ -126,6 +129,29 @@ def _check_target(session: Session, spec: TransformJobCreate) -> int | None:
     if spec.endpoint is not None:
         if session.scalar(select(Endpoint.id).where(Endpoint.name == spec.endpoint)) is None:
             raise NotFound(f"no endpoint named {spec.endpoint!r}")
+        if spec.component is not None:
+            component = session.scalar(
+                select(InferenceComponent)
+                .join(Endpoint, Endpoint.id == InferenceComponent.endpoint_id)
+                .where(Endpoint.name == spec.endpoint, InferenceComponent.name == spec.component)
+            )
+            if component is None or component.status != ComponentStatus.IN_SERVICE:
+                raise NotFound(
+                    f"endpoint {spec.endpoint!r} has no inference component {spec.component!r}"
+                )
+        elif (
+            session.scalar(
+                select(Variant.id)
+                .join(Endpoint, Endpoint.id == Variant.endpoint_id)
+                .where(Endpoint.name == spec.endpoint)
+                .limit(1)
+            )
+            is None
+        ):
+            raise InvalidInput(
+                f"endpoint {spec.endpoint!r} holds inference components only: "
+                "name one in component (or X-Target-Component)"
+            )
         return None
     assert spec.model is not None
     try:

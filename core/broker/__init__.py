@@ -25,13 +25,18 @@ from core.broker.arrivals import ArrivalLog, note_arrival
 from core.broker.connection import get_redis, make_celery
 from core.broker.envelope import TASK_NAME, build_message, job_id_of, parse_message
 from core.broker.keys import (
+    COMPONENT_LABEL,
     TRANSFORM_POOL,
     arrivals_key,
     bell_key,
+    component_of,
+    component_placements_key,
+    component_variant,
     delivery_outcomes_key,
     desired_workers_key,
     held_key,
     history_key,
+    host_capacity_key,
     leases_key,
     metrics_key,
     queue_name,
@@ -83,6 +88,7 @@ from core.broker.reservations import Reservations
 
 __all__ = [
     "BELL_DEPTH",
+    "COMPONENT_LABEL",
     "PRIORITY",
     "PRIORITY_STEPS",
     "REPLY_TTL_S",
@@ -102,6 +108,9 @@ __all__ = [
     "bell_key",
     "build_message",
     "claim_requeue",
+    "component_of",
+    "component_placements_key",
+    "component_variant",
     "delivery_outcomes_key",
     "desired_workers_key",
     "enqueue",
@@ -110,6 +119,7 @@ __all__ = [
     "held_by",
     "held_key",
     "history_key",
+    "host_capacity_key",
     "job_id_of",
     "job_ids_present",
     "last_arrivals",

@@ -25,6 +25,9 @@ variant `a` and a worker `churn-a-3f9c1e@host1`:
 | `sluiceway:requeued:<job id>` | string | a reconciler's claim on requeueing one job |
 | `sluiceway:history:sluiceway.churn.a` | list | the console's sampled points of the variant |
 | `sluiceway:delivery-outcomes` | hash | webhook deliveries ended, by outcome |
+| `sluiceway.churn.ic.small` | list | inference component `small`'s queue (a variant queue) |
+| `sluiceway:component-placements` | hash | queue → its copies and where they run |
+| `sluiceway:host-capacity` | hash | host → its capacity and what is free |
 
 The queue lists and the three `unacked*` keys are kombu's Redis transport
 layout (core/broker/envelope.py, core/broker/priorities.py); the contract test
@@ -118,6 +121,33 @@ def arrivals_key(namespace: str) -> str:
 def requeue_claim_key(namespace: str, job_id: str) -> str:
     """Set (NX, with a TTL) by the reconciler that requeues a lost job, so only one does."""
     return f"{namespace}:requeued:{job_id}"
+
+
+# An inference component's queue is a variant queue labelled `ic.<component>`:
+# `sluiceway.churn.ic.small`. Names never hold a ".", so the label never collides
+# with a variant's, and workers, leases, the reconciler and the metrics need
+# nothing new (`sluice worker --variant churn/ic.small` serves it).
+COMPONENT_LABEL = "ic."
+
+
+def component_variant(component: str) -> str:
+    """The variant label of an inference component's queue: `small` → `ic.small`."""
+    return f"{COMPONENT_LABEL}{component}"
+
+
+def component_of(variant: str) -> str | None:
+    """The component a variant label names (`ic.small` → `small`), None for a variant."""
+    return variant[len(COMPONENT_LABEL) :] if variant.startswith(COMPONENT_LABEL) else None
+
+
+def component_placements_key(namespace: str) -> str:
+    """Hash component queue → JSON of its copies and placements, written by the scaler."""
+    return f"{namespace}:component-placements"
+
+
+def host_capacity_key(namespace: str) -> str:
+    """Hash host → JSON of its capacity and what is free for component copies (the scaler)."""
+    return f"{namespace}:host-capacity"
 
 
 # Transform jobs for a model (not an endpoint) run on a per-model-version queue

@@ -41,9 +41,17 @@ class Bounds:
     min_workers: int
     max_workers: int
     target_backlog_per_worker: int
+    # An inference component may scale on invocations instead (SageMaker's
+    # InvocationsPerCopy): one copy per this many a minute; 0 scales on the backlog.
+    target_invocations_per_minute: float = 0.0
 
     def clamp(self, count: int) -> int:
         return max(self.min_workers, min(count, self.max_workers))
+
+    def describe_target(self) -> str:
+        if self.target_invocations_per_minute > 0:
+            return f"{self.target_invocations_per_minute:g} invocations a minute per copy"
+        return f"{self.target_backlog_per_worker} waiting per worker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,7 @@ class Observation:
     in_flight: int  # being executed
     current: int  # live workers consuming the variant's queue
     last_arrival_at: float | None = None  # when a producer last enqueued (clock seconds)
+    invocations_per_minute: float = 0.0  # answered lately (for the invocations target)
 
     @property
     def demand(self) -> int:
@@ -95,12 +104,21 @@ class Decision:
         return self.desired != self.previous
 
 
-def need_for(obs: Observation, target_backlog_per_worker: int) -> int:
+def need_for(
+    obs: Observation, target_backlog_per_worker: int, *, target_invocations_per_minute: float = 0.0
+) -> int:
     """Busy workers plus one per `target` waiting: 3 busy, 45 waiting, target 10 → 3 + 5 = 8.
 
     A worker may run many messages at once (a batch), so busy workers are at most
     the in-flight messages and at most the live workers.
+
+    With an invocations target, one copy per `target` invocations a minute, and at
+    least one while anything waits (the wake from zero): 450 a minute at 100 per
+    copy → 5 copies; 0 a minute with 3 queued → 1.
     """
+    if target_invocations_per_minute > 0:
+        by_rate = math.ceil(obs.invocations_per_minute / target_invocations_per_minute - 1e-9)
+        return max(by_rate, 1 if obs.demand > 0 else 0)
     busy = min(obs.in_flight, obs.current)
     return busy + math.ceil(obs.backlog / max(target_backlog_per_worker, 1))
 
@@ -125,7 +143,11 @@ def decide(
     if state is None:
         state = initial_state(obs, now)
     previous = state.desired
-    need = need_for(obs, bounds.target_backlog_per_worker)
+    need = need_for(
+        obs,
+        bounds.target_backlog_per_worker,
+        target_invocations_per_minute=bounds.target_invocations_per_minute,
+    )
 
     busy_at = state.last_busy_at
     if obs.demand > 0:
@@ -162,8 +184,7 @@ def _target(
         if target == current:  # already at max_workers
             return current, ""
         capped = f", capped at max_workers {bounds.max_workers}" if need > target else ""
-        per = bounds.target_backlog_per_worker
-        why = f"{work} → need {need} at {per} waiting per worker{capped}"
+        why = f"{work} → need {need} at {bounds.describe_target()}{capped}"
         return target, f"wake from zero: {why}" if current == 0 else f"scale out: {why}"
 
     idle_s = now - state.last_busy_at
@@ -202,3 +223,18 @@ def share_slots(wants: dict[K, int], slots: int) -> dict[K, int]:
             granted[key] += 1
         left -= min(left, len(hungry))
     return granted
+
+
+def invocation_rate(samples: tuple[tuple[float, float], ...]) -> float:
+    """Invocations a minute from (time, answered-ever) samples, oldest first.
+
+    Samples at t=0 with 100 answered and t=30 with 160 → 60 in 30 s → 120 a minute.
+    Fewer than two samples, or under a second apart: 0. A counter that went back
+    (its Redis hash was reset) counts from its new value.
+    """
+    if len(samples) < 2:
+        return 0.0
+    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    if t1 - t0 < 1.0:
+        return 0.0
+    return max(n1 - n0, 0.0) * 60.0 / (t1 - t0)

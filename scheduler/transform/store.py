@@ -18,13 +18,20 @@ from typing import Any
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from core.broker import TRANSFORM_POOL, transform_pool_variant
+from core.broker import TRANSFORM_POOL, component_variant, transform_pool_variant
 from core.db import session_scope
 from core.outbox import record_transform_event
 from core.protocol import ModelRef
-from core.states import TRANSFORM_ACTIVE, ChunkStatus, ObjectStatus, TransformStatus
+from core.states import (
+    TRANSFORM_ACTIVE,
+    ChunkStatus,
+    ComponentStatus,
+    ObjectStatus,
+    TransformStatus,
+)
 from core.tables import (
     Endpoint,
+    InferenceComponent,
     Model,
     ModelVersion,
     TransformChunk,
@@ -240,6 +247,8 @@ def load_targets(session: Session, job: TransformJob) -> list[Target]:
             raise JobFailed(f"version {job.model_version} of model {job.model!r} was deleted")
         ref = ModelRef(job.model, version.version, version.framework, version.artifact_uri)
         return [Target(TRANSFORM_POOL, transform_pool_variant(job.model, version.version), 1, ref)]
+    if job.component is not None:
+        return [_component_target(session, job)]
     rows = session.execute(
         select(Variant.name, Variant.weight, ModelVersion, Model.name)
         .join(Endpoint, Endpoint.id == Variant.endpoint_id)
@@ -260,6 +269,28 @@ def load_targets(session: Session, job: TransformJob) -> list[Target]:
         # Every variant drained of realtime traffic: a batch job still has to run.
         targets = [Target(t.endpoint, t.variant, 1, t.model) for t in targets]
     return targets
+
+
+def _component_target(session: Session, job: TransformJob) -> Target:
+    """The one queue of a job on an inference component; JobFailed once it is gone."""
+    row = session.execute(
+        select(ModelVersion, Model.name)
+        .join(Model, Model.id == ModelVersion.model_id)
+        .join(InferenceComponent, InferenceComponent.model_version_id == ModelVersion.id)
+        .join(Endpoint, Endpoint.id == InferenceComponent.endpoint_id)
+        .where(
+            Endpoint.name == job.endpoint,
+            InferenceComponent.name == job.component,
+            InferenceComponent.status == ComponentStatus.IN_SERVICE,
+        )
+    ).first()
+    if row is None:
+        raise JobFailed(
+            f"inference component {job.component!r} of endpoint {job.endpoint!r} was deleted"
+        )
+    v, model = row
+    ref = ModelRef(model, v.version, v.framework, v.artifact_uri)
+    return Target(str(job.endpoint), component_variant(str(job.component)), 1, ref)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ TABLES = {
     "monitoring_schedules",
     "monitoring_executions",
     "sagemaker_resources",
+    "inference_components",
 }
 
 

@@ -22,10 +22,12 @@ from kubernetes import client
 
 from scheduler.scaling.actuators.base import WorkerTarget
 from scheduler.scaling.actuators.kubernetes import KubernetesDeployments
+from scheduler.scaling.placement import Compute
 
 pytestmark = pytest.mark.integration
 
 SCALE_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale$")
+DEPLOYMENT_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)$")
 
 
 @dataclass
@@ -33,6 +35,8 @@ class FakeCluster:
     replicas: dict[tuple[str, str], int] = field(default_factory=dict)
     requests: list[tuple[str, str, str, Any]] = field(default_factory=list)
     fail_patch: set[str] = field(default_factory=set)
+    # The worker container's resources per Deployment, as JSON Patches left them.
+    resources: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
 def make_handler(cluster: FakeCluster) -> type[BaseHTTPRequestHandler]:
@@ -75,6 +79,18 @@ def make_handler(cluster: FakeCluster) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
             cluster.requests.append((method, self.path, self.headers.get("Content-Type", ""), body))
+            whole = DEPLOYMENT_PATH.match(self.path)
+            if whole is not None and method == "PATCH":
+                namespace, name = whole.groups()
+                if (namespace, name) not in cluster.replicas:
+                    self._not_found(name)
+                    return
+                for op in body:
+                    assert op["op"] == "add", op
+                    assert op["path"] == "/spec/template/spec/containers/0/resources", op
+                    cluster.resources[(namespace, name)] = op["value"]
+                self._reply(200, {"kind": "Deployment", "metadata": {"name": name}})
+                return
             match = SCALE_PATH.match(self.path)
             if match is None:
                 self._reply(404, {"kind": "Status", "code": 404, "message": "no such path"})
@@ -164,3 +180,47 @@ def test_an_api_error_is_logged_and_the_other_variants_still_scale(
     assert fake.replicas[("default", "w-churn-a")] == 1
     assert fake.replicas[("default", "w-churn-b")] == 2
     assert "scaling Deployment default/w-churn-a failed: 500" in caplog.text
+
+
+def test_component_copies_set_resource_requests_limits_and_gpus_then_replicas(
+    cluster: tuple[FakeCluster, Any],
+) -> None:
+    """The cluster places component copies: the backend declares their compute on the
+    Deployment (once per change) and sets their replicas."""
+    fake, apps = cluster
+    fake.replicas[("ml", "w-churn-ic.small")] = 0
+    fake.replicas[("ml", "w-churn-ic.gpu")] = 0
+    backend = KubernetesDeployments(
+        apps_api=apps, namespace="ml", deployment="w-{endpoint}-{variant}"
+    )
+    small = Compute(cpu_cores=0.5, memory_mb=512)
+    gpu = Compute(cpu_cores=2, memory_mb=8192, gpus=1)
+
+    def copies(variant: str, compute: Compute, count: int) -> WorkerTarget:
+        return WorkerTarget("churn", variant, "cpu", count, compute=compute)
+
+    backend.apply([copies("ic.small", small, 2), copies("ic.gpu", gpu, 1)])
+    assert fake.resources[("ml", "w-churn-ic.small")] == {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "500m", "memory": "512Mi"},
+    }
+    assert fake.resources[("ml", "w-churn-ic.gpu")]["limits"] == {
+        "cpu": "2000m",
+        "memory": "8192Mi",
+        "nvidia.com/gpu": "1",
+    }
+    assert fake.replicas[("ml", "w-churn-ic.small")] == 2
+    patches = [r for r in fake.requests if r[0] == "PATCH" and r[1].endswith("ic.small")]
+    assert "json-patch+json" in patches[0][2]
+
+    # Same compute again: no second resources patch. New compute: one more.
+    backend.apply([copies("ic.small", small, 2), copies("ic.gpu", gpu, 1)])
+    backend.apply([copies("ic.small", Compute(cpu_cores=1, memory_mb=512), 2)])
+    resource_patches = [
+        r
+        for r in fake.requests
+        if r[0] == "PATCH" and r[1].endswith("deployments/w-churn-ic.small")
+    ]
+    assert len(resource_patches) == 2
+    assert fake.resources[("ml", "w-churn-ic.small")]["requests"]["cpu"] == "1000m"
+    assert fake.replicas[("ml", "w-churn-ic.gpu")] == 0, "a deleted component goes to zero"

@@ -491,11 +491,11 @@ def test_unknown_model_or_version_is_422(
     [
         ({"name": "Bad_Name"}, "name"),
         ({"name": "-lead"}, "name"),
-        ({"variants": []}, "variants"),
+        ({"variants": {}}, "variants"),
         ({"async": {"output_prefix": "http://x/"}}, "output_prefix"),
         ({"colour": "red"}, "colour"),
     ],
-    ids=["underscore", "leading-dash", "no-variants", "bad-prefix", "unknown-field"],
+    ids=["underscore", "leading-dash", "variants-not-a-list", "bad-prefix", "unknown-field"],
 )
 def test_bad_endpoint_specs_are_422(
     client: httpx.Client, two_models: dict[str, str], change: dict[str, Any], named: str
@@ -510,7 +510,7 @@ def test_bad_endpoint_specs_are_422(
         ({"max_workers": 1, "min_workers": 3}, "max_workers 1 is below min_workers 3"),
         ({"batching": {"max_batch_size": 0}}, "max_batch_size"),
         ({"accelerator": "tpu"}, "accelerator"),
-        ({"name": "B"}, "name"),
+        ({"name": "b_1"}, "name"),
     ],
     ids=["max-below-min", "batch-0", "tpu", "bad-variant-name"],
 )

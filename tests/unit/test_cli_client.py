@@ -677,3 +677,29 @@ def test_cli_modules_do_not_import_the_model_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_component_patch_sends_only_the_options_given() -> None:
+    from cli.components import component_patch
+
+    none: dict[str, Any] = dict.fromkeys(
+        ("min_copies", "max_copies", "cpu_cores", "memory_mb", "gpus", "gpu_memory_mb")
+    )
+    assert component_patch(**{**none, "max_copies": 3, "cpu_cores": 1.0}) == {
+        "copies": {"max": 3},
+        "compute": {"cpu_cores": 1.0},
+    }
+    assert component_patch(**none) == {}
+
+
+def test_invoke_with_a_component_sends_x_target_component() -> None:
+    headers = client.invocation_headers(
+        content_type="application/json",
+        variant=None,
+        timeout_ms=None,
+        input_location=None,
+        idempotency_key=None,
+        callback_url=None,
+        component="small",
+    )
+    assert headers == {"Content-Type": "application/json", "X-Target-Component": "small"}

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from scheduler.scaling.actuators.base import WorkerTarget
-from scheduler.scaling.actuators.local import LocalWorkers
+from scheduler.scaling.actuators.local import LocalWorkers, component_launch
+from scheduler.scaling.placement import Compute, Gpu, Host, Placement
 
 FAKE_WORKER = """
 import os, signal, sys, time
@@ -279,3 +280,88 @@ def test_the_warm_spare_becomes_the_next_worker_and_a_new_one_boots_later(
     assert len(workers.processes) == 2
     wait_until(lambda: len(started(tmp_path)) == 2)
     assert {visible for *_, visible in started(tmp_path)} == {"'0'", "'1'"}
+
+
+# --- inference component copies -------------------------------------------------------
+
+HOST = Host("box", cpu_cores=2.0, memory_mb=4096, gpus=(Gpu(0, 16000), Gpu(1, 16000)))
+
+
+def copy_of(cores: float, *, gpus: tuple[int, ...] = (), **compute: int) -> Placement:
+    return Placement("ep/ic.m", "box", Compute(cpu_cores=cores, memory_mb=256, **compute), gpus)
+
+
+def component(name: str, *placements: Placement) -> WorkerTarget:
+    return WorkerTarget(
+        endpoint="ep",
+        variant=f"ic.{name}",
+        accelerator="cpu",
+        count=len(placements),
+        compute=placements[0].compute if placements else Compute(),
+        placements=tuple(Placement(f"ep/ic.{name}", p.host, p.compute, p.gpus) for p in placements),
+    )
+
+
+@pytest.mark.parametrize(
+    ("placement", "argument", "env"),
+    [
+        (copy_of(0.5), "cpu", {"CUDA_VISIBLE_DEVICES": "", "SLUICEWAY_WORKER_THREADS": "1"}),
+        (copy_of(2.5), "cpu", {"CUDA_VISIBLE_DEVICES": "", "SLUICEWAY_WORKER_THREADS": "2"}),
+        (
+            copy_of(1.5, gpus=(1,), gpu_memory_mb=4000),
+            "cuda",
+            {
+                "CUDA_VISIBLE_DEVICES": "1",
+                "SLUICEWAY_WORKER_GPU_MEMORY_FRACTION": "0.2500",
+                "SLUICEWAY_WORKER_THREADS": "1",
+            },
+        ),
+        (
+            Placement("ep/ic.m", "box", Compute(cpu_cores=1, gpus=2), (0, 1)),
+            "cuda",
+            {"CUDA_VISIBLE_DEVICES": "0,1", "SLUICEWAY_WORKER_THREADS": "1"},
+        ),
+    ],
+    ids=["half-core", "cores-round-down", "shared-gpu", "whole-gpus"],
+)
+def test_component_launch_sets_devices_memory_fraction_and_threads(
+    placement: Placement, argument: str, env: dict[str, str]
+) -> None:
+    assert component_launch(placement, HOST) == (argument, env)
+
+
+def test_component_copies_start_where_placed_and_stop_when_no_longer_placed(
+    make_workers: Callable[..., LocalWorkers], tmp_path: Path
+) -> None:
+    workers = make_workers(cpu_slots=2)
+    workers.host = HOST
+    shared = copy_of(0.5, gpus=(1,), gpu_memory_mb=8000)
+    counts = workers.apply([component("a", copy_of(0.5), copy_of(0.5)), component("g", shared)])
+    assert counts == {"ep/ic.a": 2, "ep/ic.g": 1}
+    wait_until(lambda: len(started(tmp_path)) == 3)
+    seen = sorted((key, device, visible) for _pid, key, device, visible in started(tmp_path))
+    assert seen == [("ep/ic.a", "cpu", "''"), ("ep/ic.a", "cpu", "''"), ("ep/ic.g", "cuda", "'1'")]
+    view = workers.placement_view()
+    assert [len(view.running[k]) for k in ("ep/ic.a", "ep/ic.g")] == [2, 1]
+    # 1.5 cores and device 1 are held by copies: the variants get the rest (one CPU slot).
+    assert (
+        workers.apply(
+            [component("a", copy_of(0.5), copy_of(0.5)), component("g", shared), cpu("v", 2)]
+        )["ep/v"]
+        == 0
+    ), "copies hold 1.5 cores: ceil → 2 slots"
+    # One copy of a is no longer placed: the youngest stops, and drains as such.
+    workers.apply([component("a", copy_of(0.5)), component("g", shared)])
+    assert len(workers.placement_view().draining) == 1
+    assert len(workers.placement_view().running["ep/ic.a"]) == 1
+
+
+def test_variant_workers_reduce_the_room_for_copies(
+    make_workers: Callable[..., LocalWorkers],
+) -> None:
+    workers = make_workers(gpus=["cuda:0"], cpu_slots=2)
+    workers.host = HOST
+    workers.apply([cpu("v", 1), gpu("g", 1)])
+    (host,) = workers.placement_view().hosts
+    assert host.cpu_cores == 1.0, "one CPU variant worker holds one of two cores"
+    assert [g.index for g in host.gpus] == [1], "the GPU variant worker holds device 0"

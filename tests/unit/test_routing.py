@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from api.realtime.routing import EndpointRoute, VariantRoute
-from core.errors import NotFound, NotReady
+from core.errors import BadRequest, NotFound, NotReady
 from core.protocol import ModelRef
 
 
@@ -101,3 +101,37 @@ def test_all_zero_weights_is_not_ready(weights: dict[str, float]) -> None:
 def test_empty_pin_means_a_weighted_draw() -> None:
     """An empty X-Target-Variant header is treated as absent."""
     assert _route(a=0, b=1).choose("", random.Random(0)).name == "b"
+
+
+def _with_components(route: EndpointRoute, *names: str) -> EndpointRoute:
+    model = ModelRef(name="m", version=1, framework="xgboost", artifact_uri="s3://m/model.json")
+    components = tuple(
+        VariantRoute(name=f"ic.{n}", weight=0.0, model=model, queue=f"ns.churn.ic.{n}", component=n)
+        for n in names
+    )
+    return EndpointRoute(
+        name=route.name,
+        output_prefix=route.output_prefix,
+        variants=route.variants,
+        components=components,
+    )
+
+
+def test_x_target_component_reaches_the_component_queue() -> None:
+    route = _with_components(_route(a=1), "small", "big")
+    chosen = route.choose(None, random.Random(0), "big")
+    assert (chosen.component, chosen.queue) == ("big", "ns.churn.ic.big")
+    # Without the header, traffic goes to the variants only.
+    assert {route.choose(None, random.Random(i)).name for i in range(20)} == {"a"}
+
+
+def test_an_unknown_component_is_not_found_and_lists_the_known_ones() -> None:
+    route = _with_components(_route(a=1), "small")
+    with pytest.raises(NotFound, match=r"no inference component 'zz'; it has \['small'\]"):
+        route.choose(None, random.Random(0), "zz")
+
+
+def test_a_components_only_endpoint_needs_x_target_component() -> None:
+    route = _with_components(_route(), "small")
+    with pytest.raises(BadRequest, match="X-Target-Component"):
+        route.choose(None, random.Random(0))

@@ -21,6 +21,7 @@ from scheduler.scaling.policy import (
     Timings,
     VariantState,
     decide,
+    invocation_rate,
     need_for,
     share_slots,
 )
@@ -258,3 +259,41 @@ def test_share_slots_round_robin(
     wants: dict[str, int], slots: int, expected: dict[str, int]
 ) -> None:
     assert share_slots(wants, slots) == expected
+
+
+# --- inference components: invocations per copy, per-component timings -----------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "backlog", "need"),
+    [(450.0, 0, 5), (400.0, 0, 4), (0.0, 3, 1), (0.0, 0, 0), (50.0, 0, 1)],
+)
+def test_invocations_per_copy_per_minute(rate: float, backlog: int, need: int) -> None:
+    obs = Observation(backlog=backlog, in_flight=0, current=1, invocations_per_minute=rate)
+    assert need_for(obs, 10, target_invocations_per_minute=100) == need
+
+
+def test_invocations_target_scales_out_and_says_so() -> None:
+    bounds = Bounds(0, 8, 10, target_invocations_per_minute=100)
+    obs = Observation(backlog=0, in_flight=1, current=1, invocations_per_minute=350)
+    decision = decide(obs, bounds, TIMINGS, None, 1000.0)
+    assert decision.desired == 4
+    assert "100 invocations a minute per copy" in decision.reason
+
+
+def test_a_component_with_its_own_short_cooldown_scales_in_sooner() -> None:
+    """Per-component scale-in cooldown: same history, 5 s vs the global 30 s."""
+    bounds = Bounds(0, 4, 10)
+    busy = Observation(backlog=30, in_flight=0, current=0)
+    quiet = Observation(backlog=0, in_flight=1, current=3)
+    short = Timings(scale_in_cooldown_s=5, scale_in_window_s=5, scale_to_zero_idle_s=300)
+    for timings, expected in ((TIMINGS, 3), (short, 1)):
+        state = decide(busy, bounds, timings, None, 0.0).state
+        assert state.desired == 3
+        assert decide(quiet, bounds, timings, state, 10.0).desired == expected
+
+
+def test_invocation_rate() -> None:
+    assert invocation_rate(((0.0, 100.0), (15.0, 130.0), (30.0, 160.0))) == 120.0
+    assert invocation_rate(((0.0, 100.0),)) == 0.0
+    assert invocation_rate(((0.0, 500.0), (30.0, 20.0))) == 0.0, "a reset counter is no rate"

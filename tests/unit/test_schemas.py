@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from api.schemas import (
     AsyncPublic,
     Batching,
+    ComponentCreate,
     DataCapture,
     EndpointCreate,
     EndpointPublic,
@@ -119,11 +120,49 @@ def test_one_zero_weight_among_others_is_fine() -> None:
     assert [v.weight for v in EndpointCreate.model_validate(spec).variants] == [0, 2]
 
 
-@pytest.mark.parametrize("count", [0, 17])
-def test_variant_count_is_bounded(count: int) -> None:
-    spec = {"name": "churn", "variants": [_variant(name=f"v{i}") for i in range(count)]}
+def test_variant_count_is_bounded() -> None:
+    spec = {"name": "churn", "variants": [_variant(name=f"v{i}") for i in range(17)]}
     with pytest.raises(ValidationError):
         EndpointCreate.model_validate(spec)
+
+
+@pytest.mark.parametrize("spec", [{"name": "churn"}, {"name": "churn", "variants": []}])
+def test_an_endpoint_of_components_only_has_no_variants(spec: dict[str, Any]) -> None:
+    assert EndpointCreate.model_validate(spec).variants == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ({"copies": {"min": 3, "max": 1}}, "copies.max 1 is below copies.min 3"),
+        ({"compute": {"cpu_cores": 0}}, "cpu_cores"),
+        ({"compute": {"cpu_cores": "1"}}, "cpu_cores"),
+        ({"compute": {"gpus": -1}}, "gpus"),
+        ({"scaling": {"metric": "latency"}}, "metric"),
+        ({"scaling": {"target": 0}}, "target"),
+        ({"priority": 101}, "priority"),
+        ({"weight": 1}, "weight"),
+    ],
+    ids=[
+        "crossed-copies",
+        "zero-cores",
+        "cores-as-text",
+        "negative-gpus",
+        "metric",
+        "target",
+        "priority",
+        "unknown-field",
+    ],
+)
+def test_bad_component_specs_are_refused(spec: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValidationError, match=named.replace(".", r"\.")):
+        ComponentCreate.model_validate({"name": "small", "model": "m", **spec})
+
+
+def test_component_defaults() -> None:
+    spec = ComponentCreate.model_validate({"name": "small", "model": "m"})
+    assert (spec.compute.cpu_cores, spec.copies.min, spec.copies.max) == (1.0, 0, 1)
+    assert spec.scaling.metric == "backlog_per_copy"
 
 
 # --- batching ---------------------------------------------------------------------

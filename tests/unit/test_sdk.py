@@ -109,6 +109,14 @@ def test_predict_and_predict_async_give_one_prediction_per_row() -> None:
     assert clock.sleeps == [0.05, 0.1]  # two polls of a running job, then it succeeded
 
 
+def test_predict_reaches_an_inference_component() -> None:
+    api = FakeApi()
+    churn = client_for(api, FakeClock()).endpoint("churn")
+    assert churn.predict([[1, 0]], component="small") == [2]
+    assert api.seen[0].headers["X-Target-Component"] == "small"
+    assert "X-Target-Variant" not in api.seen[0].headers
+
+
 def test_async_client_mirrors_the_sync_one() -> None:
     api = FakeApi()
 

@@ -83,3 +83,23 @@ def test_redis_command(tmp_path: Path, appendonly: bool, expected: str) -> None:
         "--dir": str(tmp_path.resolve()),
     }
     assert server.url == "redis://127.0.0.1:6390/0"
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("churn/a", True),
+        ("churn/ic.small", True),
+        ("_transform/m-v1", True),
+        ("churn/ic.Small", True),  # names are case-sensitive, as in SageMaker
+        ("churn/ic.small_x", False),
+        ("churn/x.small", False),
+        ("churn/ic.", False),
+    ],
+)
+def test_worker_variant_names_a_variant_or_an_inference_component(value: str, ok: bool) -> None:
+    """Regression: `--variant churn/ic.small` (a component's queue) was refused and the
+    scheduler's copies exited at once with a usage error."""
+    from cli.ops import VARIANT_PATTERN
+
+    assert bool(VARIANT_PATTERN.match(value)) is ok

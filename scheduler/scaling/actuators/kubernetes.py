@@ -11,6 +11,15 @@ SIGTERM, which the worker treats as a warm shutdown, as in the local backend.
 
 A missing Deployment is reported once and skipped; a variant that disappears
 (endpoint deleted) has its Deployment scaled to zero.
+
+An inference component's copies are a Deployment too (its variant label is
+`ic.<name>`: `sluiceway-worker-churn-ic.small`), and there the cluster's own
+scheduler does the placing: the backend sets the worker container's resource
+requests and limits to the component's compute (`cpu`, `memory`, and
+`nvidia.com/gpu` for GPUs) with one JSON Patch whenever they differ from what
+it last set, then its replicas. A copy with only `gpu_memory_mb` asks for one
+`nvidia.com/gpu`: sharing a device between pods is the device plugin's
+(time-slicing or MIG), not ours.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import re
 from typing import Any
 
 from scheduler.scaling.actuators.base import WorkerTarget
+from scheduler.scaling.placement import Compute
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +62,30 @@ def load_apps_api() -> Any:
     return client.AppsV1Api()
 
 
+def container_resources(compute: Compute) -> dict[str, dict[str, str]]:
+    """Requests and limits for one copy: 0.5 cores, 512 MB, 1 GPU →
+    `{"requests": {"cpu": "500m", "memory": "512Mi", "nvidia.com/gpu": "1"}, "limits": same}`.
+
+    Requests equal limits (Guaranteed QoS): a copy gets what it declared, and never more.
+    """
+    wanted = {"cpu": f"{round(compute.cpu_cores * 1000)}m", "memory": f"{compute.memory_mb}Mi"}
+    gpus = compute.gpus or (1 if compute.gpu_memory_mb > 0 else 0)
+    if gpus:
+        wanted["nvidia.com/gpu"] = str(gpus)
+    return {"requests": dict(wanted), "limits": dict(wanted)}
+
+
 class KubernetesDeployments:
-    def __init__(self, *, apps_api: Any, namespace: str, deployment: str) -> None:
+    def __init__(
+        self, *, apps_api: Any, namespace: str, deployment: str, container_index: int = 0
+    ) -> None:
         self.api = apps_api
         self.namespace = namespace
         self.deployment = deployment
+        self.container_index = container_index  # the worker container in the pod template
         self._known: dict[str, WorkerTarget] = {}
         self._missing: set[str] = set()
+        self._resources: dict[str, dict[str, dict[str, str]]] = {}  # last set, per Deployment
 
     def name_of(self, target: WorkerTarget) -> str:
         return kubernetes_name(
@@ -77,6 +104,8 @@ class KubernetesDeployments:
         for target in [*targets, *gone]:
             name = self.name_of(target)
             try:
+                if target.compute is not None:
+                    self._set_resources(name, container_resources(target.compute))
                 counts[target.key] = self._scale(name, target.count)
             except ApiException as exc:
                 if exc.status == 404:
@@ -101,6 +130,18 @@ class KubernetesDeployments:
         self._known = {t.key: t for t in targets}
         return {t.key: counts.get(t.key, 0) for t in targets}
 
+    def _set_resources(self, name: str, resources: dict[str, dict[str, str]]) -> None:
+        """Patch the worker container's requests and limits, when they changed."""
+        if self._resources.get(name) == resources:
+            return
+        path = f"/spec/template/spec/containers/{self.container_index}/resources"
+        # JSON Patch `add` replaces the member: the rest of the pod template is untouched.
+        self.api.patch_namespaced_deployment(
+            name, self.namespace, [{"op": "add", "path": path, "value": resources}]
+        )
+        logger.info("Deployment %s/%s: resources %s", self.namespace, name, resources)
+        self._resources[name] = resources
+
     def _scale(self, name: str, replicas: int) -> int:
         """Set the Deployment's replicas if they differ; its ready replicas now."""
         scale = self.api.read_namespaced_deployment_scale(name, self.namespace)
@@ -116,6 +157,10 @@ class KubernetesDeployments:
                 name, self.namespace, {"spec": {"replicas": replicas}}
             )
         return int(scale.status.replicas or 0) if scale.status else 0
+
+    def placement_view(self) -> None:
+        """The cluster's scheduler places pods by their resource requests."""
+        return None
 
     def close(self) -> None:
         """Leave the replicas as they are: the workers outlive a scheduler restart."""

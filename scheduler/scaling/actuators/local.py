@@ -18,6 +18,16 @@ Each tick `apply` moves the processes towards the scaler's counts per variant:
   process ids, which the scheduler wires to the broker: the dead worker's
   lease ends at once and what it held goes back to its queues within the tick,
   instead of after its lease (10 s).
+- Inference component copies run where the scaler placed them
+  (scheduler/scaling/placement.py): each copy is a worker process with
+  `CUDA_VISIBLE_DEVICES` set to its GPUs (none: empty), a GPU memory fraction
+  when it shares a device (`SLUICEWAY_WORKER_GPU_MEMORY_FRACTION`, which the
+  worker applies with `torch.cuda.set_per_process_memory_fraction`) and as many
+  compute threads as whole cores it reserved (`component_launch`). Variant
+  workers and component copies share the host without over-committing it: a CPU
+  variant worker holds one core and a GPU variant worker its whole device in
+  `placement_view`, and component copies' cores (rounded up) and devices are
+  taken from the variants' slots.
 - A warm spare (`python -m workers.standby`, see there) waits with the worker
   modules imported and becomes the next worker started, whatever its variant
   and device: a cold start skips most of a process's boot. It takes no slot
@@ -40,7 +50,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.scaling.actuators.base import WorkerTarget
+from scheduler.scaling.actuators.base import PlacementView, WorkerTarget
+from scheduler.scaling.host_capacity import detect_memory_mb
+from scheduler.scaling.placement import Host, Placement
 from scheduler.scaling.policy import share_slots
 
 logger = logging.getLogger(__name__)
@@ -74,6 +86,31 @@ def worker_command(key: str, device: str, name: str) -> list[str]:
     ]
 
 
+def component_launch(placement: Placement, host: Host) -> tuple[str, dict[str, str]]:
+    """The `--device` argument and the environment of one component copy.
+
+    A copy sharing GPU 1 (16,000 MB) with `gpu_memory_mb` 4,000 and 1.5 cores →
+    `("cuda", {"CUDA_VISIBLE_DEVICES": "1", "SLUICEWAY_WORKER_GPU_MEMORY_FRACTION":
+    "0.25", "SLUICEWAY_WORKER_THREADS": "1"})`; a CPU copy sees no GPU at all.
+    """
+    compute = placement.compute
+    env = {"SLUICEWAY_WORKER_THREADS": str(max(1, math.floor(compute.cpu_cores + 1e-9)))}
+    if not placement.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ""  # never takes GPU memory
+        return "cpu", env
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in placement.gpus)
+    if compute.gpus == 0 and compute.gpu_memory_mb > 0:
+        total = next((g.memory_mb for g in host.gpus if g.index == placement.gpus[0]), 0)
+        if total > 0:
+            fraction = min(compute.gpu_memory_mb / total, 1.0)
+            env["SLUICEWAY_WORKER_GPU_MEMORY_FRACTION"] = f"{fraction:.4f}"
+    return "cuda", env
+
+
+def _placement_id(placement: Placement) -> tuple[str, tuple[int, ...], object]:
+    return (placement.host, placement.gpus, placement.compute)
+
+
 def spare_command() -> list[str]:
     return [sys.executable, "-m", "workers.standby"]
 
@@ -93,6 +130,7 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     started_at: float
     stop_deadline: float | None = None
+    placement: Placement | None = None  # an inference component's copy
 
     @property
     def stopping(self) -> bool:
@@ -114,8 +152,13 @@ class LocalWorkers:
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_exit: Callable[[set[int]], object] | None = None,
+        host: Host | None = None,
     ) -> None:
         self.gpus = list(gpus)
+        # Capacity for component copies (scheduler/main.py detects it at start).
+        self.host = host or Host(
+            name="localhost", cpu_cores=float(cpu_slots), memory_mb=detect_memory_mb()
+        )
         self.cpu_slots = cpu_slots
         self.stop_grace_s = stop_grace_s
         self.log_dir = log_dir
@@ -140,8 +183,13 @@ class LocalWorkers:
         now = self.clock()
         self._reap(now)
         self._kill_overdue(now)
+        components = [t for t in targets if t.compute is not None]
+        targets = [t for t in targets if t.compute is None]
+        # Components first: their placement counted the variant workers running now,
+        # and the variants' slots below count the copies started here.
+        self._apply_components(components, now)
         grants = self._grants(targets)
-        for key in sorted({p.key for p in self.processes}):
+        for key in sorted({p.key for p in self.processes if p.placement is None}):
             running = self._running(key)
             surplus = len(running) - grants.get(key, 0)
             # The youngest go first: the oldest have their models loaded the longest.
@@ -156,7 +204,57 @@ class LocalWorkers:
             ):
                 self._start(target, pool, now)
         self._keep_spare(now)
-        return {t.key: len(self._running(t.key)) for t in targets}
+        return {t.key: len(self._running(t.key)) for t in [*targets, *components]}
+
+    def placement_view(self) -> PlacementView:
+        """This host's room for component copies (less its variant workers), the copies
+        running per component (oldest first) and those still stopping."""
+        variants = [p for p in self.processes if p.placement is None]
+        cpu_workers = sum(1 for p in variants if p.pool == "cpu")
+        gpu_devices = {p.device for p in variants if p.pool == "gpu"}
+        host = Host(
+            name=self.host.name,
+            cpu_cores=max(self.host.cpu_cores - cpu_workers, 0.0),
+            memory_mb=self.host.memory_mb,
+            gpus=tuple(g for g in self.host.gpus if f"cuda:{g.index}" not in gpu_devices),
+        )
+        running: dict[str, list[Placement]] = {}
+        draining: list[Placement] = []
+        for worker in sorted(self.processes, key=lambda p: p.started_at):
+            if worker.placement is None:
+                continue
+            if worker.stopping:
+                draining.append(worker.placement)
+            else:
+                running.setdefault(worker.key, []).append(worker.placement)
+        return PlacementView(hosts=[host], running=running, draining=draining)
+
+    def _apply_components(self, targets: list[WorkerTarget], now: float) -> None:
+        """Stop the copies no placement keeps (youngest first), start the placed ones missing."""
+        wanted: dict[str, list[tuple[str, tuple[int, ...], object]]] = {
+            t.key: [_placement_id(p) for p in t.placements if p.host == self.host.name]
+            for t in targets
+        }
+        missing: dict[str, list[Placement]] = {
+            t.key: [p for p in t.placements if p.host == self.host.name] for t in targets
+        }
+        copies = [p for p in self.processes if p.placement is not None and not p.stopping]
+        for worker in sorted(copies, key=lambda p: p.started_at):
+            assert worker.placement is not None
+            ident = _placement_id(worker.placement)
+            if ident in wanted.get(worker.key, []):
+                wanted[worker.key].remove(ident)
+                place_list = missing[worker.key]
+                place_list.pop(
+                    next(i for i, p in enumerate(place_list) if _placement_id(p) == ident)
+                )
+            else:
+                self._begin_stop(worker, now)
+        for target in targets:
+            if self._hold_until.get(target.key, 0.0) > now:
+                continue
+            for placement in missing.get(target.key, []):
+                self._start(target, "gpu" if placement.gpus else "cpu", now, placement=placement)
 
     def close(self) -> None:
         """Stop every worker (warm shutdown), waiting up to `stop_grace_s` in all."""
@@ -226,7 +324,13 @@ class LocalWorkers:
         return sum(1 for p in self.processes if p.key == key)
 
     def _free(self, pool: str) -> int:
-        return self.slots(pool) - sum(1 for p in self.processes if p.pool == pool)
+        variants = sum(1 for p in self.processes if p.pool == pool and p.placement is None)
+        copies = [p.placement for p in self.processes if p.placement is not None]
+        if pool == "gpu":
+            held = len({index for c in copies for index in c.gpus})
+        else:
+            held = math.ceil(sum(c.compute.cpu_cores for c in copies) - 1e-9)
+        return self.slots(pool) - variants - held
 
     def counts(self) -> dict[str, int]:
         """Running (not stopping) workers per variant key."""
@@ -238,14 +342,22 @@ class LocalWorkers:
 
     # --- processes ---------------------------------------------------------------
 
-    def _start(self, target: WorkerTarget, pool: str, now: float) -> None:
+    def _start(
+        self, target: WorkerTarget, pool: str, now: float, *, placement: Placement | None = None
+    ) -> None:
         env = dict(self.env)
         if target.framework:
             # Import at start only what this variant's model needs (see workers/main.py).
             env["SLUICEWAY_WORKER_PRELOAD"] = (
                 target.framework if target.framework in PRELOADABLE else ""
             )
-        if pool == "gpu":
+        if placement is not None:
+            argument, launch = component_launch(placement, self.host)
+            env.update(launch)
+            device = f"cuda:{placement.gpus[0]}" if placement.gpus else "cpu"
+            devices = env["CUDA_VISIBLE_DEVICES"]
+            name = f"{target.endpoint}-{target.variant}" + (f"-gpu{devices}" if devices else "")
+        elif pool == "gpu":
             device = self._free_gpu()
             # The process sees only its device, as its cuda:0.
             env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
@@ -266,7 +378,14 @@ class LocalWorkers:
             via = "a new process"
         self._last_start = now
         self.processes.append(
-            WorkerProcess(key=target.key, pool=pool, device=device, process=process, started_at=now)
+            WorkerProcess(
+                key=target.key,
+                pool=pool,
+                device=device,
+                process=process,
+                started_at=now,
+                placement=placement,
+            )
         )
         logger.info(
             "started a worker for %s on %s: %s (pid %d)", target.key, device, via, process.pid
@@ -334,7 +453,8 @@ class LocalWorkers:
             logger.debug("warm spare booting (pid %d)", self._spare.pid)
 
     def _free_gpu(self) -> str:
-        taken = {p.device for p in self.processes if p.pool == "gpu"}
+        taken = {p.device for p in self.processes if p.pool == "gpu" and p.placement is None}
+        taken |= {f"cuda:{i}" for p in self.processes if p.placement for i in p.placement.gpus}
         for offset in range(len(self.gpus)):
             index = (self._next_gpu + offset) % len(self.gpus)
             if self.gpus[index] not in taken:
