@@ -166,6 +166,12 @@ class Settings(BaseSettings):
         description="Compute threads per worker (torch, XGBoost); 0 = half the cores, at least 1.",
     )
     model_cache_size: int = Field(default=8, ge=1, description="Models kept loaded per worker.")
+    model_disk_mb: int = Field(
+        default=10_240,
+        ge=1,
+        description="Disk each worker may fill with multi-model variants' artifacts (MB); "
+        "the least recently used are removed first.",
+    )
     worker_preload: str = Field(
         default="torch,xgboost",
         pattern=r"^((torch|xgboost)(,(torch|xgboost))*)?$",

@@ -11,31 +11,43 @@ import time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.multi_model import target_ref
 from core.protocol import Invocation, ModelRef
-from core.tables import Endpoint, Job, ModelVersion, Variant
+from core.tables import Endpoint, Job, Variant
 
 
 def async_invocation(session: Session, job: Job) -> Invocation | None:
-    """The message for `job` on its variant's current model, or None if the variant is gone."""
-    row = session.execute(
-        select(ModelVersion)
-        .join(Variant, Variant.model_version_id == ModelVersion.id)
+    """The message for `job` on its variant's current model, or None if the variant is gone.
+
+    On a multi-model variant the job's `target_model` under the variant's prefix.
+    """
+    variant = session.execute(
+        select(Variant)
         .join(Endpoint, Variant.endpoint_id == Endpoint.id)
         .where(Endpoint.name == job.endpoint, Variant.name == job.variant)
     ).scalar_one_or_none()
-    if row is None:
+    if variant is None:
         return None
+    row = variant.model_version
+    if row is None:
+        if variant.multi_model_prefix is None or job.target_model is None:
+            return None
+        model = target_ref(
+            prefix=variant.multi_model_prefix, framework=variant.framework, key=job.target_model
+        )
+    else:
+        model = ModelRef(
+            name=row.model.name,
+            version=row.version,
+            framework=row.framework,
+            artifact_uri=row.artifact_uri,
+        )
     return Invocation(
         job_id=job.id,
         mode="async",
         endpoint=job.endpoint,
         variant=job.variant,
-        model=ModelRef(
-            name=row.model.name,
-            version=row.version,
-            framework=row.framework,
-            artifact_uri=row.artifact_uri,
-        ),
+        model=model,
         content_type=job.content_type,
         accept=job.accept,
         input_location=job.input_location,

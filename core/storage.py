@@ -52,6 +52,7 @@ class Readable(Protocol):
 class ObjectInfo:
     size: int
     content_type: str
+    etag: str = ""  # changes when the object is replaced (multi-model reloads key on it)
 
 
 class ObjectStore:
@@ -148,6 +149,7 @@ class ObjectStore:
         return ObjectInfo(
             size=int(stat.size or 0),
             content_type=stat.content_type or "application/octet-stream",
+            etag=stat.etag or "",
         )
 
     def list_keys(self, location: S3Location) -> list[str]:

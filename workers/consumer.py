@@ -30,16 +30,18 @@ from collections.abc import Callable
 
 import redis
 
-from core.broker import Reservations, WorkerLease, bell_key, pull_order
+from core.broker import Reservations, WorkerLease, bell_key, pull_order, report_models
 from core.protocol import Invocation
 from workers import metrics
 from workers.batching import BatchSettings, flush_reason, pull_caps
 from workers.execution import Executor
 from workers.invocation import InFlight
+from workers.multi_model import MultiModelCache
 
 logger = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.5
+MODELS_REPORT_S = 1.0  # multi-model variants: how often a worker republishes what it holds
 
 
 class BatchingConsumer:
@@ -64,6 +66,7 @@ class BatchingConsumer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pulls = 0
+        self._next_report: dict[str, float] = {}
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -149,17 +152,37 @@ class BatchingConsumer:
         self._acknowledge(queue, requests, stats, reason)
         return True
 
+    def _report_models(self, queue: str, multi: MultiModelCache) -> None:
+        """Publish which models this worker holds of a multi-model variant (about once a second)."""
+        now = time.monotonic()
+        if now < self._next_report.get(queue, 0.0):
+            return
+        report = multi.take_report(queue)
+        if report is None:
+            return
+        self._next_report[queue] = now + MODELS_REPORT_S
+        held, invocations = report
+        report_models(
+            self.redis,
+            self.namespace,
+            queue,
+            worker_id=self.lease.worker_id,
+            held=held,
+            invocations=invocations,
+        )
+
     def _acknowledge(
         self, queue: str, requests: list[InFlight], stats: object, reason: str
     ) -> None:
         done = [r.tag for r in requests if r.tag and not r.transient]
         let_go = [r.tag for r in requests if r.tag and r.transient]
-        self._reservations.settle(
-            queue,
-            done=done,
-            let_go=let_go,
-            counters=metrics.batch_increments(requests, stats, reason),
-        )
+        counters = metrics.batch_increments(requests, stats, reason)
+        multi = self.executor.multi
+        if multi is not None:
+            counters.update(multi.take_counters(queue))
+        self._reservations.settle(queue, done=done, let_go=let_go, counters=counters)
+        if multi is not None:
+            self._report_models(queue, multi)
         if let_go:
             logger.warning(
                 "%d message(s) of %s left for redelivery after the visibility timeout "

@@ -36,8 +36,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import redis
 
 from core import codecs
-from core.broker import PRIORITY
+from core.broker import PRIORITY, queue_name
 from core.errors import InvocationTimeout, ModelError, SluicewayError, describe
+from core.multi_model import is_multi_model
 from core.protocol import Invocation, Mode
 from core.storage import ObjectStore
 from workers import capture
@@ -49,6 +50,7 @@ from workers.modes import ModeHandler, WorkerIO
 from workers.modes.asynchronous import Asynchronous
 from workers.modes.realtime import Realtime
 from workers.modes.transform import Transform
+from workers.multi_model import MultiModelCache
 from workers.runners.base import NumericRunner, Runner
 
 logger = logging.getLogger(__name__)
@@ -58,9 +60,17 @@ IO_THREADS = 8  # async inputs and outputs are independent objects: move them in
 
 class Executor:
     def __init__(
-        self, *, cache: ModelCache, store: ObjectStore, redis: redis.Redis, namespace: str
+        self,
+        *,
+        cache: ModelCache,
+        store: ObjectStore,
+        redis: redis.Redis,
+        namespace: str,
+        multi: MultiModelCache | None = None,
     ) -> None:
         self.cache = cache
+        self.multi = multi
+        self.namespace = namespace
         io = WorkerIO(
             store=store,
             redis=redis,
@@ -78,6 +88,8 @@ class Executor:
     def prepare(self, taken: Sequence[tuple[Invocation, str | None]]) -> list[InFlight]:
         """Invocations ready to run (or already failed or skipped, saying why), in order."""
         now_ms = time.time() * 1000
+        if self.multi is not None:
+            self.multi.new_batch()
         items = [
             InFlight(inv=inv, tag=tag, queue_wait_s=max(now_ms - inv.enqueued_ms, 0) / 1000)
             for inv, tag in taken
@@ -144,7 +156,7 @@ class Executor:
 
     def _parse(self, handler: ModeHandler, item: InFlight, payload: bytes) -> None:
         try:
-            runner = self.cache.get(item.inv.model)
+            runner = self._runner(item.inv)
             item.runner = runner
             handler.parse(item, runner, payload)
         except SluicewayError as exc:
@@ -156,6 +168,12 @@ class Executor:
             # A loader or parser bug must fail this invocation, not the whole batch.
             logger.exception("job %s: unexpected error preparing it", item.inv.job_id)
             item.error = ModelError(f"cannot run the model: {describe(exc)}")
+
+    def _runner(self, inv: Invocation) -> Runner:
+        """The invocation's model: a registered version, or one object under a prefix."""
+        if self.multi is not None and is_multi_model(inv.model):
+            return self.multi.get(queue_name(self.namespace, inv.endpoint, inv.variant), inv.model)
+        return self.cache.get(inv.model)
 
     def _run_merged(
         self,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from urllib.parse import quote
 
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -40,7 +41,7 @@ from core.errors import (
     RealtimeTimeout,
     SluicewayError,
 )
-from core.protocol import Invocation
+from core.protocol import Invocation, ModelRef
 from core.tables import new_id
 
 INVOKE_PATH = re.compile(r"^/v1/endpoints/(?P<name>[^/]+)/invocations$")
@@ -75,6 +76,7 @@ async def invoke(request: Request, name: str) -> Response:
     headers = request.headers
     route = await state.routes.route(name)
     variant = route.choose(header_text("X-Target-Variant", headers.get("x-target-variant")), _rng)
+    model = variant.target(header_text("X-Target-Model", headers.get("x-target-model")))
     await state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     timeout_ms = timeout_from(headers.get("x-timeout-ms"), settings.realtime_timeout_ms)
     sent_inference_id = headers.get("x-inference-id")
@@ -99,6 +101,7 @@ async def invoke(request: Request, name: str) -> Response:
         timeout_ms=timeout_ms,
         job_id=job_id,
         inference_id=inference_id,
+        model=model,
     )
     future = replies.expect(job_id, timeout_s=timeout_ms / 1000)
     started = time.perf_counter()
@@ -127,6 +130,8 @@ async def invoke(request: Request, name: str) -> Response:
         # The caller's own id echoed byte for byte, else the generated one.
         "X-Inference-Id": sent_inference_id or inference_id,
     }
+    if variant.multi_model_prefix is not None:
+        answer_headers["X-Invoked-Model"] = quote(model.name, safe="/")
     metrics.observe_realtime(
         endpoint=name,
         variant=variant.name,
@@ -178,6 +183,7 @@ def realtime_invocation(
     timeout_ms: int,
     job_id: str,
     inference_id: str | None = None,
+    model: ModelRef | None = None,
 ) -> Invocation:
     now_ms = int(time.time() * 1000)
     return Invocation(
@@ -185,7 +191,7 @@ def realtime_invocation(
         mode="realtime",
         endpoint=route.name,
         variant=variant.name,
-        model=variant.model,
+        model=model or variant.model,
         content_type=content_type,
         accept=accept,
         body=body,

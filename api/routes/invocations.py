@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -52,7 +53,7 @@ PAYLOAD_BODY: dict[str, Any] = {
         "requestBody": {**PAYLOAD_BODY, "required": True},
         "parameters": [
             {"name": header, "in": "header", "required": False, "schema": {"type": "string"}}
-            for header in ("X-Target-Variant", "X-Timeout-Ms", "X-Inference-Id")
+            for header in ("X-Target-Variant", "X-Target-Model", "X-Timeout-Ms", "X-Inference-Id")
         ],
     },
     responses={200: {"description": "The model's output", "content": {"application/json": {}}}},
@@ -76,6 +77,11 @@ async def invoke_async(
     name: str,
     request: Request,
     x_target_variant: str | None = Header(default=None),
+    x_target_model: str | None = Header(
+        default=None,
+        description="On a multi-model variant (required there): the model's key under its "
+        "prefix, e.g. `chicago.json`.",
+    ),
     x_input_location: str | None = Header(default=None),
     x_callback_url: str | None = Header(default=None),
     x_inference_id: str | None = Header(default=None),
@@ -109,6 +115,7 @@ async def invoke_async(
     routes: RouteCache = request.app.state.routes
     route = await routes.route(name)
     variant = route.choose(x_target_variant, _rng)
+    model = variant.target(header_text("X-Target-Model", x_target_model))
     await request.app.state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     content_type = codecs.media_type(request.headers.get("content-type"))
     body = await payloads.read_body(request, settings.max_inline_body_bytes)
@@ -138,6 +145,7 @@ async def invoke_async(
             inference_id=x_inference_id,
             invocation_timeout_s=invocation_timeout_s,
             request_ttl_s=request_ttl_s,
+            model=model,
         )
     )
     metrics.count_async(endpoint=name, variant=job.variant, outcome="accepted")
@@ -149,12 +157,11 @@ async def invoke_async(
         inference_id=inference_id,
         failure_location=job.failure_location,
     )
-    return JSONResponse(
-        accepted.model_dump(),
-        status_code=202,
-        headers={
-            "Location": f"/v1/jobs/{job.id}",
-            "X-Invoked-Variant": job.variant,
-            "X-Inference-Id": inference_id,
-        },
-    )
+    headers = {
+        "Location": f"/v1/jobs/{job.id}",
+        "X-Invoked-Variant": job.variant,
+        "X-Inference-Id": inference_id,
+    }
+    if variant.multi_model_prefix is not None:
+        headers["X-Invoked-Model"] = quote(model.name, safe="/")
+    return JSONResponse(accepted.model_dump(), status_code=202, headers=headers)

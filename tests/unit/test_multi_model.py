@@ -1,0 +1,291 @@
+"""Multi-model variants: spec validation, target-model resolution, byte-bounded LRU accounting,
+and the worker's cache (loads, hits, ETag reloads, evictions, single-flight) on a local store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from api.realtime.routing import VariantRoute
+from api.schemas import DEFAULT_MODEL_MEMORY_MB, VariantCreate
+from core.errors import BadRequest, InvalidInput, NotFound
+from core.multi_model import check_target_model, is_multi_model, key_of, target_ref
+from core.protocol import ModelRef
+from core.storage import ObjectInfo, S3Location
+from workers.model_budget import ByteLru, TooLarge
+from workers.multi_model import MB, MultiModelCache
+
+PREFIX = "s3://models/cities/"
+
+# --- the spec -------------------------------------------------------------------
+
+
+def test_multi_model_variant_defaults_its_memory_budget() -> None:
+    spec = VariantCreate.model_validate(
+        {"name": "a", "multi_model": {"prefix": "s3://models/cities", "framework": "xgboost"}}
+    )
+    assert spec.multi_model is not None
+    assert spec.multi_model.prefix == PREFIX  # a folder: `/` added
+    assert spec.model_memory_mb == DEFAULT_MODEL_MEMORY_MB
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({}, "exactly one of model or multi_model"),
+        (
+            {"model": "m", "multi_model": {"prefix": PREFIX, "framework": "xgboost"}},
+            "exactly one of model or multi_model",
+        ),
+        (
+            {"multi_model": {"prefix": PREFIX, "framework": "xgboost"}, "model_version": 2},
+            "model_version goes with model",
+        ),
+        ({"model": "m", "model_memory_mb": 512}, "model_memory_mb goes with multi_model"),
+        ({"multi_model": {"prefix": "http://x/", "framework": "xgboost"}}, "prefix"),
+        ({"multi_model": {"prefix": PREFIX, "framework": "python"}}, "framework"),
+        (
+            {"multi_model": {"prefix": PREFIX, "framework": "xgboost"}, "model_memory_mb": 0},
+            "model_memory_mb",
+        ),
+    ],
+)
+def test_bad_multi_model_specs_are_refused(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        VariantCreate.model_validate({"name": "a", **fields})
+    assert message in str(exc.value)
+
+
+# --- the target model -------------------------------------------------------------
+
+
+def test_target_ref_names_the_object_under_the_prefix() -> None:
+    ref = target_ref(prefix=PREFIX, framework="xgboost", key="eu/paris.json")
+    assert ref.artifact_uri == "s3://models/cities/eu/paris.json"
+    assert is_multi_model(ref) and key_of(ref) == "eu/paris.json"
+    assert not is_multi_model(ModelRef("churn", 3, "xgboost", "s3://m/churn.json"))
+
+
+@pytest.mark.parametrize("key", [None, "", "eu/", "/abs.json", "../other.json", "a/../b", "x\0y"])
+def test_bad_target_models_are_400(key: str | None) -> None:
+    with pytest.raises(BadRequest):
+        check_target_model(key, prefix=PREFIX)
+
+
+def test_variant_route_resolves_the_header_only_on_multi_model_variants() -> None:
+    one = VariantRoute("a", 1.0, ModelRef("churn", 3, "xgboost", "s3://m/c.json"), "q")
+    assert one.target("ignored.json") is one.model
+    many = VariantRoute(
+        "b", 1.0, target_ref(prefix=PREFIX, framework="xgboost", key=""), "q", PREFIX
+    )
+    assert many.target("chicago.json").artifact_uri == PREFIX + "chicago.json"
+    with pytest.raises(BadRequest, match="X-Target-Model"):
+        many.target(None)
+
+
+# --- byte-bounded LRU ---------------------------------------------------------------
+
+
+def test_lru_evicts_the_least_recently_used_until_the_new_entry_fits() -> None:
+    """The module docstring's example: 100 MB holding a 40, b 30, c 20; d of 25 evicts a."""
+    lru = ByteLru(100)
+    for key, size in (("a", 40), ("b", 30), ("c", 20)):
+        lru.add(key, size)
+    assert lru.victims(25) == ["a"]
+    lru.touch("a")  # now b is the oldest
+    assert lru.victims(25) == ["b"]
+    assert lru.victims(60) == ["b", "c"]
+    assert lru.victims(10) == []
+
+
+def test_lru_refuses_an_entry_larger_than_the_budget_naming_both_sizes() -> None:
+    lru = ByteLru(2 * MB)
+    lru.add("a", MB)
+    with pytest.raises(TooLarge) as exc:
+        lru.victims(3 * MB)
+    assert "3.0 MB" in str(exc.value) and "2.0 MB" in str(exc.value)
+    assert lru.keys() == ["a"]  # nothing evicted for it
+
+
+def test_lru_keeps_the_entry_being_replaced_out_of_the_count() -> None:
+    lru = ByteLru(100)
+    lru.add("a", 60)
+    lru.add("b", 30)
+    assert lru.victims(50, keep="a") == []  # a's own 60 MB do not count
+    assert lru.victims(80, keep="a") == ["b"]  # and a is never chosen
+    lru.add("a", 50)
+    assert lru.used_bytes == 80
+
+
+# --- the worker's cache, on an in-memory store and a real XGBoost loader -----------------
+
+
+class MemoryStore:
+    """An object store in a dict (unit tests have no network); counts reads."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self.reads = 0
+        self.gate: threading.Event | None = None
+
+    def put(self, key: str, data: bytes) -> None:
+        version = len(self.objects) + self.reads + 1
+        self.objects[key] = (data, f"etag-{key}-{version}-{len(data)}")
+
+    def stat(self, location: S3Location) -> ObjectInfo:
+        if location.key not in self.objects:
+            raise NotFound(f"no object {location.key}")
+        data, etag = self.objects[location.key]
+        return ObjectInfo(size=len(data), content_type="application/json", etag=etag)
+
+    def iter_chunks(self, location: S3Location) -> Iterator[bytes]:
+        if self.gate is not None:
+            self.gate.wait(5)
+        self.reads += 1
+        yield self.objects[location.key][0]
+
+
+def _booster(value: float) -> bytes:
+    """A one-tree XGBoost model predicting about `value` for any row (saved as JSON)."""
+    import numpy as np
+    import xgboost as xgb
+
+    rows = np.zeros((8, 2))
+    booster = xgb.train(
+        {"max_depth": 1, "base_score": value, "eta": 1.0},
+        xgb.DMatrix(rows, label=np.full(8, value)),
+        num_boost_round=1,
+    )
+    return bytes(booster.save_raw("json"))
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+def _cache(store: MemoryStore, tmp_path: Path, *, rss: list[int] | None = None) -> MultiModelCache:
+    readings = iter(rss) if rss is not None else None
+    return MultiModelCache(
+        store=store,  # type: ignore[arg-type]
+        cache_dir=tmp_path,
+        device="cpu",
+        disk_budget_bytes=10 * MB,
+        rss=(lambda: next(readings)) if readings is not None else (lambda: 0),
+    )
+
+
+def _ref(key: str) -> ModelRef:
+    return target_ref(prefix="s3://models/p/", framework="xgboost", key=key)
+
+
+def _predict(runner: Any) -> float:
+    import numpy as np
+
+    return float(runner.predict(np.zeros((1, 2), dtype=np.float32))[0])
+
+
+def test_loads_once_then_hits_and_reloads_a_replaced_object(
+    store: MemoryStore, tmp_path: Path
+) -> None:
+    store.put("p/a.json", _booster(1.0))
+    cache = _cache(store, tmp_path)
+    first = cache.get("q", _ref("a.json"))
+    cache.new_batch()
+    assert cache.get("q", _ref("a.json")) is first
+    assert pytest.approx(_predict(first), abs=1e-3) == 1.0
+    store.put("p/a.json", _booster(5.0))  # replaced: a new ETag
+    cache.new_batch()
+    fresh = cache.get("q", _ref("a.json"))
+    assert fresh is not first
+    assert pytest.approx(_predict(fresh), abs=1e-3) == 5.0
+    counters = cache.take_counters("q")
+    assert counters == {
+        "model_misses": 2.0,
+        "model_loads": 2.0,
+        "model_hits": 1.0,
+        "model_load_seconds_sum": pytest.approx(counters["model_load_seconds_sum"]),
+    }
+    report = cache.take_report("q")
+    assert report is not None and report[1] == {"a.json": 3}
+    assert list(report[0]) == ["a.json"]
+
+
+def test_memory_budget_evicts_least_recently_used(store: MemoryStore, tmp_path: Path) -> None:
+    for key in ("a", "b", "c"):
+        store.put(f"p/{key}.json", _booster(1.0))
+    cache = _cache(store, tmp_path, rss=[0, 3 * MB] * 3)  # each load grows RSS by 3 MB
+    cache.set_budget("q", 7)  # room for two
+    cache.get("q", _ref("a.json"))
+    cache.get("q", _ref("b.json"))
+    cache.get("q", _ref("a.json"))  # a is now the most recent
+    cache.get("q", _ref("c.json"))  # evicts b
+    assert sorted(cache.variants["q"].loaded) == ["a.json", "c.json"]
+    assert cache.variants["q"].memory.used_bytes == 6 * MB
+    assert cache.take_counters("q")["model_evictions"] == 1.0
+
+
+def test_a_model_larger_than_the_budget_is_422_naming_both_sizes(
+    store: MemoryStore, tmp_path: Path
+) -> None:
+    store.put("p/big.json", _booster(1.0))
+    store.put("p/ok.json", _booster(2.0))
+    cache = _cache(store, tmp_path, rss=[0, 5 * MB, 0, MB])
+    cache.set_budget("q", 2)
+    with pytest.raises(InvalidInput, match=r"needs 5\.0 MB.*2\.0 MB"):
+        cache.get("q", _ref("big.json"))
+    assert pytest.approx(_predict(cache.get("q", _ref("ok.json"))), abs=1e-3) == 2.0
+
+
+def test_unknown_and_broken_models(store: MemoryStore, tmp_path: Path) -> None:
+    store.put("p/broken.json", b"{not a model")
+    cache = _cache(store, tmp_path)
+    with pytest.raises(NotFound, match=r"no model 'nope\.json'"):
+        cache.get("q", _ref("nope.json"))
+    with pytest.raises(InvalidInput, match=r"'broken\.json' will not load"):
+        cache.get("q", _ref("broken.json"))
+
+
+def test_concurrent_requests_for_a_cold_model_load_it_once(
+    store: MemoryStore, tmp_path: Path
+) -> None:
+    store.put("p/a.json", _booster(1.0))
+    store.gate = threading.Event()  # hold the download until every thread asks
+    cache = _cache(store, tmp_path)
+    runners: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: runners.append(cache.get("q", _ref("a.json"))))
+        for _ in range(20)
+    ]
+    for thread in threads:
+        thread.start()
+    store.gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(runners) == 20 and len({id(r) for r in runners}) == 1
+    assert store.reads == 1
+    counters = cache.take_counters("q")
+    assert counters["model_loads"] == 1.0 and counters["model_hits"] == 19.0
+
+
+def test_disk_cache_stays_within_its_budget(store: MemoryStore, tmp_path: Path) -> None:
+    for key in ("a", "b", "c"):
+        store.put(f"p/{key}.json", _booster(1.0))
+    size = len(store.objects["p/a.json"][0])
+    cache = MultiModelCache(
+        store=store,  # type: ignore[arg-type]
+        cache_dir=tmp_path,
+        device="cpu",
+        disk_budget_bytes=2 * size,
+        rss=lambda: 0,
+    )
+    for key in ("a", "b", "c"):
+        cache.get("q", _ref(f"{key}.json"))
+    files = [p for p in (tmp_path / "multi-model").rglob("*.json")]
+    assert len(files) == 2
+    assert cache.disk.used_bytes <= 2 * size

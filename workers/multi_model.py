@@ -1,0 +1,311 @@
+"""Multi-model variants in one worker: load on demand, keep within a memory budget, never stale.
+
+A multi-model variant serves every object under its S3 prefix (core/multi_model.py).
+For each request `MultiModelCache.get(queue, ref)`:
+
+1. checks the object's ETag (one HEAD per model per batch, remembered until the
+   next batch): a missing object is a 404; a replaced one (new ETag) is loaded
+   fresh and the old copy dropped, so no request that arrives after a
+   replacement is answered by the old model;
+2. answers from memory when this worker holds that ETag (a hit);
+3. otherwise loads it (a miss) — one load per model at a time in this worker
+   however many requests ask for it at once (a per-model lock; the others wait
+   and then hit). The artifact comes from the bounded disk cache or S3.
+
+Memory: each model's `memory_bytes` is the larger of the process's resident
+memory growth across the load and the artifact's size (RSS growth alone reads
+0 when the allocator reuses freed pages). The variant's `model_memory_mb` bounds
+their sum; the least recently used are closed to make room (workers/model_budget.py).
+A model bigger than the whole budget is a 422 naming both sizes; one that will not
+load is a 422 with the loader's reason — and neither affects other models.
+
+Disk: artifacts stay under `<model_cache_dir>/multi-model/<pid>/` within
+SLUICEWAY_MODEL_DISK_MB, least recently used removed first; the folders of
+processes that are gone are removed when a worker starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from core.errors import InvalidInput, ModelError, NotFound, SluicewayError
+from core.multi_model import key_of
+from core.protocol import ModelRef
+from core.storage import ObjectInfo, ObjectStore, S3Location
+from workers.model_budget import ByteLru, TooLarge
+from workers.runners import Runner, load_runner
+
+logger = logging.getLogger(__name__)
+
+MB = 1_048_576
+DEFAULT_BUDGET_MB = 1024
+
+
+def process_rss() -> int:
+    """This process's resident memory in bytes."""
+    return int(psutil.Process().memory_info().rss)
+
+
+@dataclass
+class LoadedModel:
+    runner: Runner
+    etag: str
+    memory_bytes: int
+    last_used_at: float  # epoch seconds
+
+
+class VariantModels:
+    """One multi-model variant's models in this worker, and what happened to them."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.memory = ByteLru(budget_bytes)
+        self.loaded: dict[str, LoadedModel] = {}
+        # loads, hits, misses, evictions, load_seconds_sum since last taken
+        self.counters: defaultdict[str, float] = defaultdict(float)
+        self.invocations: Counter[str] = Counter()  # model → requests since last published
+        self.changed = True  # the loaded set changed since it was last published
+
+
+class MultiModelCache:
+    """Every multi-model variant's loaded models in this worker process."""
+
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        cache_dir: Path,
+        device: str,
+        disk_budget_bytes: int,
+        rss: Callable[[], int] = process_rss,
+    ) -> None:
+        self.store = store
+        self.device = device
+        self.folder = cache_dir / "multi-model" / str(os.getpid())
+        self.disk = ByteLru(disk_budget_bytes)
+        self.rss = rss
+        self.budgets: dict[str, int] = {}
+        self.variants: dict[str, VariantModels] = {}
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
+        self._etags: dict[str, ObjectInfo] = {}  # this batch's HEADs, by object URI
+        _remove_dead_folders(cache_dir / "multi-model")
+
+    # --- settings and batches -------------------------------------------------
+
+    def set_budget(self, queue: str, budget_mb: int | None) -> None:
+        """The variant's `model_memory_mb` (re-read with its batching settings)."""
+        budget = (budget_mb or DEFAULT_BUDGET_MB) * MB
+        with self._lock:
+            self.budgets[queue] = budget
+            models = self.variants.get(queue)
+            if models is not None and models.memory.budget_bytes != budget:
+                models.memory.budget_bytes = budget
+                self._evict(queue, models, models.memory.victims(0))
+
+    def new_batch(self) -> None:
+        """Forget the ETags seen: the next batch checks each of its models again."""
+        self._etags = {}
+
+    # --- the lookup ---------------------------------------------------------------
+
+    def get(self, queue: str, ref: ModelRef) -> Runner:
+        """The runner of model `ref` (of the variant whose queue is `queue`).
+
+        NotFound (404) when no object has that key; InvalidInput (422) when it will
+        not load or is bigger than the budget; StorageError (503) when S3 is down.
+        """
+        info = self._stat(ref)
+        key = key_of(ref)
+        with self._lock:
+            models = self._models(queue)
+            models.invocations[key] += 1
+            runner = self._hit(models, key, info.etag)
+            if runner is not None:
+                return runner
+            loading = self._loading.setdefault((queue, key), threading.Lock())
+        with loading:  # one load per model at a time: the others wait, then hit
+            with self._lock:
+                runner = self._hit(models, key, info.etag)
+                if runner is not None:
+                    return runner
+                models.counters["misses"] += 1
+                stale = models.loaded.get(key)
+                if stale is not None:  # replaced under the prefix: never serve the old one
+                    self._drop(models, key)
+                    logger.info("model %s of %s was replaced (new ETag); reloading", key, queue)
+            return self._load(queue, models, ref, info)
+
+    def _hit(self, models: VariantModels, key: str, etag: str) -> Runner | None:
+        entry = models.loaded.get(key)
+        if entry is None or entry.etag != etag:
+            return None
+        models.memory.touch(key)
+        entry.last_used_at = time.time()
+        models.counters["hits"] += 1
+        return entry.runner
+
+    def _models(self, queue: str) -> VariantModels:
+        models = self.variants.get(queue)
+        if models is None:
+            budget = self.budgets.get(queue, DEFAULT_BUDGET_MB * MB)
+            models = self.variants[queue] = VariantModels(budget)
+        return models
+
+    def _stat(self, ref: ModelRef) -> ObjectInfo:
+        info = self._etags.get(ref.artifact_uri)
+        if info is None:
+            try:
+                info = self.store.stat(S3Location.parse_object(ref.artifact_uri))
+            except (NotFound, InvalidInput) as exc:
+                raise NotFound(
+                    f"no model {ref.name!r}: there is no object {ref.artifact_uri}"
+                ) from exc
+            self._etags[ref.artifact_uri] = info
+        return info
+
+    # --- loading and evicting ----------------------------------------------------
+
+    def _load(self, queue: str, models: VariantModels, ref: ModelRef, info: ObjectInfo) -> Runner:
+        key = key_of(ref)
+        budget = models.memory.budget_bytes
+        if info.size > budget:
+            raise InvalidInput(
+                f"model {key!r} is {_mb(info.size)}, more than the variant's "
+                f"model_memory_mb of {_mb(budget)}"
+            )
+        with self._lock:  # room for at least its artifact's size before loading
+            self._evict(queue, models, models.memory.victims(info.size))
+        path = self._download(ref, info)
+        started, before = time.perf_counter(), self.rss()
+        try:
+            runner = load_runner(ref.framework, path, self.device)
+        except (InvalidInput, ModelError) as exc:
+            raise InvalidInput(f"model {key!r} will not load: {exc.detail}") from exc
+        except Exception as exc:  # a loader's own error: this model fails, not the worker
+            raise InvalidInput(f"model {key!r} will not load: {exc}") from exc
+        seconds = time.perf_counter() - started
+        memory = max(self.rss() - before, info.size)
+        with self._lock:
+            try:
+                victims = models.memory.victims(memory)
+            except TooLarge as exc:
+                runner.close()
+                raise InvalidInput(
+                    f"model {key!r} needs {_mb(memory)} loaded, more than the variant's "
+                    f"model_memory_mb of {_mb(exc.budget_bytes)}"
+                ) from exc
+            self._evict(queue, models, victims)
+            models.memory.add(key, memory)
+            models.loaded[key] = LoadedModel(runner, info.etag, memory, time.time())
+            models.counters["loads"] += 1
+            models.counters["load_seconds_sum"] += seconds
+            models.changed = True
+        logger.info(
+            "loaded model %s of %s in %.3f s (%s; %s of %s used)",
+            key,
+            queue,
+            seconds,
+            _mb(memory),
+            _mb(models.memory.used_bytes),
+            _mb(budget),
+        )
+        return runner
+
+    def _evict(self, queue: str, models: VariantModels, victims: list[object]) -> None:
+        for victim in victims:
+            assert isinstance(victim, str)
+            self._drop(models, victim)
+            models.counters["evictions"] += 1
+            logger.info("evicted model %s of %s (least recently used)", victim, queue)
+
+    def _drop(self, models: VariantModels, key: str) -> None:
+        entry = models.loaded.pop(key, None)
+        models.memory.discard(key)
+        models.changed = True
+        if entry is not None:
+            entry.runner.close()
+
+    def _download(self, ref: ModelRef, info: ObjectInfo) -> Path:
+        """The artifact on disk, from the disk cache or S3; keeps the cache in its budget."""
+        digest = hashlib.sha256(f"{ref.artifact_uri}\n{info.etag}".encode()).hexdigest()[:24]
+        path = self.folder / digest / (Path(ref.name).name or "artifact")
+        with self._lock:
+            if path in self.disk and path.exists():
+                self.disk.touch(path)
+                return path
+            try:
+                victims = self.disk.victims(info.size)
+            except TooLarge as exc:
+                raise InvalidInput(
+                    f"model {ref.name!r} is {_mb(info.size)}, more than the disk cache of "
+                    f"{_mb(exc.budget_bytes)} (SLUICEWAY_MODEL_DISK_MB)"
+                ) from exc
+            for victim in victims:
+                assert isinstance(victim, Path)
+                self.disk.discard(victim)
+                shutil.rmtree(victim.parent, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".part")
+        try:
+            with partial.open("wb") as out:
+                for chunk in self.store.iter_chunks(S3Location.parse_object(ref.artifact_uri)):
+                    out.write(chunk)
+        except NotFound as exc:
+            partial.unlink(missing_ok=True)
+            raise NotFound(f"no model {ref.name!r}: {ref.artifact_uri} is gone") from exc
+        except SluicewayError:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(path)
+        with self._lock:
+            self.disk.add(path, info.size)
+        return path
+
+    # --- what the worker reports ------------------------------------------------
+
+    def take_counters(self, queue: str) -> dict[str, float]:
+        """The variant's counters since the last call, as `model_*` metric fields."""
+        with self._lock:
+            models = self.variants.get(queue)
+            if models is None or not models.counters:
+                return {}
+            taken = {f"model_{name}": float(value) for name, value in models.counters.items()}
+            models.counters.clear()
+        return taken
+
+    def take_report(self, queue: str) -> tuple[dict[str, tuple[int, float]], dict[str, int]] | None:
+        """(model → (memory_bytes, last_used_at)) held now and invocations since the last
+        report, or None when nothing changed."""
+        with self._lock:
+            models = self.variants.get(queue)
+            if models is None or not (models.changed or models.invocations):
+                return None
+            loaded = {k: (m.memory_bytes, m.last_used_at) for k, m in models.loaded.items()}
+            invocations = dict(models.invocations)
+            models.invocations.clear()
+            models.changed = False
+        return loaded, invocations
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:.1f} MB"
+
+
+def _remove_dead_folders(root: Path) -> None:
+    """Remove the disk caches of worker processes that no longer run."""
+    if not root.is_dir():
+        return
+    for folder in root.iterdir():
+        if folder.name.isdigit() and not psutil.pid_exists(int(folder.name)):
+            shutil.rmtree(folder, ignore_errors=True)
