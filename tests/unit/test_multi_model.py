@@ -216,28 +216,62 @@ def test_loads_once_then_hits_and_reloads_a_replaced_object(
     assert list(report[0]) == ["a.json"]
 
 
+def _big_booster(rounds: int) -> bytes:
+    """A 16-feature, depth-6 XGBoost model: about 3.8 KB per round in memory (UBJ)."""
+    import numpy as np
+    import xgboost as xgb
+
+    rng = np.random.default_rng(rounds)
+    rows = rng.normal(size=(2000, 16))
+    booster = xgb.train(
+        {"max_depth": 6, "nthread": 1},
+        xgb.DMatrix(rows, label=rows[:, 0] + rng.normal(size=2000)),
+        num_boost_round=rounds,
+    )
+    return bytes(booster.save_raw("json"))
+
+
 def test_memory_budget_evicts_least_recently_used(store: MemoryStore, tmp_path: Path) -> None:
+    model = _big_booster(100)  # ~380 KB loaded: a budget of 1 MB holds two
     for key in ("a", "b", "c"):
-        store.put(f"p/{key}.json", _booster(1.0))
-    cache = _cache(store, tmp_path, rss=[0, 3 * MB] * 3)  # each load grows RSS by 3 MB
-    cache.set_budget("q", 7)  # room for two
+        store.put(f"p/{key}.json", model)
+    cache = _cache(store, tmp_path)
+    cache.set_budget("q", 1)
     cache.get("q", _ref("a.json"))
     cache.get("q", _ref("b.json"))
     cache.get("q", _ref("a.json"))  # a is now the most recent
     cache.get("q", _ref("c.json"))  # evicts b
-    assert sorted(cache.variants["q"].loaded) == ["a.json", "c.json"]
-    assert cache.variants["q"].memory.used_bytes == 6 * MB
+    models = cache.variants["q"]
+    assert sorted(models.loaded) == ["a.json", "c.json"]
+    assert 0 < models.memory.used_bytes <= MB
+    assert models.loaded["a.json"].memory_bytes < len(model)  # measured, not the file's size
     assert cache.take_counters("q")["model_evictions"] == 1.0
+
+
+def test_framework_measures_torch_parameters_and_knows_when_it_cannot(tmp_path: Path) -> None:
+    import torch
+
+    from workers.multi_model import framework_bytes
+    from workers.runners.torch import TorchRunner
+
+    path = tmp_path / "linear.pt"
+    torch.jit.script(torch.nn.Linear(4, 2)).save(str(path))
+    assert framework_bytes(TorchRunner(path, "cpu")) == (4 * 2 + 2) * 4  # float32 weights, bias
+
+    class Opaque:
+        pass
+
+    assert framework_bytes(Opaque()) is None  # type: ignore[arg-type]  # RSS growth then
 
 
 def test_a_model_larger_than_the_budget_is_422_naming_both_sizes(
     store: MemoryStore, tmp_path: Path
 ) -> None:
-    store.put("p/big.json", _booster(1.0))
+    store.put("p/big.json", _big_booster(300))  # ~1.1 MB loaded
     store.put("p/ok.json", _booster(2.0))
-    cache = _cache(store, tmp_path, rss=[0, 5 * MB, 0, MB])
-    cache.set_budget("q", 2)
-    with pytest.raises(InvalidInput, match=r"needs 5\.0 MB.*2\.0 MB"):
+    cache = _cache(store, tmp_path)
+    cache.set_budget("q", 1)
+    with pytest.raises(InvalidInput, match=r"'big\.json' (is|needs) 1\.\d MB.*1\.0 MB"):
         cache.get("q", _ref("big.json"))
     assert pytest.approx(_predict(cache.get("q", _ref("ok.json"))), abs=1e-3) == 2.0
 
