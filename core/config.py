@@ -166,6 +166,18 @@ class Settings(BaseSettings):
         description="Compute threads per worker (torch, XGBoost); 0 = half the cores, at least 1.",
     )
     model_cache_size: int = Field(default=8, ge=1, description="Models kept loaded per worker.")
+    model_affinity: bool = Field(
+        default=True,
+        description="Multi-model variants: workers take requests for models they hold first "
+        "and leave other workers theirs (off: any worker takes any request).",
+    )
+    model_affinity_steal_ms: int = Field(
+        default=50,
+        ge=0,
+        le=60_000,
+        description="Multi-model variants: a request for a model another worker holds is "
+        "taken by any worker once it waited this long (ms).",
+    )
     model_disk_mb: int = Field(
         default=10_240,
         ge=1,

@@ -30,7 +30,15 @@ from collections.abc import Callable
 
 import redis
 
-from core.broker import Reservations, WorkerLease, bell_key, pull_order, report_models
+from core.broker import (
+    Reservations,
+    WorkerLease,
+    bell_key,
+    live_workers,
+    pull_order,
+    report_models,
+)
+from core.config import get_settings
 from core.protocol import Invocation
 from workers import metrics
 from workers.batching import BatchSettings, flush_reason, pull_caps
@@ -67,6 +75,11 @@ class BatchingConsumer:
         self._thread: threading.Thread | None = None
         self._pulls = 0
         self._next_report: dict[str, float] = {}
+        self._peers: dict[str, list[str]] = {}  # multi-model queue → other live workers
+        self._left_for_others = False
+        settings = get_settings()
+        self.affinity = settings.model_affinity
+        self.steal_after_ms = settings.model_affinity_steal_ms
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -86,12 +99,17 @@ class BatchingConsumer:
             try:
                 if time.monotonic() >= next_refresh:
                     self.queues = self._variants()
+                    self._refresh_peers()
                     next_refresh = time.monotonic() + self.refresh_s
                 served = False
+                self._left_for_others = False
                 for queue, settings in list(self.queues.items()):
                     served |= self.serve(queue, settings)
                 if not served:
-                    self._wait_for_work(min(IDLE_WAIT_S, max(next_refresh - time.monotonic(), 0)))
+                    wait_s = min(IDLE_WAIT_S, max(next_refresh - time.monotonic(), 0))
+                    if self._left_for_others:  # look again when what we left may be stolen
+                        wait_s = min(wait_s, max(self.steal_after_ms / 1000, 0.005))
+                    self._wait_for_work(wait_s)
             except redis.RedisError as exc:
                 logger.warning("Redis unavailable (%s); retrying in 1 s", exc)
                 self._stop.wait(1.0)
@@ -115,9 +133,22 @@ class BatchingConsumer:
         order = pull_order(self._pulls)
         self._pulls += 1
         caps = pull_caps(order, limit=limit, settings=settings, async_held=async_held)
-        taken = self._reservations.take(
-            queue, limit=limit, steps=[step for step, _ in caps], caps=[cap for _, cap in caps]
-        )
+        steps, step_caps = [step for step, _ in caps], [cap for _, cap in caps]
+        multi = self.executor.multi
+        if multi is not None and self.affinity and multi.is_multi_model(queue):
+            affine = self._reservations.take_affine(
+                queue,
+                limit=limit,
+                steps=steps,
+                caps=step_caps,
+                mine=multi.held_tags(queue),
+                others=self._peers.get(queue, []),
+                steal_after_ms=self.steal_after_ms,
+            )
+            taken, left = affine if affine is not None else (None, 0)
+            self._left_for_others |= left > 0
+        else:
+            taken = self._reservations.take(queue, limit=limit, steps=steps, caps=step_caps)
         if taken is None:
             # Our lease ended (a long pause): renew it before taking anything more.
             self.lease.renew()
@@ -152,10 +183,25 @@ class BatchingConsumer:
         self._acknowledge(queue, requests, stats, reason)
         return True
 
+    def _refresh_peers(self) -> None:
+        """The other live workers of each multi-model variant (model-affine reserves)."""
+        multi = self.executor.multi
+        if multi is None or not self.affinity or not any(map(multi.is_multi_model, self.queues)):
+            self._peers = {}
+            return
+        peers: dict[str, list[str]] = {}
+        for worker in live_workers(self.redis, self.namespace):
+            if worker.id == self.lease.worker_id:
+                continue
+            for queue in worker.queues:
+                peers.setdefault(queue, []).append(worker.id)
+        self._peers = peers
+
     def _report_models(self, queue: str, multi: MultiModelCache) -> None:
-        """Publish which models this worker holds of a multi-model variant (about once a second)."""
+        """Publish which models this worker holds of a multi-model variant: at once when that
+        changed (other workers' reserves read it), else its request counts about once a second."""
         now = time.monotonic()
-        if now < self._next_report.get(queue, 0.0):
+        if now < self._next_report.get(queue, 0.0) and not multi.has_changes(queue):
             return
         report = multi.take_report(queue)
         if report is None:

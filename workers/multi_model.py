@@ -44,6 +44,7 @@ from pathlib import Path
 
 import psutil
 
+from core.broker.affinity import model_tag
 from core.errors import InvalidInput, ModelError, NotFound, SluicewayError
 from core.multi_model import key_of
 from core.protocol import ModelRef
@@ -288,6 +289,21 @@ class MultiModelCache:
             taken = {f"model_{name}": float(value) for name, value in models.counters.items()}
             models.counters.clear()
         return taken
+
+    def is_multi_model(self, queue: str) -> bool:
+        """True for the queue of a multi-model variant (its budget was set)."""
+        return queue in self.budgets
+
+    def held_tags(self, queue: str) -> list[str]:
+        """The model tags (core/broker/affinity.py) of what this worker holds of `queue`."""
+        with self._lock:
+            models = self.variants.get(queue)
+            return [model_tag(key) for key in models.loaded] if models is not None else []
+
+    def has_changes(self, queue: str) -> bool:
+        """True when the loaded set changed since it was last reported."""
+        models = self.variants.get(queue)
+        return models is not None and models.changed
 
     def take_report(self, queue: str) -> tuple[dict[str, tuple[int, float]], dict[str, int]] | None:
         """(model → (memory_bytes, last_used_at)) held now and invocations since the last

@@ -1,11 +1,12 @@
 """Multi-model variants' state in Redis: which worker holds which model, and its requests.
 
 Each worker rewrites its own hash of what it holds per variant
-(`models_loaded_key`, model → "memory_bytes last_used_at") whenever that
-changes, at most about once a second, with a TTL of a few leases so a dead
-worker's entry disappears by itself; requests per model add up in one hash per
-variant (`model_invocations_key`). The API's `GET /v1/endpoints/{name}/models`
-reads both for the live workers.
+(`models_loaded_key`, model tag → "memory_bytes last_used_at model") whenever
+that changes, with a TTL of a few leases so a dead worker's entry disappears by
+itself; keyed by tag (core/broker/affinity.py) so the model-affine reserve can
+ask "does another worker hold this model?" with one HEXISTS. Requests per model
+add up in one hash per variant (`model_invocations_key`). The API's
+`GET /v1/endpoints/{name}/models` reads both for the live workers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
+from core.broker.affinity import model_tag
 from core.broker.keys import model_invocations_key, models_loaded_key
 
 HELD_TTL_S = 60  # a worker that stopped reporting (dead) drops out within this
@@ -45,7 +47,11 @@ def report_models(
         pipe.delete(key)
         if held:
             pipe.hset(
-                key, mapping={model: f"{mem} {used:.3f}" for model, (mem, used) in held.items()}
+                key,
+                mapping={
+                    model_tag(model): f"{mem} {used:.3f} {model}"
+                    for model, (mem, used) in held.items()
+                },
             )
             pipe.expire(key, HELD_TTL_S)
     else:
@@ -67,9 +73,9 @@ def read_models(
     *held_maps, counts = pipe.execute()
     held: dict[str, list[HeldModel]] = {}
     for worker_id, entries in zip(workers, held_maps, strict=True):
-        for raw_model, raw in entries.items():
-            mem, used = _text(raw).split(" ")
-            held.setdefault(_text(raw_model), []).append(
+        for raw in entries.values():
+            mem, used, model = _text(raw).split(" ", 2)
+            held.setdefault(model, []).append(
                 HeldModel(worker_id=worker_id, memory_bytes=int(mem), last_used_at=float(used))
             )
     return held, {_text(k): int(v) for k, v in counts.items()}

@@ -41,6 +41,9 @@ def mstack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
         tmp_path_factory.mktemp("multi-model"),
         SLUICEWAY_SCALER_BACKEND="none",  # the module runs its own two workers
         SLUICEWAY_TRANSFORM_INTERVAL_S="0.2",
+        # Model-affine reserves: a request for a model one worker holds is left to it for
+        # up to 2 s (long enough that a slow test machine never steals by accident).
+        SLUICEWAY_MODEL_AFFINITY_STEAL_MS="2000",
     ) as running:
         scheduler = running._spawn(["scheduler"], "scheduler.log")
         running.workers.append(scheduler)  # stopped (SIGTERM) with the stack
@@ -218,14 +221,14 @@ def test_errors_fail_alone(mstack: Stack, s3: SeaweedServer) -> None:
 
 def test_the_memory_budget_evicts_and_answers_stay_right(mstack: Stack, s3: SeaweedServer) -> None:
     bucket = unique("models")
-    # ~380 KB loaded each: a 1 MB budget holds two per worker, so four models evict.
-    shop = {f"s{i}.json": booster_bytes(i, rounds=100, depth=6, features=16) for i in range(4)}
+    # ~380 KB loaded each: a 1 MB budget holds two per worker, four in all: six must evict.
+    shop = {f"s{i}.json": booster_bytes(i, rounds=100, depth=6, features=16) for i in range(6)}
     for key, data in shop.items():
         put(s3, bucket, f"shop/{key}", data)
     endpoint = multi_model_endpoint(mstack, bucket, "shop/", memory_mb=1)
     rows = np.random.default_rng(0).normal(size=(3, 16)).astype("float32")
     with mstack.client() as client:
-        for _ in range(3):
+        for _ in range(2):
             for key, data in shop.items():
                 got = predictions(invoke(client, endpoint, key, rows))
                 assert got == pytest.approx(expected(data, rows), rel=1e-5)
@@ -260,6 +263,34 @@ def test_fifty_concurrent_requests_for_a_cold_model_load_it_once_per_worker(
     loads = wait_for(counted, timeout_s=10, what="all 50 requests in /metrics")
     assert 1 <= loads <= 2  # two workers: one load each at most
     assert metric(mstack, "sluiceway_model_cache_misses_total", endpoint) == loads
+
+
+def test_requests_go_to_the_worker_holding_their_model(mstack: Stack, s3: SeaweedServer) -> None:
+    """Two workers, six models: each is loaded once, on one worker, however often it is asked."""
+    bucket = unique("models")
+    shelf = {f"k{i}.json": booster_bytes(100 + i) for i in range(6)}
+    for key, data in shelf.items():
+        put(s3, bucket, f"aff/{key}", data)
+    endpoint = multi_model_endpoint(mstack, bucket, "aff/")
+    with mstack.client() as client:
+        for key, data in shelf.items():
+            assert predictions(invoke(client, endpoint, key)) == pytest.approx(
+                expected(data), rel=1e-5
+            )
+
+        def holders() -> dict[str, list[str]] | None:
+            entries = client.get(f"/v1/endpoints/{endpoint}/models").json()
+            held = {m["model"]: m["loaded_on"] for m in entries}
+            return held if all(held.values()) else None
+
+        first = wait_for(holders, timeout_s=10, what="every model reported loaded")
+        for _ in range(3):
+            for key, data in shelf.items():
+                assert predictions(invoke(client, endpoint, key)) == pytest.approx(
+                    expected(data), rel=1e-5
+                )
+        assert metric(mstack, "sluiceway_model_loads_total", endpoint) == 6
+        assert all(len(workers) == 1 for workers in first.values()), first
 
 
 def test_batch_transform_runs_its_target_model(mstack: Stack, s3: SeaweedServer) -> None:

@@ -323,3 +323,52 @@ def test_disk_cache_stays_within_its_budget(store: MemoryStore, tmp_path: Path) 
     files = [p for p in (tmp_path / "multi-model").rglob("*.json")]
     assert len(files) == 2
     assert cache.disk.used_bytes <= 2 * size
+
+
+# --- model-affine routing: the rule -------------------------------------------------
+
+
+def test_affinity_takes_mine_and_unheld_leaves_young_others_and_steals_old() -> None:
+    """The worked example of core/broker/affinity.py: A holds m1, B holds m2, t = 100 ms."""
+    from core.broker.affinity import Candidate, choose
+
+    window = [
+        Candidate("m2", 90),
+        Candidate("m1", 91),
+        Candidate("m3", 92),
+        Candidate("m2", 20),
+        Candidate("m1", 95),
+    ]
+    taken, left = choose(
+        window, mine={"m1"}, elsewhere={"m2"}, now_ms=100, steal_after_ms=50, want=10
+    )
+    assert taken == [1, 2, 3, 4] and left == 1
+    # B, holding m2, takes its own and what nobody holds; m1's are A's while young
+    taken, left = choose(
+        window, mine={"m2"}, elsewhere={"m1"}, now_ms=100, steal_after_ms=50, want=10
+    )
+    assert taken == [0, 2, 3] and left == 2
+
+
+@pytest.mark.parametrize(
+    ("want", "expected"),
+    [(1, [1]), (2, [1, 2]), (0, [])],
+)
+def test_affinity_takes_at_most_what_it_wants_oldest_first(want: int, expected: list[int]) -> None:
+    from core.broker.affinity import Candidate, choose
+
+    window = [Candidate("x", 99), Candidate("mine", 1), Candidate(None, None), Candidate("mine", 2)]
+    taken, _ = choose(
+        window, mine={"mine"}, elsewhere={"x"}, now_ms=100, steal_after_ms=50, want=want
+    )
+    assert taken == expected
+
+
+def test_affinity_with_no_other_holders_takes_everything_in_order() -> None:
+    from core.broker.affinity import Candidate, choose
+
+    window = [Candidate(f"m{i}", 100) for i in range(5)]
+    assert choose(window, mine=(), elsewhere=(), now_ms=100, steal_after_ms=50, want=5) == (
+        [0, 1, 2, 3, 4],
+        0,
+    )
