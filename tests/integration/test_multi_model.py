@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from devstack.servers import SeaweedServer
+from sluiceway import Client
 from tests.integration.conftest import (
     Stack,
     create_endpoint,
@@ -177,6 +178,13 @@ def test_realtime_and_async_serve_every_model_under_the_prefix(
             return bool(paris["loaded_on"]) and paris["invocations"] >= 2
 
         wait_for(reported, timeout_s=20, what="the workers' model reports")
+        # the SDK: a target_model argument, and the listing with every page
+        with Client(mstack.api_url) as sdk:
+            handle = sdk.endpoint(endpoint)
+            assert handle.predict(ROWS, target_model="nyc.json") == pytest.approx(
+                expected(cities["nyc.json"]), rel=1e-5
+            )
+            assert [m.model for m in handle.models()] == sorted(by_model)
         page = client.get(f"/v1/endpoints/{endpoint}/models", params={"limit": 2})
         assert [m["model"] for m in page.json()] == ["chi.json", "eu/paris.json"]
         assert page.headers["X-Next-After"] == "eu/paris.json"
