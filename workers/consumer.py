@@ -36,6 +36,7 @@ from core.broker import (
     bell_key,
     live_workers,
     pull_order,
+    refresh_models,
     report_models,
 )
 from core.config import get_settings
@@ -75,7 +76,7 @@ class BatchingConsumer:
         self._thread: threading.Thread | None = None
         self._pulls = 0
         self._next_report: dict[str, float] = {}
-        self._peers: dict[str, list[str]] = {}  # multi-model queue → other live workers
+        self._peers: list[str] = []  # the other live workers (multi-model variants)
         self._left_for_others = False
         settings = get_settings()
         self.affinity = settings.model_affinity
@@ -142,7 +143,7 @@ class BatchingConsumer:
                 steps=steps,
                 caps=step_caps,
                 mine=multi.held_tags(queue),
-                others=self._peers.get(queue, []),
+                others=self._peers,
                 steal_after_ms=self.steal_after_ms,
             )
             taken, left = affine if affine is not None else (None, 0)
@@ -184,18 +185,24 @@ class BatchingConsumer:
         return True
 
     def _refresh_peers(self) -> None:
-        """The other live workers of each multi-model variant (model-affine reserves)."""
+        """The other live workers, for model-affine reserves; and keep this worker's own
+        model reports from expiring while it holds models it has not served lately.
+
+        Every live worker, not only those known to serve the variant: a worker's
+        queue list lags a new endpoint by a renewal, and one that does not serve it
+        simply has no report to consult.
+        """
         multi = self.executor.multi
-        if multi is None or not self.affinity or not any(map(multi.is_multi_model, self.queues)):
-            self._peers = {}
+        multi_queues = [q for q in self.queues if multi is not None and multi.is_multi_model(q)]
+        if multi is None or not multi_queues:
+            self._peers = []
             return
-        peers: dict[str, list[str]] = {}
-        for worker in live_workers(self.redis, self.namespace):
-            if worker.id == self.lease.worker_id:
-                continue
-            for queue in worker.queues:
-                peers.setdefault(queue, []).append(worker.id)
-        self._peers = peers
+        for queue in multi_queues:
+            if multi.held_tags(queue):
+                refresh_models(self.redis, self.namespace, queue, worker_id=self.lease.worker_id)
+        if self.affinity:
+            me = self.lease.worker_id
+            self._peers = [w.id for w in live_workers(self.redis, self.namespace) if w.id != me]
 
     def _report_models(self, queue: str, multi: MultiModelCache) -> None:
         """Publish which models this worker holds of a multi-model variant: at once when that

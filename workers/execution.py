@@ -156,7 +156,7 @@ class Executor:
 
     def _parse(self, handler: ModeHandler, item: InFlight, payload: bytes) -> None:
         try:
-            runner = self._runner(item.inv)
+            runner = self._runner(item)
             item.runner = runner
             handler.parse(item, runner, payload)
         except SluicewayError as exc:
@@ -169,10 +169,14 @@ class Executor:
             logger.exception("job %s: unexpected error preparing it", item.inv.job_id)
             item.error = ModelError(f"cannot run the model: {describe(exc)}")
 
-    def _runner(self, inv: Invocation) -> Runner:
+    def _runner(self, item: InFlight) -> Runner:
         """The invocation's model: a registered version, or one object under a prefix."""
+        inv = item.inv
         if self.multi is not None and is_multi_model(inv.model):
-            return self.multi.get(queue_name(self.namespace, inv.endpoint, inv.variant), inv.model)
+            queue = queue_name(self.namespace, inv.endpoint, inv.variant)
+            runner, hit = self.multi.lookup(queue, inv.model)
+            item.model_cache = "hit" if hit else "miss"
+            return runner
         return self.cache.get(inv.model)
 
     def _run_merged(

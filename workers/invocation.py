@@ -60,6 +60,7 @@ class InFlight:
     records: bool = False  # its rows are independent records: a bad one fails alone
     one_per_call: bool = False  # call the model once per row (single_record)
     row_failures: dict[int, str] = field(default_factory=dict)  # records: row → why it failed
+    model_cache: str | None = None  # multi-model variants: "hit", or "miss" when it was loaded
 
     @property
     def instances(self) -> int:

@@ -131,6 +131,10 @@ class MultiModelCache:
         NotFound (404) when no object has that key; InvalidInput (422) when it will
         not load or is bigger than the budget; StorageError (503) when S3 is down.
         """
+        return self.lookup(queue, ref)[0]
+
+    def lookup(self, queue: str, ref: ModelRef) -> tuple[Runner, bool]:
+        """As `get`, and whether it was a hit (False: this request waited for a load)."""
         info = self._stat(ref)
         key = key_of(ref)
         with self._lock:
@@ -138,19 +142,19 @@ class MultiModelCache:
             models.invocations[key] += 1
             runner = self._hit(models, key, info.etag)
             if runner is not None:
-                return runner
+                return runner, True
             loading = self._loading.setdefault((queue, key), threading.Lock())
         with loading:  # one load per model at a time: the others wait, then hit
             with self._lock:
                 runner = self._hit(models, key, info.etag)
-                if runner is not None:
-                    return runner
+                if runner is not None:  # loaded while this request waited for it
+                    return runner, False
                 models.counters["misses"] += 1
                 stale = models.loaded.get(key)
                 if stale is not None:  # replaced under the prefix: never serve the old one
                     self._drop(models, key)
                     logger.info("model %s of %s was replaced (new ETag); reloading", key, queue)
-            return self._load(queue, models, ref, info)
+            return self._load(queue, models, ref, info), False
 
     def _hit(self, models: VariantModels, key: str, etag: str) -> Runner | None:
         entry = models.loaded.get(key)

@@ -132,6 +132,8 @@ async def invoke(request: Request, name: str) -> Response:
     }
     if variant.multi_model_prefix is not None:
         answer_headers["X-Invoked-Model"] = quote(model.name, safe="/")
+        if reply.model_cache:  # "hit", or "miss": this call waited for its model to load
+            answer_headers["X-Model-Cache"] = reply.model_cache
     metrics.observe_realtime(
         endpoint=name,
         variant=variant.name,

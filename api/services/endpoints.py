@@ -32,7 +32,14 @@ from api.services import capture as capture_service
 from api.services.registry import resolve_version
 from api.services.topics import require_topics
 from core import scaling_state
-from core.broker import get_redis, queue_loads, queue_name, variants_key, workers_per_queue
+from core.broker import (
+    forget_models,
+    get_redis,
+    queue_loads,
+    queue_name,
+    variants_key,
+    workers_per_queue,
+)
 from core.config import get_settings
 from core.errors import Conflict, InvalidInput, NotFound
 from core.storage import S3Location
@@ -240,9 +247,17 @@ def get_endpoint(session: Session, name: str) -> EndpointPublic:
 def delete_endpoint(session: Session, name: str) -> None:
     endpoint = load_endpoint(session, name)
     queues = _queues(endpoint)
+    multi_model = [
+        queue
+        for queue, v in zip(queues, endpoint.variants, strict=True)
+        if v.multi_model_prefix is not None
+    ]
     session.delete(endpoint)
     session.commit()
-    get_redis().srem(variants_key(get_settings().namespace), *queues)
+    redis = get_redis()
+    redis.srem(variants_key(get_settings().namespace), *queues)
+    for queue in multi_model:  # a re-created endpoint of the same name starts counting anew
+        forget_models(redis, get_settings().namespace, queue)
 
 
 def set_weights(session: Session, name: str, patch: WeightsPatch) -> EndpointPublic:

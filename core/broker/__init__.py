@@ -49,7 +49,13 @@ from core.broker.keys import (
 )
 from core.broker.leases import REPLY_TTL_S, new_worker_id, renew_every_s
 from core.broker.liveness import WorkerLease
-from core.broker.models import HeldModel, forget_models, read_models, report_models
+from core.broker.models import (
+    HeldModel,
+    forget_models,
+    read_models,
+    refresh_models,
+    report_models,
+)
 from core.broker.priorities import (
     PRIORITY,
     PRIORITY_STEPS,
@@ -132,6 +138,7 @@ __all__ = [
     "queue_loads",
     "queue_name",
     "read_models",
+    "refresh_models",
     "release_worker",
     "release_worker_processes",
     "renew_every_s",

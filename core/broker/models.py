@@ -61,6 +61,11 @@ def report_models(
     pipe.execute()
 
 
+def refresh_models(client: redis.Redis, namespace: str, queue: str, *, worker_id: str) -> None:
+    """Keep `worker_id`'s report of `queue` from expiring (it still holds those models)."""
+    client.expire(models_loaded_key(namespace, queue, worker_id), HELD_TTL_S)
+
+
 def read_models(
     client: redis.Redis, namespace: str, queue: str, worker_ids: Iterable[str]
 ) -> tuple[dict[str, list[HeldModel]], dict[str, int]]:

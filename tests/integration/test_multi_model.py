@@ -140,6 +140,7 @@ def test_realtime_and_async_serve_every_model_under_the_prefix(
             response = invoke(client, endpoint, key)
             assert predictions(response) == pytest.approx(expected(data), rel=1e-5)
             assert response.headers["X-Invoked-Model"] == key
+            assert response.headers["X-Model-Cache"] == "miss"  # nobody held it: loaded
         # async: the job keeps its model
         accepted = client.post(
             f"/v1/endpoints/{endpoint}/async-invocations",
@@ -162,9 +163,12 @@ def test_realtime_and_async_serve_every_model_under_the_prefix(
         # a replaced object answers with the new model, never the old one
         replaced = booster_bytes(23)
         put(s3, bucket, "cities/chi.json", replaced)
+        caches = []
         for _ in range(4):  # whichever worker takes it
-            got = predictions(invoke(client, endpoint, "chi.json"))
-            assert got == pytest.approx(expected(replaced), rel=1e-5)
+            response = invoke(client, endpoint, "chi.json")
+            assert predictions(response) == pytest.approx(expected(replaced), rel=1e-5)
+            caches.append(response.headers["X-Model-Cache"])
+        assert caches[0] == "miss" and "hit" in caches, caches
 
         listing = client.get(f"/v1/endpoints/{endpoint}/models")
         assert listing.status_code == 200, listing.text

@@ -372,3 +372,16 @@ def test_affinity_with_no_other_holders_takes_everything_in_order() -> None:
         [0, 1, 2, 3, 4],
         0,
     )
+
+
+def test_a_reply_without_a_cache_outcome_is_the_reply_it_always_was() -> None:
+    """One-model variants' replies keep their old wire form (an API of the previous
+    version reads them); a multi-model reply carries hit or miss."""
+    from core.protocol import Reply
+
+    plain = Reply(job_id="j", ok=True).to_wire()
+    assert "model_cache" not in plain
+    assert Reply.from_wire(plain).model_cache is None
+    assert Reply.from_wire(
+        Reply(job_id="j", ok=True, model_cache="miss").to_wire()
+    ).model_cache == ("miss")
