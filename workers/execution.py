@@ -71,6 +71,7 @@ class Executor:
         self.cache = cache
         self.multi = multi
         self.namespace = namespace
+        self._loaded_this_batch: set[tuple[str, str]] = set()  # multi-model loads
         io = WorkerIO(
             store=store,
             redis=redis,
@@ -133,6 +134,7 @@ class Executor:
 
     def complete(self, items: list[InFlight], *, model_ms: float) -> None:
         """Answer, store and record every invocation; realtime callers first."""
+        self._loaded_this_batch.clear()
         for handler, group in self._by_mode(items):
             handler.complete(group, model_ms=model_ms)
         self.capture.record(items)  # buffered; written to S3 off this path
@@ -175,7 +177,12 @@ class Executor:
         if self.multi is not None and is_multi_model(inv.model):
             queue = queue_name(self.namespace, inv.endpoint, inv.variant)
             runner, hit = self.multi.lookup(queue, inv.model)
-            item.model_cache = "hit" if hit else "miss"
+            # A request batched with the one whose model loaded waited for that load too.
+            loaded_now = (queue, inv.model.artifact_uri)
+            if not hit:
+                self._loaded_this_batch.add(loaded_now)
+            waited = not hit or loaded_now in self._loaded_this_batch
+            item.model_cache = "miss" if waited else "hit"
             return runner
         return self.cache.get(inv.model)
 
