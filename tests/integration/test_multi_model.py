@@ -17,7 +17,9 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+import redis
 
+from core.broker import held_by
 from devstack.servers import SeaweedServer
 from sluiceway import Client
 from tests.integration.conftest import (
@@ -341,3 +343,43 @@ def test_batch_transform_runs_its_target_model(mstack: Stack, s3: SeaweedServer)
         response.close()
         response.release_conn()
     assert got == pytest.approx(expected(data), rel=1e-5)
+
+
+def test_a_worker_killed_while_loading_a_model_loses_nothing(
+    mstack: Stack, s3: SeaweedServer
+) -> None:
+    """SIGKILL a worker holding requests for a model it is loading (a 40 MB artifact:
+    the model padded with whitespace, slow to download and parse); every job succeeds.
+    Runs last: it leaves the module one worker."""
+    bucket = unique("models")
+    data = booster_bytes(77)
+    put(s3, bucket, "slow/m.json", data + b" " * 40_000_000)
+    endpoint = multi_model_endpoint(mstack, bucket, "slow/")
+    with mstack.client() as client:
+        job_ids = []
+        for _ in range(5):
+            accepted = client.post(
+                f"/v1/endpoints/{endpoint}/async-invocations",
+                content=orjson.dumps({"instances": ROWS.tolist()}),
+                headers={"Content-Type": "application/json", "X-Target-Model": "m.json"},
+            )
+            assert accepted.status_code == 202, accepted.text
+            job_ids.append(accepted.json()["job_id"])
+        workers = [p for p in mstack.workers if mstack.heartbeat_pids() & {p.pid}]
+        holder = wait_for(
+            lambda: next((w for w in workers if _holds_work(mstack, w)), None),
+            timeout_s=30,
+            what="a worker to take the jobs",
+            every_s=0.01,
+        )
+        mstack.kill_worker(holder)
+        for job_id in job_ids:
+            job = wait_job(client, job_id, timeout_s=60)
+            assert job["status"] == "succeeded", job
+            output = client.get(f"/v1/jobs/{job_id}/output").json()["predictions"]
+            assert output == pytest.approx(expected(data), rel=1e-5)
+
+
+def _holds_work(stack: Stack, process: Any) -> bool:
+    client = redis.Redis.from_url(stack.env["SLUICEWAY_REDIS_URL"])
+    return bool(held_by(client, stack.namespace, stack.worker_id(process)))
