@@ -15,7 +15,9 @@ told apart by each answer's `X-Model-Cache`.
 Prints one table (bench/README.md keeps the latest): requests/s, p50/p99
 overall and of hits and misses, hit rate, loads/s and evictions (the workers'
 counters), distinct models held per worker and in all, and each worker's RSS
-idle and at the end.
+idle and at the end. The warm-up requests the models the two budgets could
+hold once each, then runs `--warmup` seconds of Zipf traffic, so a run on a
+slow machine starts near the steady state a fast one reaches in seconds.
 """
 
 from __future__ import annotations
@@ -95,10 +97,11 @@ def upload(stack: LocalStack, models: list[bytes]) -> None:
 
 
 async def load(
-    url: str, models: list[str], *, concurrency: int, seconds: float
+    url: str, models: list[str], *, concurrency: int, seconds: float, count: int | None = None
 ) -> list[tuple[float, str]]:
-    """Closed loop: `concurrency` callers, each sending the next request on an answer.
-    Each request's (latency s, cache outcome), the model names taken in turn from `models`."""
+    """Closed loop: `concurrency` callers, each sending the next request on an answer, for
+    `seconds` (or until `count` requests were sent). Each request's (latency s, cache
+    outcome), the model names taken in turn from `models`."""
     body = orjson.dumps({"instances": [[0.1 * k for k in range(FEATURES)]]})
     results: list[tuple[float, str]] = []
     turn = iter(range(10**9))
@@ -107,8 +110,11 @@ async def load(
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
 
         async def caller() -> None:
-            while time.perf_counter() < deadline:
-                model = models[next(turn) % len(models)]
+            while time.perf_counter() < deadline or count is not None:
+                sent = next(turn)
+                if count is not None and sent >= count:
+                    return
+                model = models[sent % len(models)]
                 headers = {"Content-Type": "application/json"}
                 if model:
                     headers["X-Target-Model"] = model
@@ -174,6 +180,10 @@ def run_multi(
     time.sleep(2)  # workers pick up the new variant and report their idle RSS
     idle_rss = worker_rss(stack)
     url = f"{stack.api_url}/v1/endpoints/mm/invocations"
+    # Warm-up: the models both workers' budgets could hold, coldest first, once each (so a
+    # slow machine starts near the steady state a fast one reaches in seconds), then Zipf.
+    top = [f"m{index:04d}.json" for index in reversed(range(2 * args.per_worker))]
+    asyncio.run(load(url, top, concurrency=args.concurrency, seconds=0, count=len(top)))
     asyncio.run(load(url, names, concurrency=args.concurrency, seconds=args.warmup))
     before = stack.worker_counters("mm", "a")
     measured = names[len(names) // 2 :]  # not the warm-up's draws

@@ -120,9 +120,15 @@ class VariantCatalog:
             for endpoint, variant, size, delay, cap, _ in rows
         }
         multi = executor().multi
-        for endpoint, variant, _, _, _, memory_mb in rows:
-            if memory_mb is not None and multi is not None:
-                multi.set_budget(queue_name(settings.namespace, endpoint, variant), memory_mb)
+        if multi is not None:
+            multi_queues = {
+                queue_name(settings.namespace, endpoint, variant): memory_mb
+                for endpoint, variant, _, _, _, memory_mb in rows
+                if memory_mb is not None
+            }
+            multi.retain(set(multi_queues))
+            for queue, memory_mb in multi_queues.items():
+                multi.set_budget(queue, memory_mb)
         for model, version in pool:
             if model is None or version is None:
                 continue

@@ -69,6 +69,7 @@ class LoadedModel:
     etag: str
     memory_bytes: int
     last_used_at: float  # epoch seconds
+    tag: str = ""  # core/broker/affinity.py's model tag, computed once
 
 
 class VariantModels:
@@ -118,6 +119,18 @@ class MultiModelCache:
             if models is not None and models.memory.budget_bytes != budget:
                 models.memory.budget_bytes = budget
                 self._evict(queue, models, models.memory.victims(0))
+
+    def retain(self, queues: set[str]) -> None:
+        """Close every model of variants no longer served (deleted, or moved elsewhere)."""
+        with self._lock:
+            for queue in [q for q in self.variants if q not in queues]:
+                models = self.variants.pop(queue)
+                for key in list(models.loaded):
+                    self._drop(models, key)
+                self.budgets.pop(queue, None)
+                logger.info("closed the models of %s: the variant is no longer served", queue)
+            for loading in [k for k in self._loading if k[0] not in queues]:
+                del self._loading[loading]
 
     def new_batch(self) -> None:
         """Forget the ETags seen: the next batch checks each of its models again."""
@@ -217,7 +230,9 @@ class MultiModelCache:
                 ) from exc
             self._evict(queue, models, victims)
             models.memory.add(key, memory)
-            models.loaded[key] = LoadedModel(runner, info.etag, memory, time.time())
+            models.loaded[key] = LoadedModel(
+                runner, info.etag, memory, time.time(), tag=model_tag(key)
+            )
             models.counters["loads"] += 1
             models.counters["load_seconds_sum"] += seconds
             models.changed = True
@@ -302,7 +317,7 @@ class MultiModelCache:
         """The model tags (core/broker/affinity.py) of what this worker holds of `queue`."""
         with self._lock:
             models = self.variants.get(queue)
-            return [model_tag(key) for key in models.loaded] if models is not None else []
+            return [entry.tag for entry in models.loaded.values()] if models is not None else []
 
     def has_changes(self, queue: str) -> bool:
         """True when the loaded set changed since it was last reported."""

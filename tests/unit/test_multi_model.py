@@ -385,3 +385,17 @@ def test_a_reply_without_a_cache_outcome_is_the_reply_it_always_was() -> None:
     assert Reply.from_wire(
         Reply(job_id="j", ok=True, model_cache="miss").to_wire()
     ).model_cache == ("miss")
+
+
+def test_a_variant_no_longer_served_has_its_models_closed(
+    store: MemoryStore, tmp_path: Path
+) -> None:
+    store.put("p/a.json", _booster(1.0))
+    cache = _cache(store, tmp_path)
+    cache.set_budget("q", 64)
+    cache.set_budget("other", 64)
+    cache.get("q", _ref("a.json"))
+    cache.get("other", _ref("a.json"))
+    cache.retain({"other"})
+    assert "q" not in cache.variants and not cache.is_multi_model("q")
+    assert cache.held_tags("other") and cache.held_tags("q") == []
