@@ -98,6 +98,10 @@ class Executor:
         by_mode = self._by_mode(items)
         for handler, group in by_mode:
             handler.prepare(group)
+        if self.multi is not None:  # multi-model ETag checks, in parallel
+            refs = [i.inv.model for i in items if i.live and is_multi_model(i.inv.model)]
+            if refs:
+                self.multi.check_all(refs, self.pool)
         stored: dict[int, Future[bytes | None]] = {
             id(item): self.pool.submit(handler.read, item)
             for handler, group in by_mode

@@ -399,3 +399,18 @@ def test_a_variant_no_longer_served_has_its_models_closed(
     cache.retain({"other"})
     assert "q" not in cache.variants and not cache.is_multi_model("q")
     assert cache.held_tags("other") and cache.held_tags("q") == []
+
+
+def test_a_pulls_etags_are_checked_together_and_remembered_for_the_pull(
+    store: MemoryStore, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.put("p/a.json", _booster(1.0))
+    store.put("p/b.json", _booster(2.0))
+    cache = _cache(store, tmp_path)
+    with ThreadPoolExecutor(4) as pool:
+        cache.check_all([_ref("a.json"), _ref("b.json"), _ref("gone.json")], pool)
+    assert set(cache._etags) == {"s3://models/p/a.json", "s3://models/p/b.json"}
+    with pytest.raises(NotFound):  # an object the check could not see fails in `get`
+        cache.get("q", _ref("gone.json"))
