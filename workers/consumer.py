@@ -180,8 +180,16 @@ class BatchingConsumer:
             )
             requests += self.executor.prepare(taken)
         stats = self.executor.run(requests, settings)
-        self.executor.complete(requests, model_ms=stats.model_s * 1000)
-        self._acknowledge(queue, requests, stats, reason)
+        # Multi-model: requests whose model is loading are answered after the rest.
+        waiting = [r for r in requests if r.loading is not None]
+        ready = [r for r in requests if r.loading is None] if waiting else requests
+        self.executor.complete(ready, model_ms=stats.model_s * 1000)
+        self._acknowledge(queue, ready, stats, reason)
+        if waiting:
+            self.executor.finish_loads(waiting)
+            stats = self.executor.run(waiting, settings)
+            self.executor.complete(waiting, model_ms=stats.model_s * 1000)
+            self._acknowledge(queue, waiting, stats, reason)
         return True
 
     def _refresh_peers(self) -> None:

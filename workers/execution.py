@@ -56,6 +56,7 @@ from workers.runners.base import NumericRunner, Runner
 logger = logging.getLogger(__name__)
 
 IO_THREADS = 8  # async inputs and outputs are independent objects: move them in parallel
+LOAD_THREADS = 4  # multi-model loads at once (distinct models; one model loads once)
 
 
 class Executor:
@@ -84,6 +85,8 @@ class Executor:
             "transform": Transform(io),
         }
         self.pool = io.pool
+        # Multi-model loads run here while the rest of their pull is answered.
+        self.loader = ThreadPoolExecutor(max_workers=LOAD_THREADS, thread_name_prefix="model-load")
         self.capture = capture.recorder_for_worker(store)
 
     def prepare(self, taken: Sequence[tuple[Invocation, str | None]]) -> list[InFlight]:
@@ -117,7 +120,8 @@ class Executor:
                 payload = future.result() if future is not None else handler.read(item)
                 if payload is not None and item.live:
                     item.payload = payload
-                    self._parse(handler, item, payload)
+                    if not self._defer(handler, item):
+                        self._parse(handler, item, payload)
         return items
 
     def run(self, items: list[InFlight], settings: BatchSettings) -> BatchStats:
@@ -160,9 +164,44 @@ class Executor:
             for mode, group in sorted(groups.items(), key=lambda pair: PRIORITY[pair[0]])
         ]
 
-    def _parse(self, handler: ModeHandler, item: InFlight, payload: bytes) -> None:
+    def finish_loads(self, items: list[InFlight]) -> None:
+        """Parse the invocations whose multi-model model was loading, once it has loaded (or
+        failed to: they fail with its reason)."""
+        for item in items:
+            loading, item.loading = item.loading, None
+            assert loading is not None and item.payload is not None
+            self._parse(item.handler, item, item.payload, loading=loading)  # type: ignore[arg-type]
+
+    def _defer(self, handler: ModeHandler, item: InFlight) -> bool:
+        """Start loading a cold multi-model model on the loader pool, instead of making the
+        pull's other requests wait for it; True when the invocation waits for that load.
+
+        The consumer answers the rest of the pull first, then these (workers/consumer.py).
+        """
+        ref = item.inv.model
+        if self.multi is None or not is_multi_model(ref):
+            return False
+        queue = queue_name(self.namespace, item.inv.endpoint, item.inv.variant)
+        if not self.multi.needs_load(queue, ref):
+            return False
+        item.handler = handler
+        item.loading = self.loader.submit(self.multi.lookup, queue, ref)
+        return True
+
+    def _parse(
+        self,
+        handler: ModeHandler,
+        item: InFlight,
+        payload: bytes,
+        *,
+        loading: Future[object] | None = None,
+    ) -> None:
         try:
-            runner = self._runner(item)
+            if loading is not None:
+                runner: Runner = loading.result()[0]  # type: ignore[index]
+                item.model_cache = "miss"
+            else:
+                runner = self._runner(item)
             item.runner = runner
             handler.parse(item, runner, payload)
         except SluicewayError as exc:

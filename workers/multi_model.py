@@ -107,6 +107,7 @@ class MultiModelCache:
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, str], threading.Lock] = {}
         self._etags: dict[str, ObjectInfo] = {}  # this batch's HEADs, by object URI
+        self._failed: dict[tuple[str, str], InvalidInput] = {}  # this pull's failed loads
         _remove_dead_folders(cache_dir / "multi-model")
 
     # --- settings and batches -------------------------------------------------
@@ -134,8 +135,9 @@ class MultiModelCache:
                 del self._loading[loading]
 
     def new_batch(self) -> None:
-        """Forget the ETags seen: the next batch checks each of its models again."""
+        """Forget the ETags seen and the loads that failed: the next pull checks again."""
         self._etags = {}
+        self._failed = {}
 
     def check_all(self, refs: Iterable[ModelRef], pool: Executor) -> None:
         """Check the ETags of a pull's models at once, on `pool` (one HEAD each, in parallel):
@@ -166,9 +168,38 @@ class MultiModelCache:
         """
         return self.lookup(queue, ref)[0]
 
+    def needs_load(self, queue: str, ref: ModelRef) -> bool:
+        """True when `ref` is not held with its current ETag (nor known to fail this pull):
+        `lookup` would load it. False also when the object cannot be checked: `lookup` then
+        raises the reason at once."""
+        try:
+            info = self._stat(ref)
+        except SluicewayError:
+            return False
+        if (ref.artifact_uri, info.etag) in self._failed:
+            return False
+        with self._lock:
+            models = self.variants.get(queue)
+            entry = models.loaded.get(key_of(ref)) if models is not None else None
+            return entry is None or entry.etag != info.etag
+
     def lookup(self, queue: str, ref: ModelRef) -> tuple[Runner, bool]:
-        """As `get`, and whether it was a hit (False: this request waited for a load)."""
+        """As `get`, and whether it was a hit (False: this request waited for a load).
+
+        A load that failed fails the pull's other requests for that object at once
+        (remembered until the next pull) instead of being tried again for each.
+        """
         info = self._stat(ref)
+        failed = self._failed.get((ref.artifact_uri, info.etag))
+        if failed is not None:
+            raise failed
+        try:
+            return self._lookup(queue, ref, info)
+        except InvalidInput as exc:
+            self._failed[(ref.artifact_uri, info.etag)] = exc
+            raise
+
+    def _lookup(self, queue: str, ref: ModelRef, info: ObjectInfo) -> tuple[Runner, bool]:
         key = key_of(ref)
         with self._lock:
             models = self._models(queue)
