@@ -9,6 +9,9 @@ once per phase with that mode's invocations:
   start async jobs, claim transform chunks), then the payloads — inline ones
   read here (~10 µs each, no thread hop), stored ones fetched in parallel on
   the I/O pool — then the model (the worker's cache) and the rows or body.
+  A multi-model variant's request for a model the worker does not hold
+  starts its load on the loader pool and waits (`loading`); the consumer
+  answers the pull's other requests first (workers/multi_model.py).
 - run: invocations of one numeric model are merged row-wise into calls of at
   most `max_batch_size` rows, and a failing call is bisected so only the
   guilty ones fail (workers/merged.py). Python handlers run one invocation
