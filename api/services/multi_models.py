@@ -4,7 +4,8 @@ Objects come from S3 (a listing, in key order); where each is loaded, its
 measured memory and last use come from the workers' reports in Redis
 (core/broker/models.py), kept for live workers only; requests per model are
 the workers' running totals. Paginated by key: `limit` entries after the key
-`after` — a listing of 1,000 models in pages of 100 takes ten calls.
+`after` (S3 lists from there: a page costs the same however deep) — a listing
+of 1,000 models in pages of 100 takes ten calls.
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ def list_models(
         held, invocations = read_models(
             redis, settings.namespace, queue_name(settings.namespace, name, v.name), workers
         )
+        start_after = location.key + after if after is not None else None
         objects = (
             (key.removeprefix(location.key), size)
-            for key, size in get_store().iter_objects(location)
+            for key, size in get_store().iter_objects(location, start_after=start_after)
         )
         wanted = (pair for pair in objects if after is None or pair[0] > after)
         for model, size in itertools.islice(wanted, limit + 1 - len(entries)):

@@ -194,6 +194,11 @@ def test_realtime_and_async_serve_every_model_under_the_prefix(
         page = client.get(f"/v1/endpoints/{endpoint}/models", params={"limit": 2})
         assert [m["model"] for m in page.json()] == ["chi.json", "eu/paris.json"]
         assert page.headers["X-Next-After"] == "eu/paris.json"
+        rest = client.get(
+            f"/v1/endpoints/{endpoint}/models", params={"limit": 2, "after": "eu/paris.json"}
+        )
+        assert [m["model"] for m in rest.json()] == ["la.json", "nyc.json"]
+        assert "X-Next-After" not in rest.headers
 
 
 def test_errors_fail_alone(mstack: Stack, s3: SeaweedServer) -> None:
