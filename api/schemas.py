@@ -241,6 +241,19 @@ class VariantPublic(BaseModel):
     scaling_events: list[ScalingEventPublic] = Field(
         default_factory=list, description="The latest scaling events, newest first."
     )
+    key: str | None = Field(
+        default=None,
+        description="Its queue key: the name, or `<name>~<config>` for a deployment's new variant.",
+    )
+    config_version: int = Field(default=1, description="The endpoint config it belongs to.")
+    role: Literal["serving", "new", "draining"] = Field(
+        default="serving",
+        description="serving; new (a deployment's, taking traffic step by step); draining "
+        "(replaced or rolled back: no traffic, removed once its queued work is done).",
+    )
+    traffic_percent: float = Field(
+        default=0.0, description="Its share of the endpoint's traffic now (0-100)."
+    )
 
 
 class AsyncPublic(BaseModel):
@@ -255,6 +268,10 @@ class AsyncPublic(BaseModel):
 class EndpointPublic(BaseModel):
     name: str
     status: str
+    config_version: int = Field(default=1, description="The config serving now.")
+    deployment: DeploymentPublic | None = Field(
+        default=None, description="The current or last deployment, or null."
+    )
     variants: list[VariantPublic]
     async_: AsyncPublic = Field(serialization_alias="async")
     data_capture: DataCapture | None = None
@@ -618,3 +635,79 @@ class SchedulePublic(BaseModel):
     next_run_at: dt.datetime
     created_at: dt.datetime
     last_execution: ExecutionPublic | None
+
+
+# --- endpoint lifecycle: configs and deployments (docs/deployments.md) ------------
+
+
+class RollbackOn(Strict):
+    """Thresholds on the new config's own traffic in each step's window."""
+
+    error_rate_percent: Float | None = Field(default=None, ge=0, le=100)
+    p99_latency_ms: Float | None = Field(default=None, gt=0, le=3_600_000)
+    min_requests: Int = Field(default=20, ge=1, le=1_000_000)
+
+
+class DeploymentConfig(Strict):
+    """How a PUT that is a deployment moves traffic from the old config to the new one."""
+
+    strategy: Literal["all_at_once", "canary", "linear"] = "all_at_once"
+    canary_percent: Float | None = Field(default=None, gt=0, le=100)
+    linear_step_percent: Float | None = Field(default=None, gt=0, le=100)
+    step_interval_s: Float = Field(default=60.0, ge=0, le=86_400)
+    baking_s: Float = Field(default=0.0, ge=0, le=86_400)
+    rollback_on: RollbackOn | None = None
+
+    @model_validator(mode="after")
+    def _percents(self) -> DeploymentConfig:
+        if self.strategy == "canary" and self.canary_percent is None:
+            raise ValueError("strategy canary needs canary_percent")
+        if self.strategy == "linear" and self.linear_step_percent is None:
+            raise ValueError("strategy linear needs linear_step_percent")
+        return self
+
+
+class EndpointUpdate(EndpointCreate):
+    """`PUT /v1/endpoints/{name}`: a whole endpoint spec, plus how to deploy it."""
+
+    deployment: DeploymentConfig | None = None
+
+
+class DeploymentStep(BaseModel):
+    percent: float
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    outcome: str = Field(description="in_progress, passed, rolled_back, failed or stopped.")
+    requests: int | None = Field(default=None, description="New-config requests in its window.")
+    errors: int | None = None
+    p99_ms: float | None = Field(default=None, description="Model latency p99 (bucket bound).")
+
+
+class DeploymentPublic(BaseModel):
+    deployment_id: str
+    endpoint: str
+    strategy: str
+    state: str
+    from_config_version: int
+    to_config_version: int
+    new_traffic_percent: float
+    steps: list[DeploymentStep]
+    reason: str | None
+    deployment: dict[str, Any] = Field(description="The deployment block as accepted.")
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class UpdateAccepted(BaseModel):
+    applied: Literal["in_place", "deployment"]
+    config_version: int = Field(description="The new config's version.")
+    deployment_id: str | None
+    deployment: DeploymentPublic | None
+    endpoint: EndpointPublic
+
+
+class EndpointConfigPublic(BaseModel):
+    version: int
+    serving: bool
+    spec: dict[str, Any]
+    created_at: dt.datetime

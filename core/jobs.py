@@ -21,7 +21,13 @@ def async_invocation(session: Session, job: Job) -> Invocation | None:
         select(ModelVersion)
         .join(Variant, Variant.model_version_id == ModelVersion.id)
         .join(Endpoint, Variant.endpoint_id == Endpoint.id)
-        .where(Endpoint.name == job.endpoint, Variant.name == job.variant)
+        .where(
+            Endpoint.name == job.endpoint,
+            Variant.name == job.variant,
+            # An endpoint re-created under the same name after the job was accepted is
+            # another endpoint: its model never runs an old endpoint's job.
+            Endpoint.created_at <= job.created_at,
+        )
     ).scalar_one_or_none()
     if row is None:
         return None

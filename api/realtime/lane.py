@@ -122,7 +122,8 @@ async def invoke(request: Request, name: str) -> Response:
     finally:
         replies.forget(job_id)
     answer_headers = {
-        "X-Invoked-Variant": variant.name,
+        "X-Invoked-Variant": variant.shown,
+        "X-Config-Version": str(variant.config_version),
         "X-Job-Id": job_id,
         # The caller's own id echoed byte for byte, else the generated one.
         "X-Inference-Id": sent_inference_id or inference_id,

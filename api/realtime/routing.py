@@ -24,6 +24,7 @@ from core.config import get_settings
 from core.db import session_scope
 from core.errors import NotFound, NotReady
 from core.protocol import ModelRef
+from core.rollouts import traffic_shares
 from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
@@ -31,10 +32,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class VariantRoute:
+    """One variant a request may go to. `name` is its key (`a`, or `a~2` for a
+    deployment's new variant: jobs and queues carry it), `public` the name callers
+    see and pin with X-Target-Variant; `weight` is its effective share of traffic."""
+
     name: str
     weight: float
     model: ModelRef
     queue: str
+    public: str = ""
+    config_version: int = 1
+
+    @property
+    def shown(self) -> str:
+        return self.public or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +60,15 @@ class EndpointRoute:
     def choose(self, pinned: str | None, rng: random.Random) -> VariantRoute:
         """The pinned variant (X-Target-Variant), else one drawn by weight."""
         if pinned:
-            for variant in self.variants:
-                if variant.name == pinned:
-                    return variant
-            known = [v.name for v in self.variants]
+            matches = [v for v in self.variants if v.shown == pinned]
+            if len(matches) == 1:
+                return matches[0]
+            if matches:
+                # Mid-deployment the old and the new "a" both exist: split as traffic is.
+                if sum(v.weight for v in matches) > 0:
+                    return rng.choices(matches, weights=[v.weight for v in matches], k=1)[0]
+                return matches[0]
+            known = sorted({v.shown for v in self.variants})
             raise NotFound(f"endpoint {self.name!r} has no variant {pinned!r}; it has {known}")
         weights = [v.weight for v in self.variants]
         if sum(weights) <= 0:
@@ -64,10 +80,25 @@ def load_route(name: str) -> EndpointRoute:
     namespace = get_settings().namespace
     with session_scope() as session:
         endpoint = load_endpoint(session, name)
+        if endpoint.delete_requested_at is not None:
+            raise NotFound(f"endpoint {name!r} is being deleted")
+        shares = traffic_shares(endpoint)
+        # Each config's share split by its variants' weights: a 10 % canary of a
+        # config with weights a=1, b=3 gives a~2 2.5 % and b~2 7.5 %. Variants of a
+        # replaced config (draining) get none.
+        totals: dict[int, float] = {}
+        for v in endpoint.variants:
+            totals[v.config_version] = totals.get(v.config_version, 0.0) + v.weight
         variants = tuple(
             VariantRoute(
                 name=v.name,
-                weight=v.weight,
+                public=v.display_name,
+                config_version=v.config_version,
+                weight=(
+                    v.weight / totals[v.config_version] * shares[v.config_version] * 100.0
+                    if totals[v.config_version] > 0
+                    else 0.0
+                ),
                 model=ModelRef(
                     name=v.model_version.model.name,
                     version=v.model_version.version,
@@ -77,6 +108,7 @@ def load_route(name: str) -> EndpointRoute:
                 queue=queue_name(namespace, endpoint.name, v.name),
             )
             for v in endpoint.variants
+            if v.config_version in shares
         )
         return EndpointRoute(
             name=endpoint.name,

@@ -6,7 +6,18 @@ from fastapi import APIRouter, Request, Response
 
 from api.deps import SessionDep
 from api.problems import problem_responses
-from api.schemas import DataCapture, EndpointCreate, EndpointPublic, VariantPatch, WeightsPatch
+from api.schemas import (
+    DataCapture,
+    DeploymentPublic,
+    EndpointConfigPublic,
+    EndpointCreate,
+    EndpointPublic,
+    EndpointUpdate,
+    UpdateAccepted,
+    VariantPatch,
+    WeightsPatch,
+)
+from api.services import deployments as deployment_service
 from api.services import endpoints as endpoint_service
 
 router = APIRouter(
@@ -68,5 +79,51 @@ def set_data_capture(
 ) -> EndpointPublic:
     """Replace the endpoint's data capture (`{"enabled": false}` stops it); no deployment."""
     result = endpoint_service.set_data_capture(session, name, capture)
+    _forget_route(request, name)
+    return result
+
+
+@router.put(
+    "/{name}",
+    response_model=UpdateAccepted,
+    response_model_by_alias=True,
+    responses={202: {"model": UpdateAccepted, "description": "A deployment started."}},
+)
+def update_endpoint(
+    name: str, spec: EndpointUpdate, request: Request, response: Response, session: SessionDep
+) -> UpdateAccepted:
+    """A whole new spec: 200 when it applies in place, 202 with a deployment otherwise."""
+    result, status = deployment_service.update_endpoint(session, name, spec)
+    _forget_route(request, name)
+    response.status_code = status
+    return result
+
+
+@router.get("/{name}/configs", response_model=list[EndpointConfigPublic])
+def list_configs(name: str, session: SessionDep) -> list[EndpointConfigPublic]:
+    return deployment_service.list_configs(session, name)
+
+
+@router.get("/{name}/configs/{version}", response_model=EndpointConfigPublic)
+def get_config(name: str, version: int, session: SessionDep) -> EndpointConfigPublic:
+    return deployment_service.get_config(session, name, version)
+
+
+@router.get("/{name}/deployments", response_model=list[DeploymentPublic])
+def list_deployments(name: str, session: SessionDep) -> list[DeploymentPublic]:
+    return deployment_service.list_deployments(session, name)
+
+
+@router.get("/{name}/deployments/{deployment_id}", response_model=DeploymentPublic)
+def get_deployment(name: str, deployment_id: str, session: SessionDep) -> DeploymentPublic:
+    return deployment_service.get_deployment(session, name, deployment_id)
+
+
+@router.post("/{name}/deployments/{deployment_id}/rollback", response_model=DeploymentPublic)
+def roll_back(
+    name: str, deployment_id: str, request: Request, session: SessionDep
+) -> DeploymentPublic:
+    """All traffic back to the old config now; the new variants drain and stop."""
+    result = deployment_service.roll_back(session, name, deployment_id)
     _forget_route(request, name)
     return result

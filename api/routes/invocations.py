@@ -19,6 +19,7 @@ from api.services import invocations
 from core import codecs
 from core.config import get_settings
 from core.errors import BadRequest, InvalidInput
+from core.tables import public_variant_name
 from core.timeouts import MAX_INVOCATION_TIMEOUT_S, MAX_REQUEST_TTL_S
 from core.url_safety import check_webhook_url
 
@@ -154,7 +155,8 @@ async def invoke_async(
         status_code=202,
         headers={
             "Location": f"/v1/jobs/{job.id}",
-            "X-Invoked-Variant": job.variant,
+            "X-Invoked-Variant": public_variant_name(job.variant),
+            "X-Config-Version": str(variant.config_version),
             "X-Inference-Id": inference_id,
         },
     )

@@ -45,6 +45,8 @@ TABLES = {
     "monitoring_baselines",
     "monitoring_schedules",
     "monitoring_executions",
+    "endpoint_configs",
+    "deployments",
 }
 
 

@@ -43,7 +43,9 @@ class KubernetesDeployments:
         self._missing: set[str] = set()
 
     def name_of(self, target: WorkerTarget) -> str:
-        return self.deployment.format(endpoint=target.endpoint, variant=target.variant)
+        # A deployment's new variant is keyed `a~2`; `~` is not allowed in a Kubernetes name.
+        variant = target.variant.replace("~", "-c")
+        return self.deployment.format(endpoint=target.endpoint, variant=variant)
 
     def apply(self, targets: list[WorkerTarget]) -> dict[str, int]:
         from kubernetes.client.exceptions import ApiException

@@ -1,0 +1,334 @@
+"""Endpoint updates (`PUT /v1/endpoints/{name}`), config versions, deployments and rollback.
+
+Every accepted PUT records a new immutable config (`endpoint_configs`). What it
+changes decides how it applies (`classify_update`, pure):
+
+- only weights, batching, worker bounds or data capture → **in place**: the
+  serving variants' rows change and the new config serves at once (200);
+- anything else — a model or model version, an accelerator, variants added or
+  removed, the async block → a **deployment** (202): the new config's variants
+  are added beside the old ones on queues of their own (`a~2`), with no traffic;
+  the scheduler (scheduler/deployments/runner.py) starts their workers, moves
+  traffic step by step and completes or rolls back.
+
+One deployment per endpoint at a time: the endpoint row's `deployment_id` is
+claimed by a conditional UPDATE, so of two PUTs racing one wins and the other
+is a 409, on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.orm import Session
+
+from api.schemas import (
+    DeploymentPublic,
+    EndpointConfigPublic,
+    EndpointUpdate,
+    UpdateAccepted,
+)
+from api.services import capture as capture_service
+from api.services.endpoints import (
+    deployment_public,
+    get_endpoint,
+    load_endpoint,
+    prefix_of,
+    require_settled,
+    serving_variants,
+    spec_record,
+)
+from api.services.registry import resolve_version
+from api.services.topics import require_topics
+from core.broker import get_redis, queue_name, variants_key
+from core.config import get_settings
+from core.errors import Conflict, InvalidInput, NotFound
+from core.rollouts import route_back
+from core.states import DEPLOYMENT_ACTIVE, DeploymentState, EndpointStatus
+from core.tables import (
+    VARIANT_KEY_SEPARATOR,
+    Deployment,
+    Endpoint,
+    EndpointConfig,
+    Variant,
+    new_id,
+    utcnow,
+)
+
+UpdateKind = Literal["in_place", "deployment"]
+
+# The fields of a variant that need new workers when they change.
+_VARIANT_IDENTITY = ("model", "model_version", "accelerator")
+
+
+def identity(record: dict[str, Any]) -> dict[str, Any]:
+    """What of a stored spec needs new workers or changes where results go if it differs:
+    each variant's model, version and accelerator, and the async block."""
+    return {
+        "variants": {
+            v["name"]: {field: v.get(field) for field in _VARIANT_IDENTITY}
+            for v in record["variants"]
+        },
+        "async": dict(record.get("async") or {}),
+    }
+
+
+def classify_update(current: dict[str, Any], new: dict[str, Any]) -> UpdateKind:
+    """`in_place` when only weights, batching, worker bounds or capture differ, else
+    `deployment` (both arguments are `identity` views).
+
+    Variant `a` on model churn v3 → v4: deployment. Weights 1:1 → 1:3: in place.
+    A variant added or removed: deployment.
+    """
+    return "in_place" if current == new else "deployment"
+
+
+def _current_identity(endpoint: Endpoint) -> dict[str, Any]:
+    """The serving config's identity, read from the rows (endpoints from before
+    config versions have no stored spec)."""
+    return {
+        "variants": {
+            v.display_name: {
+                "model": v.model_version.model.name,
+                "model_version": v.model_version.version,
+                "accelerator": v.accelerator,
+            }
+            for v in serving_variants(endpoint)
+        },
+        "async": {
+            "output_prefix": endpoint.output_prefix,
+            "success_topic": endpoint.success_topic,
+            "error_topic": endpoint.error_topic,
+            "failure_prefix": endpoint.failure_prefix,
+            "invocation_timeout_s": endpoint.invocation_timeout_s,
+            "max_concurrent_invocations_per_worker": endpoint.max_concurrent_invocations_per_worker,
+        },
+    }
+
+
+def _next_version(session: Session, endpoint: Endpoint) -> int:
+    stored = session.scalar(
+        select(func.max(EndpointConfig.version)).where(EndpointConfig.endpoint_id == endpoint.id)
+    )
+    return max(stored or 0, endpoint.config_version, endpoint.next_config_version or 0) + 1
+
+
+def update_endpoint(
+    session: Session, name: str, spec: EndpointUpdate
+) -> tuple[UpdateAccepted, int]:
+    """Apply a whole new spec: in place (200) or as a deployment (202).
+
+    InvalidInput when the body names another endpoint or a model/topic is unknown;
+    Conflict while the endpoint is deleting or another deployment runs.
+    """
+    if spec.name != name:
+        raise InvalidInput(f"the spec names endpoint {spec.name!r}, the path {name!r}")
+    endpoint = load_endpoint(session, name)
+    require_settled(endpoint)
+    settings = get_settings()
+    output_prefix = prefix_of(
+        spec.async_.output_prefix or f"{settings.default_output_prefix}{spec.name}/"
+    )
+    failure_prefix = prefix_of(spec.async_.failure_prefix) if spec.async_.failure_prefix else None
+    require_topics(
+        session,
+        {
+            "async.success_topic": spec.async_.success_topic,
+            "async.error_topic": spec.async_.error_topic,
+        },
+    )
+    if spec.data_capture is not None:
+        capture_service.check_destination(spec.data_capture)
+    versions = [resolve_version(session, v.model, v.model_version) for v in spec.variants]
+    record = spec_record(spec, versions, output_prefix=output_prefix, failure_prefix=failure_prefix)
+    version = _next_version(session, endpoint)
+    kind = classify_update(_current_identity(endpoint), identity(record))
+    config = EndpointConfig(endpoint_id=endpoint.id, version=version, spec=record)
+    if kind == "in_place":
+        by_name = {v.display_name: v for v in serving_variants(endpoint)}
+        for wanted in spec.variants:
+            row = by_name[wanted.name]
+            row.weight = wanted.weight
+            row.min_workers, row.max_workers = wanted.min_workers, wanted.max_workers
+            row.target_backlog_per_worker = wanted.target_backlog_per_worker
+            row.max_batch_size = wanted.batching.max_batch_size
+            row.max_delay_ms = wanted.batching.max_delay_ms
+            row.config_version = version
+        endpoint.config_version = version
+        endpoint.data_capture = capture_service.stored(spec.data_capture)
+        session.add(config)
+        _commit(session, name)
+        return (
+            UpdateAccepted(
+                applied="in_place",
+                config_version=version,
+                deployment_id=None,
+                deployment=None,
+                endpoint=get_endpoint(session, name),
+            ),
+            200,
+        )
+
+    deployment_id = new_id()
+    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(Endpoint)
+        .where(
+            Endpoint.id == endpoint.id,
+            Endpoint.deployment_id.is_(None),
+            Endpoint.delete_requested_at.is_(None),
+        )
+        .values(
+            deployment_id=deployment_id,
+            next_config_version=version,
+            next_traffic_percent=0.0,
+            status=EndpointStatus.UPDATING,
+            data_capture=capture_service.stored(spec.data_capture),
+        )
+    )
+    if not claimed.rowcount:
+        session.rollback()
+        raise Conflict(f"another deployment of endpoint {name!r} started first")
+    plan = (
+        spec.deployment.model_dump(mode="json")
+        if spec.deployment
+        else {"strategy": "all_at_once", "step_interval_s": 0.0, "baking_s": 0.0}
+    )
+    if spec.deployment is None:
+        plan.update({"canary_percent": None, "linear_step_percent": None, "rollback_on": None})
+    now = utcnow()
+    session.add(config)
+    new_variants = [
+        Variant(
+            endpoint_id=endpoint.id,
+            name=f"{v.name}{VARIANT_KEY_SEPARATOR}{version}",
+            public_name=v.name,
+            config_version=version,
+            model_version_id=model_version.id,
+            weight=v.weight,
+            accelerator=v.accelerator,
+            min_workers=v.min_workers,
+            max_workers=v.max_workers,
+            target_backlog_per_worker=v.target_backlog_per_worker,
+            max_batch_size=v.batching.max_batch_size,
+            max_delay_ms=v.batching.max_delay_ms,
+        )
+        for v, model_version in zip(spec.variants, versions, strict=True)
+    ]
+    session.add_all(new_variants)
+    session.add(
+        Deployment(
+            id=deployment_id,
+            endpoint_id=endpoint.id,
+            endpoint=name,
+            from_version=endpoint.config_version,
+            to_version=version,
+            strategy=plan["strategy"],
+            params=plan,
+            state=DeploymentState.IN_PROGRESS,
+            step_index=-1,
+            step_started_at=now,
+            steps=[],
+            new_traffic_percent=0.0,
+            created_at=now,
+        )
+    )
+    _commit(session, name)
+    namespace = settings.namespace
+    get_redis().sadd(
+        variants_key(namespace), *[queue_name(namespace, name, v.name) for v in new_variants]
+    )
+    session.expire_all()
+    started = session.get(Deployment, deployment_id)
+    assert started is not None
+    return (
+        UpdateAccepted(
+            applied="deployment",
+            config_version=version,
+            deployment_id=deployment_id,
+            deployment=deployment_public(started),
+            endpoint=get_endpoint(session, name),
+        ),
+        202,
+    )
+
+
+def _commit(session: Session, name: str) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"endpoint {name!r} changed meanwhile (a concurrent update); retry") from exc
+
+
+def list_configs(session: Session, name: str) -> list[EndpointConfigPublic]:
+    endpoint = load_endpoint(session, name)
+    rows = session.scalars(
+        select(EndpointConfig)
+        .where(EndpointConfig.endpoint_id == endpoint.id)
+        .order_by(EndpointConfig.version)
+    ).all()
+    return [_config_public(endpoint, row) for row in rows]
+
+
+def get_config(session: Session, name: str, version: int) -> EndpointConfigPublic:
+    endpoint = load_endpoint(session, name)
+    row = session.scalar(
+        select(EndpointConfig).where(
+            EndpointConfig.endpoint_id == endpoint.id, EndpointConfig.version == version
+        )
+    )
+    if row is None:
+        raise NotFound(f"endpoint {name!r} has no config version {version}")
+    return _config_public(endpoint, row)
+
+
+def _config_public(endpoint: Endpoint, row: EndpointConfig) -> EndpointConfigPublic:
+    return EndpointConfigPublic(
+        version=row.version,
+        serving=row.version == endpoint.config_version,
+        spec=row.spec,
+        created_at=row.created_at,
+    )
+
+
+def list_deployments(session: Session, name: str) -> list[DeploymentPublic]:
+    endpoint = load_endpoint(session, name)
+    rows = session.scalars(
+        select(Deployment)
+        .where(Deployment.endpoint_id == endpoint.id)
+        .order_by(Deployment.created_at.desc())
+    ).all()
+    return [deployment_public(row) for row in rows]
+
+
+def _load_deployment(
+    session: Session, name: str, deployment_id: str
+) -> tuple[Endpoint, Deployment]:
+    endpoint = load_endpoint(session, name)
+    row = session.get(Deployment, deployment_id)
+    if row is None or row.endpoint_id != endpoint.id:
+        raise NotFound(f"endpoint {name!r} has no deployment {deployment_id!r}")
+    return endpoint, row
+
+
+def get_deployment(session: Session, name: str, deployment_id: str) -> DeploymentPublic:
+    return deployment_public(_load_deployment(session, name, deployment_id)[1])
+
+
+def roll_back(session: Session, name: str, deployment_id: str) -> DeploymentPublic:
+    """Send all traffic back to the old config now; Conflict unless the deployment is active."""
+    endpoint, row = _load_deployment(session, name, deployment_id)
+    if row.state not in DEPLOYMENT_ACTIVE or endpoint.deployment_id != row.id:
+        raise Conflict(f"deployment {deployment_id} is {row.state}; only an active one rolls back")
+    route_back(
+        session,
+        endpoint,
+        row,
+        state=DeploymentState.ROLLED_BACK,
+        reason="rolled back by hand (POST .../rollback)",
+    )
+    session.commit()
+    return deployment_public(row)
