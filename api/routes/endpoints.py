@@ -14,6 +14,7 @@ from api.schemas import (
     EndpointPublic,
     EndpointUpdate,
     UpdateAccepted,
+    VariantCreate,
     VariantPatch,
     WeightsPatch,
 )
@@ -125,5 +126,35 @@ def roll_back(
 ) -> DeploymentPublic:
     """All traffic back to the old config now; the new variants drain and stop."""
     result = deployment_service.roll_back(session, name, deployment_id)
+    _forget_route(request, name)
+    return result
+
+
+@router.post(
+    "/{name}/variants",
+    status_code=201,
+    response_model=EndpointPublic,
+    response_model_by_alias=True,
+)
+def add_variant(
+    name: str, spec: VariantCreate, request: Request, session: SessionDep
+) -> EndpointPublic:
+    """Add a production variant in place (a new config version, no deployment)."""
+    result = deployment_service.add_variant(session, name, spec)
+    _forget_route(request, name)
+    return result
+
+
+@router.delete(
+    "/{name}/variants/{variant}",
+    status_code=202,
+    response_model=EndpointPublic,
+    response_model_by_alias=True,
+)
+def remove_variant(
+    name: str, variant: str, request: Request, session: SessionDep
+) -> EndpointPublic:
+    """Stop routing to a variant; its queued work finishes first, then it is removed."""
+    result = deployment_service.remove_variant(session, name, variant)
     _forget_route(request, name)
     return result

@@ -26,8 +26,10 @@ from sqlalchemy.orm import Session
 from api.schemas import (
     DeploymentPublic,
     EndpointConfigPublic,
+    EndpointPublic,
     EndpointUpdate,
     UpdateAccepted,
+    VariantCreate,
 )
 from api.services import capture as capture_service
 from api.services.endpoints import (
@@ -57,6 +59,8 @@ from core.tables import (
 )
 
 UpdateKind = Literal["in_place", "deployment"]
+
+MAX_VARIANTS = 16
 
 # The fields of a variant that need new workers when they change.
 _VARIANT_IDENTITY = ("model", "model_version", "accelerator")
@@ -332,3 +336,115 @@ def roll_back(session: Session, name: str, deployment_id: str) -> DeploymentPubl
     )
     session.commit()
     return deployment_public(row)
+
+
+# --- live variants: added and removed in place --------------------------------------
+
+
+def _record_from_rows(endpoint: Endpoint, variants: list[Variant]) -> dict[str, Any]:
+    """A config spec (as stored) for `variants` and the endpoint's current settings."""
+    return {
+        "name": endpoint.name,
+        "variants": [
+            {
+                "name": v.display_name,
+                "model": v.model_version.model.name,
+                "model_version": v.model_version.version,
+                "weight": v.weight,
+                "accelerator": v.accelerator,
+                "min_workers": v.min_workers,
+                "max_workers": v.max_workers,
+                "target_backlog_per_worker": v.target_backlog_per_worker,
+                "batching": {"max_batch_size": v.max_batch_size, "max_delay_ms": v.max_delay_ms},
+            }
+            for v in variants
+        ],
+        "async": _current_identity(endpoint)["async"],
+        "data_capture": endpoint.data_capture,
+    }
+
+
+def add_variant(session: Session, name: str, spec: VariantCreate) -> EndpointPublic:
+    """Add a production variant in place: a new config with it, serving at once.
+
+    Conflict when a serving variant has that name, or during a deployment or deletion.
+    """
+    endpoint = load_endpoint(session, name)
+    require_settled(endpoint)
+    serving = serving_variants(endpoint)
+    if any(v.display_name == spec.name for v in serving):
+        raise Conflict(f"endpoint {name!r} already has a variant {spec.name!r}")
+    if len(serving) >= MAX_VARIANTS:
+        raise InvalidInput(f"endpoint {name!r} has {len(serving)} variants; the most is 16")
+    model_version = resolve_version(session, spec.model, spec.model_version)
+    version = _next_version(session, endpoint)
+    # A draining variant of the same name still holds the plain key: key the new one apart.
+    taken = {v.name for v in endpoint.variants}
+    key = spec.name if spec.name not in taken else f"{spec.name}{VARIANT_KEY_SEPARATOR}{version}"
+    row = Variant(
+        name=key,
+        public_name=None if key == spec.name else spec.name,
+        config_version=version,
+        model_version_id=model_version.id,
+        weight=spec.weight,
+        accelerator=spec.accelerator,
+        min_workers=spec.min_workers,
+        max_workers=spec.max_workers,
+        target_backlog_per_worker=spec.target_backlog_per_worker,
+        max_batch_size=spec.batching.max_batch_size,
+        max_delay_ms=spec.batching.max_delay_ms,
+    )
+    endpoint.variants.append(row)
+    session.flush()
+    session.refresh(row, ["model_version"])
+    for variant in serving:
+        variant.config_version = version
+    endpoint.config_version = version
+    session.add(
+        EndpointConfig(
+            endpoint_id=endpoint.id,
+            version=version,
+            spec=_record_from_rows(endpoint, [*serving, row]),
+        )
+    )
+    _commit(session, name)
+    namespace = get_settings().namespace
+    get_redis().sadd(variants_key(namespace), queue_name(namespace, name, key))
+    return get_endpoint(session, name)
+
+
+def remove_variant(session: Session, name: str, variant_name: str) -> EndpointPublic:
+    """Take a production variant out of service in place: it gets no new traffic at once,
+    its queued work finishes on its workers, then the scheduler removes it.
+
+    NotFound for an unknown variant; Conflict for the last production variant (or
+    one whose removal leaves no weight above 0), during a deployment or deletion.
+    """
+    endpoint = load_endpoint(session, name)
+    require_settled(endpoint)
+    serving = serving_variants(endpoint)
+    gone = next((v for v in serving if v.display_name == variant_name), None)
+    if gone is None:
+        raise NotFound(f"endpoint {name!r} has no variant {variant_name!r}")
+    rest = [v for v in serving if v is not gone]
+    if not rest:
+        raise Conflict(
+            f"variant {variant_name!r} is endpoint {name!r}'s last production variant; "
+            "delete the endpoint instead"
+        )
+    if sum(v.weight for v in rest) <= 0:
+        raise Conflict(
+            f"removing variant {variant_name!r} would leave no variant with a weight above 0; "
+            "give another variant a weight first"
+        )
+    version = _next_version(session, endpoint)
+    for variant in rest:
+        variant.config_version = version
+    endpoint.config_version = version  # `gone` keeps its old config: it is draining now
+    session.add(
+        EndpointConfig(
+            endpoint_id=endpoint.id, version=version, spec=_record_from_rows(endpoint, rest)
+        )
+    )
+    _commit(session, name)
+    return get_endpoint(session, name)

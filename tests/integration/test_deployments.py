@@ -45,7 +45,7 @@ BAD = {"instances": [[-5000.0, 1.0, 1.0, 1.0]]}
 
 @pytest.fixture(scope="module")
 def names() -> dict[str, str]:
-    return {label: unique(label) for label in ("linear", "canary", "drained", "nobody")}
+    return {label: unique(label) for label in ("linear", "canary", "drained", "nobody", "live")}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,8 @@ def dstack(
     ) as running:
         running.workers.append(running._spawn(["scheduler"], "scheduler.log"))
         # `NAME/a` serves the deployments' new `a~2` variants too.
-        served = [f"{names[label]}/a" for label in ("linear", "canary", "drained")]
+        served = [f"{names[label]}/a" for label in ("linear", "canary", "drained", "live")]
+        served.append(f"{names['live']}/b")
         worker = running.start_worker(*(arg for v in served for arg in ("--variant", v)))
         wait_for(lambda: worker.pid in running.heartbeat_pids(), timeout_s=60, what="the worker")
         yield running
@@ -99,6 +100,7 @@ class Load:
         self.url, self.name, self.body = url, name, body
         self.statuses: Counter[int] = Counter()
         self.configs: Counter[str] = Counter()
+        self.variants: Counter[str] = Counter()
         self.jobs: list[str] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -110,6 +112,7 @@ class Load:
                 answer = client.post(f"/v1/endpoints/{self.name}/invocations", json=self.body)
                 self.statuses[answer.status_code] += 1
                 self.configs[answer.headers.get("X-Config-Version", "?")] += 1
+                self.variants[answer.headers.get("X-Invoked-Variant", "?")] += 1
                 sent += 1
                 if sent % 5 == 0:
                     job = client.post(
@@ -316,4 +319,47 @@ def test_deleting_an_endpoint_with_a_worker_lets_its_queued_jobs_finish(
             lambda: client.get(f"/v1/endpoints/{name}").status_code == 404,
             timeout_s=30,
             what="the endpoint removed once drained",
+        )
+
+
+def test_a_variant_added_and_removed_under_load_fails_nothing(
+    dstack: Stack, models: dict[str, str], names: dict[str, str]
+) -> None:
+    name = names["live"]
+    with dstack.client() as client:
+        create_endpoint(client, _spec(name, models["mlp"]))
+        with Load(dstack.api_url, name, GOOD) as load:
+            wait_for(lambda: load.statuses[200] >= 5, timeout_s=60, what="load on variant a")
+            added = client.post(
+                f"/v1/endpoints/{name}/variants",
+                json={"name": "b", "model": models["mlp"], "weight": 1, "min_workers": 1},
+            )
+            assert added.status_code == 201, added.text
+            assert added.json()["config_version"] == 2
+            again = client.post(
+                f"/v1/endpoints/{name}/variants", json={"name": "b", "model": models["mlp"]}
+            )
+            assert again.status_code == 409
+            wait_for(lambda: load.variants["b"] >= 5, timeout_s=60, what="traffic on variant b")
+            removed = client.delete(f"/v1/endpoints/{name}/variants/b")
+            assert removed.status_code == 202, removed.text
+            assert {v["key"]: v["role"] for v in removed.json()["variants"]}["b"] == "draining"
+            last = client.delete(f"/v1/endpoints/{name}/variants/a")
+            assert last.status_code == 409 and "last production variant" in last.json()["detail"]
+            wait_for(
+                lambda: (
+                    load.statuses[200] >= sum(load.statuses.values()) and load.variants["a"] > 20
+                ),
+                timeout_s=60,
+                what="more load after the removal",
+            )
+        assert set(load.statuses) == {200}, load.statuses
+        for job_id in load.jobs:
+            assert wait_job(client, job_id)["status"] == "succeeded"
+        wait_for(
+            lambda: (
+                [v["key"] for v in client.get(f"/v1/endpoints/{name}").json()["variants"]] == ["a"]
+            ),
+            timeout_s=30,
+            what="variant b drained and removed",
         )
