@@ -157,6 +157,29 @@ class AsyncConfig(Strict):
     )
 
 
+class ShadowVariantCreate(Strict):
+    """A shadow variant: gets a sampled copy of requests; its answers never reach callers."""
+
+    name: Name
+    model: Name
+    model_version: Int | None = Field(
+        default=None, ge=1, le=MAX_INT, description="Default: latest."
+    )
+    sampling_percent: Float = Field(default=100.0, ge=0, le=100)
+    accelerator: Literal["cpu", "gpu"] = "cpu"
+    min_workers: Int = Field(default=0, ge=0, le=1024)
+    max_workers: Int = Field(default=1, ge=0, le=1024)
+    batching: Batching = Field(default_factory=Batching)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ShadowVariantCreate:
+        if self.max_workers < self.min_workers:
+            raise ValueError(
+                f"max_workers {self.max_workers} is below min_workers {self.min_workers}"
+            )
+        return self
+
+
 CaptureSide = Literal["input", "output"]
 CAPTURE_SIDES: tuple[CaptureSide, ...] = ("input", "output")
 
@@ -194,12 +217,13 @@ class EndpointCreate(Strict):
     variants: list[VariantCreate] = Field(min_length=1, max_length=16)
     async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
     data_capture: DataCapture | None = None
+    shadow_variants: list[ShadowVariantCreate] = Field(default_factory=list, max_length=4)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
     def _unique_variants(self) -> EndpointCreate:
-        names = [v.name for v in self.variants]
+        names = [v.name for v in self.variants] + [s.name for s in self.shadow_variants]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"variant names must be unique, repeated: {duplicates}")
@@ -254,6 +278,9 @@ class VariantPublic(BaseModel):
     traffic_percent: float = Field(
         default=0.0, description="Its share of the endpoint's traffic now (0-100)."
     )
+    sampling_percent: float | None = Field(
+        default=None, description="A shadow variant's share of requests copied to it."
+    )
 
 
 class AsyncPublic(BaseModel):
@@ -273,6 +300,7 @@ class EndpointPublic(BaseModel):
         default=None, description="The current or last deployment, or null."
     )
     variants: list[VariantPublic]
+    shadow_variants: list[VariantPublic] = Field(default_factory=list)
     async_: AsyncPublic = Field(serialization_alias="async")
     data_capture: DataCapture | None = None
     created_at: dt.datetime
@@ -711,3 +739,22 @@ class EndpointConfigPublic(BaseModel):
     serving: bool
     spec: dict[str, Any]
     created_at: dt.datetime
+
+
+class ShadowComparison(BaseModel):
+    name: str
+    requests_compared: int
+    agreement_rate: float | None = Field(
+        description="Share of compared requests whose predictions all agree within tolerance."
+    )
+    mean_abs_diff: float | None = Field(description="Mean |production - shadow| per prediction.")
+    errors: int = Field(description="Copies the shadow failed (its own errors).")
+    production_p50_ms: float | None
+    production_p99_ms: float | None
+    shadow_p50_ms: float | None
+    shadow_p99_ms: float | None
+
+
+class ShadowReport(BaseModel):
+    tolerance: float
+    shadow_variants: list[ShadowComparison]

@@ -1,4 +1,5 @@
-"""`sluice endpoints update | deployments | rollback`: endpoint updates from the command line.
+"""`sluice endpoints update | deployments | rollback | shadow-report`: endpoint updates from
+the command line.
 
 `update` sends a whole spec with `PUT /v1/endpoints/{name}`; flags fill or
 override its `deployment` block. With `--wait` it follows a deployment with a
@@ -85,10 +86,11 @@ def step_line(deployment: dict[str, Any]) -> str:
 
 
 def register(endpoints_app: typer.Typer) -> None:
-    """Add `update`, `deployments` and `rollback` to `sluice endpoints`."""
+    """Add `update`, `deployments`, `rollback` and `shadow-report` to `sluice endpoints`."""
     endpoints_app.command("update")(endpoints_update)
     endpoints_app.command("deployments")(endpoints_deployments)
     endpoints_app.command("rollback")(endpoints_rollback)
+    endpoints_app.command("shadow-report")(endpoints_shadow_report)
 
 
 def endpoints_update(
@@ -184,3 +186,15 @@ def endpoints_rollback(
         http.print_json(
             api.request("POST", f"/v1/endpoints/{name}/deployments/{deployment}/rollback").json()
         )
+
+
+def endpoints_shadow_report(
+    name: str,
+    tolerance: Annotated[
+        float, typer.Option(help="Predictions agree when they differ by at most this.")
+    ] = 1e-6,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """Each shadow variant against production: agreement, differences, errors, latencies."""
+    with http.session(api_url) as api:
+        http.print_json(api.get_json(f"/v1/endpoints/{name}/shadow-report?tolerance={tolerance!r}"))

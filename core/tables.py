@@ -174,6 +174,8 @@ class Variant(Base):
     # The endpoint config this variant belongs to (migration 0009).
     config_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     public_name: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    # A shadow variant (never answers callers): the share of requests copied to it.
+    shadow_sampling_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     weight: Mapped[float] = mapped_column(Float, default=1.0)
     accelerator: Mapped[str] = mapped_column(String(8), default="cpu")
@@ -188,6 +190,10 @@ class Variant(Base):
 
     endpoint: Mapped[Endpoint] = relationship(back_populates="variants")
     model_version: Mapped[ModelVersion] = relationship()
+
+    @property
+    def is_shadow(self) -> bool:
+        return self.shadow_sampling_percent is not None
 
     @property
     def display_name(self) -> str:

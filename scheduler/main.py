@@ -32,6 +32,7 @@ from scheduler.reconcile.sweeper import start_sweeper
 from scheduler.scaling.actuators.base import Actuator, WorkerTarget
 from scheduler.scaling.policy import Timings
 from scheduler.scaling.scaler import Scaler
+from scheduler.shadows.comparer import start_shadow_comparer
 from scheduler.transform.coordinator import start_transform_coordinator
 from scheduler.webhooks.notifier import start_notifier
 
@@ -144,6 +145,7 @@ def run_scheduler() -> None:
     start_sampler(settings, get_redis(), stop)  # the console's short history
     start_monitoring(settings, stop)  # baselines and monitoring runs
     start_deployments(settings, stop)  # deployment steps, drains, creations and deletions
+    start_shadow_comparer(settings, stop)  # shadow answers paired with production's
     try:
         run_loop(scaler, stop)  # on this thread; closing it stops the workers it runs
     finally:

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import metrics, payloads, problems
 from api.headers import header_text
+from api.realtime import shadow
 from api.realtime.routing import EndpointRoute, VariantRoute
 from core import codecs
 from core.config import get_settings
@@ -102,6 +103,19 @@ async def invoke(request: Request, name: str) -> Response:
     )
     future = replies.expect(job_id, timeout_s=timeout_ms / 1000)
     started = time.perf_counter()
+    copies = (
+        shadow.send_copies(
+            state,
+            route=route,
+            body=body,
+            content_type=content_type,
+            accept=headers.get("accept"),
+            namespace=settings.namespace,
+            rng=_rng,
+        )
+        if route.shadows
+        else None
+    )
     try:
         try:
             await state.producer.send(invocation)
@@ -128,13 +142,23 @@ async def invoke(request: Request, name: str) -> Response:
         # The caller's own id echoed byte for byte, else the generated one.
         "X-Inference-Id": sent_inference_id or inference_id,
     }
+    total_s = time.perf_counter() - started
     metrics.observe_realtime(
         endpoint=name,
         variant=variant.name,
         outcome="ok" if reply.ok else reply.error_kind or "error",
-        total_s=time.perf_counter() - started,
+        total_s=total_s,
         model_s=reply.model_ms / 1000,
     )
+    if copies:
+        shadow.record_production(
+            state,
+            copies=copies,
+            endpoint=name,
+            reply=reply,
+            total_ms=total_s * 1000,
+            namespace=settings.namespace,
+        )
     if not reply.ok:
         error = reply_error(reply.error_kind, reply.detail)
         return problems.problem(error.status, error.detail, error.title, headers=answer_headers)

@@ -25,6 +25,7 @@ from core.db import session_scope
 from core.errors import NotFound, NotReady
 from core.protocol import ModelRef
 from core.rollouts import traffic_shares
+from core.tables import Variant
 from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class EndpointRoute:
     # Async options, for the jobs this process accepts.
     failure_prefix: str | None = None
     invocation_timeout_s: int = DEFAULT_INVOCATION_TIMEOUT_S
+    # Shadow variants of the serving config, each with its sampling share (0-100).
+    shadows: tuple[tuple[VariantRoute, float], ...] = ()
 
     def choose(self, pinned: str | None, rng: random.Random) -> VariantRoute:
         """The pinned variant (X-Target-Variant), else one drawn by weight."""
@@ -89,6 +92,21 @@ def load_route(name: str) -> EndpointRoute:
         totals: dict[int, float] = {}
         for v in endpoint.variants:
             totals[v.config_version] = totals.get(v.config_version, 0.0) + v.weight
+        shadows = tuple(
+            (
+                VariantRoute(
+                    name=v.name,
+                    public=v.display_name,
+                    config_version=v.config_version,
+                    weight=0.0,
+                    model=_model_ref(v),
+                    queue=queue_name(namespace, endpoint.name, v.name),
+                ),
+                v.shadow_sampling_percent or 0.0,
+            )
+            for v in endpoint.variants
+            if v.is_shadow and v.config_version == endpoint.config_version
+        )
         variants = tuple(
             VariantRoute(
                 name=v.name,
@@ -108,7 +126,7 @@ def load_route(name: str) -> EndpointRoute:
                 queue=queue_name(namespace, endpoint.name, v.name),
             )
             for v in endpoint.variants
-            if v.config_version in shares
+            if v.config_version in shares and not v.is_shadow
         )
         return EndpointRoute(
             name=endpoint.name,
@@ -116,7 +134,17 @@ def load_route(name: str) -> EndpointRoute:
             variants=variants,
             failure_prefix=endpoint.failure_prefix,
             invocation_timeout_s=endpoint.invocation_timeout_s,
+            shadows=shadows,
         )
+
+
+def _model_ref(v: Variant) -> ModelRef:
+    return ModelRef(
+        name=v.model_version.model.name,
+        version=v.model_version.version,
+        framework=v.model_version.framework,
+        artifact_uri=v.model_version.artifact_uri,
+    )
 
 
 class RouteCache:

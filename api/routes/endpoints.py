@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import SessionDep
 from api.problems import problem_responses
@@ -13,6 +13,7 @@ from api.schemas import (
     EndpointCreate,
     EndpointPublic,
     EndpointUpdate,
+    ShadowReport,
     UpdateAccepted,
     VariantCreate,
     VariantPatch,
@@ -20,6 +21,7 @@ from api.schemas import (
 )
 from api.services import deployments as deployment_service
 from api.services import endpoints as endpoint_service
+from api.services import shadows as shadow_service
 
 router = APIRouter(
     prefix="/v1/endpoints",
@@ -158,3 +160,13 @@ def remove_variant(
     result = deployment_service.remove_variant(session, name, variant)
     _forget_route(request, name)
     return result
+
+
+@router.get("/{name}/shadow-report", response_model=ShadowReport)
+def shadow_report(
+    name: str,
+    session: SessionDep,
+    tolerance: float = Query(default=1e-6, ge=0, le=1e12),
+) -> ShadowReport:
+    """Each shadow variant against production: agreement, differences, errors, latencies."""
+    return shadow_service.shadow_report(session, name, tolerance)

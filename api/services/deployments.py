@@ -38,7 +38,9 @@ from api.services.endpoints import (
     load_endpoint,
     prefix_of,
     require_settled,
+    serving_shadows,
     serving_variants,
+    shadow_row,
     spec_record,
 )
 from api.services.registry import resolve_version
@@ -74,6 +76,10 @@ def identity(record: dict[str, Any]) -> dict[str, Any]:
             v["name"]: {field: v.get(field) for field in _VARIANT_IDENTITY}
             for v in record["variants"]
         },
+        "shadow_variants": {
+            v["name"]: {field: v.get(field) for field in (*_VARIANT_IDENTITY, "sampling_percent")}
+            for v in record.get("shadow_variants") or []
+        },
         "async": dict(record.get("async") or {}),
     }
 
@@ -99,6 +105,15 @@ def _current_identity(endpoint: Endpoint) -> dict[str, Any]:
                 "accelerator": v.accelerator,
             }
             for v in serving_variants(endpoint)
+        },
+        "shadow_variants": {
+            v.display_name: {
+                "model": v.model_version.model.name,
+                "model_version": v.model_version.version,
+                "accelerator": v.accelerator,
+                "sampling_percent": v.shadow_sampling_percent,
+            }
+            for v in serving_shadows(endpoint)
         },
         "async": {
             "output_prefix": endpoint.output_prefix,
@@ -145,7 +160,16 @@ def update_endpoint(
     if spec.data_capture is not None:
         capture_service.check_destination(spec.data_capture)
     versions = [resolve_version(session, v.model, v.model_version) for v in spec.variants]
-    record = spec_record(spec, versions, output_prefix=output_prefix, failure_prefix=failure_prefix)
+    shadow_versions = [
+        resolve_version(session, v.model, v.model_version) for v in spec.shadow_variants
+    ]
+    record = spec_record(
+        spec,
+        versions,
+        output_prefix=output_prefix,
+        failure_prefix=failure_prefix,
+        shadow_versions=shadow_versions,
+    )
     version = _next_version(session, endpoint)
     kind = classify_update(_current_identity(endpoint), identity(record))
     config = EndpointConfig(endpoint_id=endpoint.id, version=version, spec=record)
@@ -159,6 +183,8 @@ def update_endpoint(
             row.max_batch_size = wanted.batching.max_batch_size
             row.max_delay_ms = wanted.batching.max_delay_ms
             row.config_version = version
+        for shadow in serving_shadows(endpoint):  # unchanged (else it is a deployment)
+            shadow.config_version = version
         endpoint.config_version = version
         endpoint.data_capture = capture_service.stored(spec.data_capture)
         session.add(config)
@@ -219,6 +245,17 @@ def update_endpoint(
         )
         for v, model_version in zip(spec.variants, versions, strict=True)
     ]
+    new_variants += [
+        shadow_row(
+            shadow,
+            model_version,
+            key=f"{shadow.name}{VARIANT_KEY_SEPARATOR}{version}",
+            config_version=version,
+        )
+        for shadow, model_version in zip(spec.shadow_variants, shadow_versions, strict=True)
+    ]
+    for row in new_variants:
+        row.endpoint_id = endpoint.id
     session.add_all(new_variants)
     session.add(
         Deployment(
@@ -342,8 +379,22 @@ def roll_back(session: Session, name: str, deployment_id: str) -> DeploymentPubl
 
 
 def _record_from_rows(endpoint: Endpoint, variants: list[Variant]) -> dict[str, Any]:
-    """A config spec (as stored) for `variants` and the endpoint's current settings."""
+    """A config spec (as stored) for `variants`, the serving shadows and the endpoint's
+    current settings."""
     return {
+        "shadow_variants": [
+            {
+                "name": v.display_name,
+                "model": v.model_version.model.name,
+                "model_version": v.model_version.version,
+                "sampling_percent": v.shadow_sampling_percent,
+                "accelerator": v.accelerator,
+                "min_workers": v.min_workers,
+                "max_workers": v.max_workers,
+                "batching": {"max_batch_size": v.max_batch_size, "max_delay_ms": v.max_delay_ms},
+            }
+            for v in serving_shadows(endpoint)
+        ],
         "name": endpoint.name,
         "variants": [
             {
@@ -372,7 +423,7 @@ def add_variant(session: Session, name: str, spec: VariantCreate) -> EndpointPub
     endpoint = load_endpoint(session, name)
     require_settled(endpoint)
     serving = serving_variants(endpoint)
-    if any(v.display_name == spec.name for v in serving):
+    if any(v.display_name == spec.name for v in [*serving, *serving_shadows(endpoint)]):
         raise Conflict(f"endpoint {name!r} already has a variant {spec.name!r}")
     if len(serving) >= MAX_VARIANTS:
         raise InvalidInput(f"endpoint {name!r} has {len(serving)} variants; the most is 16")
@@ -397,16 +448,11 @@ def add_variant(session: Session, name: str, spec: VariantCreate) -> EndpointPub
     endpoint.variants.append(row)
     session.flush()
     session.refresh(row, ["model_version"])
-    for variant in serving:
+    record = _record_from_rows(endpoint, [*serving, row])
+    for variant in [*serving, *serving_shadows(endpoint)]:
         variant.config_version = version
     endpoint.config_version = version
-    session.add(
-        EndpointConfig(
-            endpoint_id=endpoint.id,
-            version=version,
-            spec=_record_from_rows(endpoint, [*serving, row]),
-        )
-    )
+    session.add(EndpointConfig(endpoint_id=endpoint.id, version=version, spec=record))
     _commit(session, name)
     namespace = get_settings().namespace
     get_redis().sadd(variants_key(namespace), queue_name(namespace, name, key))
@@ -438,13 +484,10 @@ def remove_variant(session: Session, name: str, variant_name: str) -> EndpointPu
             "give another variant a weight first"
         )
     version = _next_version(session, endpoint)
-    for variant in rest:
+    record = _record_from_rows(endpoint, rest)
+    for variant in [*rest, *serving_shadows(endpoint)]:
         variant.config_version = version
     endpoint.config_version = version  # `gone` keeps its old config: it is draining now
-    session.add(
-        EndpointConfig(
-            endpoint_id=endpoint.id, version=version, spec=_record_from_rows(endpoint, rest)
-        )
-    )
+    session.add(EndpointConfig(endpoint_id=endpoint.id, version=version, spec=record))
     _commit(session, name)
     return get_endpoint(session, name)

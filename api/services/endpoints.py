@@ -24,6 +24,7 @@ from api.schemas import (
     EndpointCreate,
     EndpointPublic,
     ScalingEventPublic,
+    ShadowVariantCreate,
     VariantPatch,
     VariantPublic,
     WeightsPatch,
@@ -83,17 +84,20 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
     latest = latest_deployments(endpoints)
     result = []
     for endpoint in endpoints:
-        variants = []
+        variants: list[VariantPublic] = []
         shares = traffic_shares(endpoint)
+        shadows: list[VariantPublic] = []
         totals: dict[int, float] = {}
         for v in endpoint.variants:
-            totals[v.config_version] = totals.get(v.config_version, 0.0) + v.weight
+            if not v.is_shadow:
+                totals[v.config_version] = totals.get(v.config_version, 0.0) + v.weight
         for variant, queue in zip(endpoint.variants, _queues(endpoint), strict=True):
             version = variant.model_version
-            share = shares.get(variant.config_version)
-            total = totals[variant.config_version]
-            variants.append(
+            share = None if variant.is_shadow else shares.get(variant.config_version)
+            total = totals.get(variant.config_version, 0.0)
+            (shadows if variant.is_shadow else variants).append(
                 VariantPublic(
+                    sampling_percent=variant.shadow_sampling_percent,
                     name=variant.display_name,
                     key=variant.name,
                     config_version=variant.config_version,
@@ -146,6 +150,7 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
                 config_version=endpoint.config_version,
                 deployment=latest.get(endpoint.id),
                 variants=variants,
+                shadow_variants=shadows,
                 async_=AsyncPublic(
                     output_prefix=endpoint.output_prefix,
                     success_topic=endpoint.success_topic,
@@ -205,8 +210,20 @@ def deployment_public(row: Deployment) -> DeploymentPublic:
 
 
 def serving_variants(endpoint: Endpoint) -> list[Variant]:
-    """The variants of the config serving now (not a deployment's new or draining ones)."""
-    return [v for v in endpoint.variants if v.config_version == endpoint.config_version]
+    """The production variants of the config serving now (not a deployment's new or
+    draining ones, not shadows)."""
+    return [
+        v
+        for v in endpoint.variants
+        if v.config_version == endpoint.config_version and not v.is_shadow
+    ]
+
+
+def serving_shadows(endpoint: Endpoint) -> list[Variant]:
+    """The shadow variants of the config serving now."""
+    return [
+        v for v in endpoint.variants if v.config_version == endpoint.config_version and v.is_shadow
+    ]
 
 
 def require_settled(endpoint: Endpoint) -> None:
@@ -226,14 +243,36 @@ def spec_record(
     *,
     output_prefix: str,
     failure_prefix: str | None,
+    shadow_versions: list[ModelVersion] | None = None,
 ) -> dict[str, Any]:
     """The spec as stored in a config: versions resolved, prefixes normalized (JSON)."""
     record: dict[str, Any] = spec.model_dump(by_alias=True, mode="json", exclude={"deployment"})
     for variant, version in zip(record["variants"], versions, strict=True):
         variant["model_version"] = version.version
+    for shadow, version in zip(record["shadow_variants"], shadow_versions or [], strict=True):
+        shadow["model_version"] = version.version
     record["async"]["output_prefix"] = output_prefix
     record["async"]["failure_prefix"] = failure_prefix
     return record
+
+
+def shadow_row(
+    spec: ShadowVariantCreate, version: ModelVersion, *, key: str, config_version: int
+) -> Variant:
+    """A shadow variant's row: weight 0 (never chosen for a caller), its sampling share set."""
+    return Variant(
+        name=key,
+        public_name=None if key == spec.name else spec.name,
+        config_version=config_version,
+        model_version_id=version.id,
+        weight=0.0,
+        shadow_sampling_percent=spec.sampling_percent,
+        accelerator=spec.accelerator,
+        min_workers=spec.min_workers,
+        max_workers=spec.max_workers,
+        max_batch_size=spec.batching.max_batch_size,
+        max_delay_ms=spec.batching.max_delay_ms,
+    )
 
 
 def prefix_of(uri: str) -> str:
@@ -274,6 +313,11 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
         endpoint.status = EndpointStatus.CREATING
     else:
         endpoint.status = EndpointStatus.IN_SERVICE
+    shadow_versions = [
+        resolve_version(session, v.model, v.model_version) for v in spec.shadow_variants
+    ]
+    for shadow, version in zip(spec.shadow_variants, shadow_versions, strict=True):
+        endpoint.variants.append(shadow_row(shadow, version, key=shadow.name, config_version=1))
     for v, version in zip(spec.variants, versions, strict=True):
         endpoint.variants.append(
             Variant(
@@ -299,7 +343,11 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
             endpoint_id=endpoint.id,
             version=1,
             spec=spec_record(
-                spec, versions, output_prefix=output_prefix, failure_prefix=failure_prefix
+                spec,
+                versions,
+                output_prefix=output_prefix,
+                failure_prefix=failure_prefix,
+                shadow_versions=shadow_versions,
             ),
         )
     )

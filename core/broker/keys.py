@@ -25,6 +25,9 @@ variant `a` and a worker `churn-a-3f9c1e@host1`:
 | `sluiceway:requeued:<job id>` | string | a reconciler's claim on requeueing one job |
 | `sluiceway:history:sluiceway.churn.a` | list | the console's sampled points of the variant |
 | `sluiceway:delivery-outcomes` | hash | webhook deliveries ended, by outcome |
+| `sluiceway:shadow-replies` | list | shadow variants' answers, for the scheduler to compare |
+| `sluiceway:shadow-prod:<copy id>` | string | the production answer a shadow copy is compared to |
+| `sluiceway:shadow-pairs:churn:s` | list | compared pairs of shadow `s` (newest first, capped) |
 
 The queue lists and the three `unacked*` keys are kombu's Redis transport
 layout (core/broker/envelope.py, core/broker/priorities.py); the contract test
@@ -138,3 +141,18 @@ def transform_pool_variant(model: str, version: int) -> str:
 def transform_done_key(namespace: str) -> str:
     """Redis list workers ring when a transform chunk is done, waking the coordinator."""
     return f"{namespace}:transform-done"
+
+
+def shadow_replies_key(namespace: str) -> str:
+    """Redis list where workers push shadow variants' answers (never a caller's reply list)."""
+    return f"{namespace}:shadow-replies"
+
+
+def shadow_production_key(namespace: str, copy_id: str) -> str:
+    """The production answer (msgpack) a shadow copy is to be compared with; expires."""
+    return f"{namespace}:shadow-prod:{copy_id}"
+
+
+def shadow_pairs_key(namespace: str, endpoint: str, shadow: str) -> str:
+    """Redis list of compared (production, shadow) pairs of one shadow variant, newest first."""
+    return f"{namespace}:shadow-pairs:{endpoint}:{shadow}"

@@ -33,6 +33,8 @@ def upgrade() -> None:
             sa.Column("config_version", sa.Integer(), nullable=False, server_default="1")
         )
         batch.add_column(sa.Column("public_name", sa.String(length=63), nullable=True))
+        # Set only on a shadow variant: the share of requests copied to it (0-100).
+        batch.add_column(sa.Column("shadow_sampling_percent", sa.Float(), nullable=True))
 
     op.create_table(
         "endpoint_configs",
@@ -77,6 +79,7 @@ def downgrade() -> None:
     op.drop_table("deployments")
     op.drop_table("endpoint_configs")
     with op.batch_alter_table("variants") as batch:
+        batch.drop_column("shadow_sampling_percent")
         batch.drop_column("public_name")
         batch.drop_column("config_version")
     with op.batch_alter_table("endpoints") as batch:

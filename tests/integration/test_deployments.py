@@ -1,7 +1,8 @@
 """Endpoint updates on real processes: in-place changes, a linear deployment under realtime
 and async load that loses nothing (with the scheduler SIGKILLed mid-way and resumed), a
-canary of a failing model that rolls back by itself, 409 on a second deployment, and
-deletion that drains or fails queued work (issue 12 item 3).
+canary of a failing model that rolls back by itself, 409 on a second deployment, a
+variant added and removed under load, a shadow that raises without touching production,
+and deletion that drains or fails queued work (issue 12 item 3).
 
 This module runs its own stack: an API, a `sluice scheduler` (no scaler backend:
 the workers are the test's) and ONE worker scoped with `--variant` to the
@@ -45,7 +46,10 @@ BAD = {"instances": [[-5000.0, 1.0, 1.0, 1.0]]}
 
 @pytest.fixture(scope="module")
 def names() -> dict[str, str]:
-    return {label: unique(label) for label in ("linear", "canary", "drained", "nobody", "live")}
+    return {
+        label: unique(label)
+        for label in ("linear", "canary", "drained", "nobody", "live", "shadow")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +65,7 @@ def dstack(
         running.workers.append(running._spawn(["scheduler"], "scheduler.log"))
         # `NAME/a` serves the deployments' new `a~2` variants too.
         served = [f"{names[label]}/a" for label in ("linear", "canary", "drained", "live")]
-        served.append(f"{names['live']}/b")
+        served += [f"{names['live']}/b", f"{names['shadow']}/a", f"{names['shadow']}/s"]
         worker = running.start_worker(*(arg for v in served for arg in ("--variant", v)))
         wait_for(lambda: worker.pid in running.heartbeat_pids(), timeout_s=60, what="the worker")
         yield running
@@ -363,3 +367,40 @@ def test_a_variant_added_and_removed_under_load_fails_nothing(
             timeout_s=30,
             what="variant b drained and removed",
         )
+
+
+def test_a_shadow_that_raises_never_changes_a_production_answer(
+    dstack: Stack, models: dict[str, str], names: dict[str, str]
+) -> None:
+    name = names["shadow"]
+    with dstack.client() as client:
+        spec = _spec(name, models["mlp"])
+        spec["shadow_variants"] = [
+            {"name": "s", "model": models["picky"], "sampling_percent": 100, "min_workers": 1}
+        ]
+        created = create_endpoint(client, spec)
+        assert [v["name"] for v in created["variants"]] == ["a"]
+        assert created["shadow_variants"][0]["sampling_percent"] == 100
+        expected = {
+            "good": client.post(f"/v1/endpoints/{name}/invocations", json=GOOD).json(),
+            "bad": client.post(f"/v1/endpoints/{name}/invocations", json=BAD).json(),
+        }
+        for _ in range(10):
+            for label, body in (("good", GOOD), ("bad", BAD)):
+                answer = client.post(f"/v1/endpoints/{name}/invocations", json=body)
+                assert answer.status_code == 200, answer.text
+                assert answer.headers["X-Invoked-Variant"] == "a"
+                assert answer.json() == expected[label]
+
+        def counted() -> dict[str, Any] | None:
+            report = client.get(f"/v1/endpoints/{name}/shadow-report").json()
+            (shadow,) = report["shadow_variants"]
+            return shadow if shadow["errors"] >= 10 and shadow["requests_compared"] >= 10 else None
+
+        shadow = wait_for(counted, timeout_s=60, what="the shadow report to count the copies")
+        assert shadow["name"] == "s"
+        assert shadow["agreement_rate"] == 1.0  # the same weights where it answers
+        assert shadow["mean_abs_diff"] == 0.0
+        assert shadow["production_p50_ms"] is not None and shadow["shadow_p99_ms"] is not None
+        bad_tolerance = client.get(f"/v1/endpoints/{name}/shadow-report?tolerance=-1")
+        assert bad_tolerance.status_code == 422

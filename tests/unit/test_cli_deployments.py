@@ -164,3 +164,13 @@ def test_rollback_without_a_deployment_in_progress_says_so(
     result = _run(app, "endpoints", "rollback", "churn")
     assert result.exit_code == 1
     assert "no deployment in progress" in result.stderr
+
+
+def test_shadow_report_passes_the_tolerance(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch, seen: list[httpx.Request]
+) -> None:
+    _serve(monkeypatch, seen, lambda _: httpx.Response(200, json={"shadow_variants": []}))
+    result = _run(app, "endpoints", "shadow-report", "churn", "--tolerance", "0.001")
+    assert result.exit_code == 0, result.output
+    assert seen[0].url.path == "/v1/endpoints/churn/shadow-report"
+    assert seen[0].url.params["tolerance"] == "0.001"
