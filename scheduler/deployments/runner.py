@@ -6,8 +6,10 @@ Each tick (`deployment_interval_s`, 0.5 s by default):
 1. every active deployment: read the new variants' counters (counters.py) and
    live workers, ask decisions.decide, and make the transition it names
    (store.py) — so a tripped threshold moves all traffic back within one tick;
-2. variants of a replaced or rolled-back config: deleted once nothing of theirs
-   is queued, reserved or unfinished (their workers then stop);
+2. variants of a replaced or rolled-back config, or removed by hand: deleted once
+   nothing of theirs is queued, reserved or unfinished (their workers then stop);
+   their jobs no worker started within `endpoint_drain_timeout_s` (at once if
+   the variant may have no worker) fail with "variant removed";
 3. endpoints `creating`: `in_service` once each variant with `min_workers` ≥ 1
    has a live worker;
 4. endpoints `deleting`: removed once their queued work is done; jobs no worker
@@ -52,6 +54,7 @@ from scheduler.loop import start_loop
 logger = logging.getLogger(__name__)
 
 ENDPOINT_DELETED = "endpoint deleted"
+VARIANT_REMOVED = "variant removed"
 
 
 def plan_of(params: dict[str, object], provision_timeout_s: float) -> Plan:
@@ -86,6 +89,7 @@ class DeploymentRunner:
         self.namespace = settings.namespace
         self.redis = client or get_redis()
         self._store: ObjectStore | None = None
+        self._draining_since: dict[str, float] = {}
 
     @property
     def object_store(self) -> ObjectStore:
@@ -176,7 +180,17 @@ class DeploymentRunner:
 
     def drain_replaced(self) -> None:
         draining = store.draining_variants(self.namespace)
+        now = time.monotonic()
+        # When this scheduler first saw each draining (a restart starts the clock again:
+        # the timeout is then later, never sooner).
+        self._draining_since = {d.queue: self._draining_since.get(d.queue, now) for d in draining}
         if draining:
+            for variant in draining:
+                waited = now - self._draining_since[variant.queue]
+                if not variant.runnable or waited >= self.settings.endpoint_drain_timeout_s:
+                    # Nothing will run its queued work: fail it with the reason, empty it.
+                    self._fail_queued(variant.endpoint, [variant.key], VARIANT_REMOVED)
+                    self.redis.delete(*priority_lists(variant.queue))
             loads = queue_loads(self.redis, self.namespace, [d.queue for d in draining])
             for variant in draining:
                 if loads[variant.queue].backlog:
@@ -208,7 +222,7 @@ class DeploymentRunner:
         for endpoint in deleting:
             waited = (utcnow() - endpoint.requested_at).total_seconds()
             if not endpoint.runnable or waited >= self.settings.endpoint_drain_timeout_s:
-                self._fail_queued(endpoint.name)
+                self._fail_queued(endpoint.name, None, ENDPOINT_DELETED)
                 if endpoint.queues:
                     self.redis.delete(*[lst for q in endpoint.queues for lst in priority_lists(q)])
             loads = queue_loads(self.redis, self.namespace, list(endpoint.queues))
@@ -221,9 +235,9 @@ class DeploymentRunner:
                     self.redis.srem(variants_key(self.namespace), *endpoint.queues)
                 logger.info("endpoint %s: drained and deleted", endpoint.name)
 
-    def _fail_queued(self, endpoint: str) -> None:
-        error = job_error(Conflict(f"{ENDPOINT_DELETED} before a worker started the job"))
-        for job_id, failure_location in store.queued_job_ids(endpoint):
+    def _fail_queued(self, endpoint: str, keys: list[str] | None, what: str) -> None:
+        error = job_error(Conflict(f"{what} before a worker started the job"))
+        for job_id, failure_location in store.queued_job_ids(endpoint, keys):
             finished_at = utcnow()
             if not write_failure_document(
                 self.object_store,

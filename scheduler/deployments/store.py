@@ -51,6 +51,7 @@ class DrainingVariant:
     endpoint: str
     key: str
     queue: str
+    runnable: bool = True  # it may have a worker (max_workers ≥ 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +181,7 @@ def draining_variants(namespace: str) -> list[DrainingVariant]:
     """Variants of a config neither serving nor next (replaced or rolled back)."""
     with session_scope() as session:
         rows = session.execute(
-            select(Endpoint.name, Variant.name)
+            select(Endpoint.name, Variant.name, Variant.max_workers)
             .join(Variant, Variant.endpoint_id == Endpoint.id)
             .where(
                 Endpoint.delete_requested_at.is_(None),
@@ -189,7 +190,9 @@ def draining_variants(namespace: str) -> list[DrainingVariant]:
                 | (Variant.config_version != Endpoint.next_config_version),
             )
         ).all()
-    return [DrainingVariant(e, k, queue_name(namespace, e, k)) for e, k in rows]
+    return [
+        DrainingVariant(e, k, queue_name(namespace, e, k), runnable=most > 0) for e, k, most in rows
+    ]
 
 
 def unfinished_jobs(endpoint: str, keys: list[str] | None = None) -> int:
@@ -275,14 +278,15 @@ def deleting_endpoints(namespace: str) -> list[DeletingEndpoint]:
         ]
 
 
-def queued_job_ids(endpoint: str) -> list[tuple[str, str | None]]:
-    """The endpoint's jobs no worker has started: (id, failure_location)."""
+def queued_job_ids(endpoint: str, keys: list[str] | None = None) -> list[tuple[str, str | None]]:
+    """The endpoint's jobs (of these variant keys) no worker has started: (id, failure_location)."""
     with session_scope() as session:
-        rows = session.execute(
-            select(Job.id, Job.failure_location).where(
-                Job.endpoint == endpoint, Job.status == JobStatus.QUEUED
-            )
-        ).all()
+        query = select(Job.id, Job.failure_location).where(
+            Job.endpoint == endpoint, Job.status == JobStatus.QUEUED
+        )
+        if keys is not None:
+            query = query.where(Job.variant.in_(keys))
+        rows = session.execute(query).all()
     return [(row.id, row.failure_location) for row in rows]
 
 

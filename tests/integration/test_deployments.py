@@ -48,7 +48,7 @@ BAD = {"instances": [[-5000.0, 1.0, 1.0, 1.0]]}
 def names() -> dict[str, str]:
     return {
         label: unique(label)
-        for label in ("linear", "canary", "drained", "nobody", "live", "shadow")
+        for label in ("linear", "canary", "drained", "nobody", "live", "shadow", "orphan")
     }
 
 
@@ -404,3 +404,35 @@ def test_a_shadow_that_raises_never_changes_a_production_answer(
         assert shadow["production_p50_ms"] is not None and shadow["shadow_p99_ms"] is not None
         bad_tolerance = client.get(f"/v1/endpoints/{name}/shadow-report?tolerance=-1")
         assert bad_tolerance.status_code == 422
+
+
+def test_a_removed_variant_that_cannot_run_fails_its_queued_jobs_with_the_reason(
+    dstack: Stack, models: dict[str, str], names: dict[str, str]
+) -> None:
+    """Issue 12.3 for variants: queued work of a removed variant never lingers."""
+    name = names["orphan"]  # no worker serves it
+    with dstack.client() as client:
+        variants = [
+            {"name": "a", "model": models["mlp"]},
+            {"name": "b", "model": models["mlp"], "max_workers": 0},
+        ]
+        create_endpoint(client, {"name": name, "variants": variants})
+        jobs = [
+            client.post(
+                f"/v1/endpoints/{name}/async-invocations",
+                json=GOOD,
+                headers={"X-Target-Variant": "b"},
+            ).json()["job_id"]
+            for _ in range(2)
+        ]
+        assert client.delete(f"/v1/endpoints/{name}/variants/b").status_code == 202
+        for job_id in jobs:
+            job = wait_job(client, job_id, timeout_s=30)
+            assert job["status"] == "failed" and "variant removed" in job["error"]
+        wait_for(
+            lambda: (
+                [v["key"] for v in client.get(f"/v1/endpoints/{name}").json()["variants"]] == ["a"]
+            ),
+            timeout_s=30,
+            what="variant b removed",
+        )
