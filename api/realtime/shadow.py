@@ -1,4 +1,5 @@
-"""Shadow copies of realtime requests: sampled, queued at the lowest priority, never awaited.
+"""Shadow copies of realtime requests and inline async jobs: sampled, queued at the lowest
+priority, never awaited.
 
 For each shadow variant of the serving config, a request is copied with the
 shadow's `sampling_percent` chance (a 10 % shadow gets about one request in
@@ -110,3 +111,32 @@ async def _store(state: Any, key: str, shadow: str, record: bytes) -> None:
         await state.replies.redis.set(key, record, ex=PRODUCTION_TTL_S)
     except Exception:
         logger.warning("production answer for shadow %s not kept", shadow, exc_info=True)
+
+
+def send_async_copies(
+    state: Any,
+    *,
+    route: EndpointRoute,
+    body: bytes,
+    content_type: str,
+    accept: str | None,
+    namespace: str,
+    rng: random.Random,
+    job_id: str,
+) -> None:
+    """Copy an accepted async job's inline input to the sampled shadows.
+
+    The production answer is the job's output: the comparer reads it once the
+    job has finished (its record names the job instead of holding an answer).
+    """
+    for copy_id, shadow in send_copies(
+        state,
+        route=route,
+        body=body,
+        content_type=content_type,
+        accept=accept,
+        namespace=namespace,
+        rng=rng,
+    ):
+        record = pack({"endpoint": route.name, "shadow": shadow, "job_id": job_id})
+        _spawn(_store(state, shadow_production_key(namespace, copy_id), shadow, record))

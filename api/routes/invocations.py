@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from api import metrics, payloads
 from api.headers import header_text
 from api.problems import problem_responses
-from api.realtime import lane
+from api.realtime import lane, shadow
 from api.realtime.routing import RouteCache
 from api.schemas import AsyncAccepted
 from api.services import invocations
@@ -141,6 +141,17 @@ async def invoke_async(
             request_ttl_s=request_ttl_s,
         )
     )
+    if route.shadows and body and job.attempts == 0:
+        shadow.send_async_copies(
+            request.app.state,
+            route=route,
+            body=body,
+            content_type=content_type,
+            accept=request.headers.get("accept"),
+            namespace=settings.namespace,
+            rng=_rng,
+            job_id=job.id,
+        )
     metrics.count_async(endpoint=name, variant=job.variant, outcome="accepted")
     inference_id = job.inference_id or job.id
     accepted = AsyncAccepted(

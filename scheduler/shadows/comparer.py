@@ -6,7 +6,10 @@ answer under `shadow-prod:<copy id>` (api/realtime/shadow.py). Each tick takes u
 to `BATCH` answers, looks their production answers up in one round trip, and
 keeps each pair (core/shadow_compare.make_pair) on the shadow's capped list,
 newest first (`KEEP` pairs). An answer whose production record is not there yet
-waits up to `WAIT_S`; then it is dropped (the production caller timed out).
+waits up to `WAIT_S`; then it is dropped (the production caller timed out). A copy
+of an async job is compared with the job's output once the job has ended (read
+from the object store), waiting up to `JOB_WAIT_S`; the job's run time stands for
+production's latency.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import redis
 
 from core.broker import get_redis, shadow_pairs_key, shadow_production_key, shadow_replies_key
 from core.config import Settings
+from core.db import session_scope
 from core.protocol import pack, unpack
 from core.shadow_compare import make_pair
-from core.tables import public_variant_name
+from core.states import JOB_UNFINISHED, JobStatus
+from core.storage import S3Location, get_store
+from core.tables import Job, public_variant_name
 from scheduler.loop import start_loop
 
 logger = logging.getLogger(__name__)
@@ -29,6 +35,7 @@ logger = logging.getLogger(__name__)
 BATCH = 500
 KEEP = 10_000
 WAIT_S = 60.0
+JOB_WAIT_S = 600.0  # an async job's copy waits this long for the job to end
 TICK_S = 0.5
 
 
@@ -59,8 +66,16 @@ class ShadowComparer:
                 if now - seen_at > WAIT_S:
                     del self.waiting[copy_id]
                 continue
-            del self.waiting[copy_id]
             production = unpack(record)
+            if "job_id" in production:
+                # An async job's copy: production's answer is the job's output, once it ends.
+                answer = self._job_answer(str(production["job_id"]))
+                if answer is None:
+                    if now - seen_at > JOB_WAIT_S:
+                        del self.waiting[copy_id]
+                    continue
+                production.update(answer)
+            del self.waiting[copy_id]
             key = shadow_pairs_key(
                 self.namespace,
                 str(production["endpoint"]),
@@ -71,6 +86,25 @@ class ShadowComparer:
             pipe.delete(shadow_production_key(self.namespace, copy_id))
         pipe.execute()
         return len(raw) >= BATCH
+
+    def _job_answer(self, job_id: str) -> dict[str, object] | None:
+        """An async job's answer as a production record's fields; None while it runs."""
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.status in JOB_UNFINISHED:
+                return None
+            status, location = job.status, job.output_location
+            content_type = job.output_content_type
+            started, finished = job.started_at, job.finished_at
+        took_ms = (finished - started).total_seconds() * 1000 if started and finished else 0.0
+        if status != JobStatus.SUCCEEDED:
+            return {"ok": False, "body": b"", "model_ms": took_ms}
+        try:
+            body = get_store().get_bytes(S3Location.parse_object(location))
+        except Exception:
+            logger.warning("job %s: output not readable for its shadow", job_id, exc_info=True)
+            return {"ok": False, "body": b"", "model_ms": took_ms}
+        return {"ok": True, "body": body, "content_type": content_type, "model_ms": took_ms}
 
     def idle(self, stop: threading.Event) -> None:
         stop.wait(TICK_S)

@@ -392,10 +392,18 @@ def test_a_shadow_that_raises_never_changes_a_production_answer(
                 assert answer.headers["X-Invoked-Variant"] == "a"
                 assert answer.json() == expected[label]
 
+        # Async jobs are copied too; each is compared with its job's output once it ends.
+        jobs = [
+            client.post(f"/v1/endpoints/{name}/async-invocations", json=body).json()["job_id"]
+            for body in (GOOD, BAD, GOOD, BAD)
+        ]
+        for job_id in jobs:
+            assert wait_job(client, job_id)["status"] == "succeeded"
+
         def counted() -> dict[str, Any] | None:
             report = client.get(f"/v1/endpoints/{name}/shadow-report").json()
             (shadow,) = report["shadow_variants"]
-            return shadow if shadow["errors"] >= 10 and shadow["requests_compared"] >= 10 else None
+            return shadow if shadow["errors"] >= 12 and shadow["requests_compared"] >= 12 else None
 
         shadow = wait_for(counted, timeout_s=60, what="the shadow report to count the copies")
         assert shadow["name"] == "s"
