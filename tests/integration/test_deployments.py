@@ -12,8 +12,10 @@ left out of its list has no worker at all.
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +107,7 @@ class Load:
         self.statuses: Counter[int] = Counter()
         self.configs: Counter[str] = Counter()
         self.variants: Counter[str] = Counter()
+        self.timeline: list[tuple[float, str]] = []  # (answered at, config)
         self.jobs: list[str] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -115,7 +118,9 @@ class Load:
             while not self.stop.is_set():
                 answer = client.post(f"/v1/endpoints/{self.name}/invocations", json=self.body)
                 self.statuses[answer.status_code] += 1
-                self.configs[answer.headers.get("X-Config-Version", "?")] += 1
+                config = answer.headers.get("X-Config-Version", "?")
+                self.configs[config] += 1
+                self.timeline.append((time.time(), config))
                 self.variants[answer.headers.get("X-Invoked-Variant", "?")] += 1
                 sent += 1
                 if sent % 5 == 0:
@@ -207,6 +212,12 @@ def test_a_linear_update_under_load_loses_nothing_and_resumes_after_a_scheduler_
         assert all(s["outcome"] == "passed" for s in done["steps"])
         assert set(load.statuses) == {200}, load.statuses  # nothing failed
         assert load.configs["1"] > 0 and load.configs["2"] > 0
+        # The 50 % step really split the traffic: both configs answered within it.
+        half = done["steps"][0]
+        start = dt.datetime.fromisoformat(half["started_at"]).timestamp()
+        end = dt.datetime.fromisoformat(half["finished_at"]).timestamp()
+        during = Counter(config for at, config in load.timeline if start < at <= end)
+        assert during["1"] > 0 and during["2"] > 0, during
         for job_id in load.jobs:
             assert wait_job(client, job_id)["status"] == "succeeded"
         endpoint = client.get(f"/v1/endpoints/{name}").json()
