@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from core.protocol import Invocation, ModelRef
@@ -24,9 +24,11 @@ def async_invocation(session: Session, job: Job) -> Invocation | None:
         .where(
             Endpoint.name == job.endpoint,
             Variant.name == job.variant,
-            # An endpoint re-created under the same name after the job was accepted is
-            # another endpoint: its model never runs an old endpoint's job.
-            Endpoint.created_at <= job.created_at,
+            # An endpoint re-created under the same name is another endpoint: its model
+            # never runs an old endpoint's job.
+            Endpoint.created_at == job.endpoint_created_at
+            if job.endpoint_created_at is not None
+            else Endpoint.created_at <= job.created_at,
         )
     ).scalar_one_or_none()
     if row is None:
@@ -47,4 +49,16 @@ def async_invocation(session: Session, job: Job) -> Invocation | None:
         input_location=job.input_location,
         output_location=job.output_location,
         enqueued_ms=int(time.time() * 1000),
+    )
+
+
+def same_endpoint() -> ColumnElement[bool]:
+    """SQL: the `Endpoint` row is the one that accepted the `Job` row.
+
+    Jobs carry their endpoint's `created_at` as stored (exact, whatever the API
+    hosts' clocks); jobs from before that column fall back to "created before the job".
+    """
+    return or_(
+        Endpoint.created_at == Job.endpoint_created_at,
+        Job.endpoint_created_at.is_(None) & (Endpoint.created_at <= Job.created_at),
     )

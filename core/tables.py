@@ -292,6 +292,9 @@ class Job(Base):
         server_default=str(DEFAULT_INVOCATION_TIMEOUT_S),
     )
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The accepting endpoint's created_at, as stored (migration 0009; NULL before): a
+    # worker starts the job only on that endpoint, never on one re-created under its name.
+    endpoint_created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # `<failure_prefix><job_id>.error.json`: where its error document goes if it fails.
     failure_location: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -9,6 +9,7 @@ is visible at once; one made through another API process within that second.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 import threading
@@ -57,6 +58,8 @@ class EndpointRoute:
     # Async options, for the jobs this process accepts.
     failure_prefix: str | None = None
     invocation_timeout_s: int = DEFAULT_INVOCATION_TIMEOUT_S
+    # When the endpoint was created (as stored): names this endpoint, not a re-created one.
+    created_at: dt.datetime | None = None
     # Shadow variants of the serving config, each with its sampling share (0-100).
     shadows: tuple[tuple[VariantRoute, float], ...] = ()
 
@@ -135,6 +138,7 @@ def load_route(name: str) -> EndpointRoute:
             failure_prefix=endpoint.failure_prefix,
             invocation_timeout_s=endpoint.invocation_timeout_s,
             shadows=shadows,
+            created_at=endpoint.created_at,
         )
 
 

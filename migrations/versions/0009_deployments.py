@@ -36,6 +36,13 @@ def upgrade() -> None:
         # Set only on a shadow variant: the share of requests copied to it (0-100).
         batch.add_column(sa.Column("shadow_sampling_percent", sa.Float(), nullable=True))
 
+    with op.batch_alter_table("jobs") as batch:
+        # Which endpoint took the job (its created_at, as stored): a worker starts a
+        # job only on that endpoint, never on one re-created under the same name.
+        batch.add_column(
+            sa.Column("endpoint_created_at", sa.DateTime(timezone=True), nullable=True)
+        )
+
     op.create_table(
         "endpoint_configs",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -78,6 +85,8 @@ def downgrade() -> None:
     op.drop_index("ix_deployments_state", table_name="deployments")
     op.drop_table("deployments")
     op.drop_table("endpoint_configs")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("endpoint_created_at")
     with op.batch_alter_table("variants") as batch:
         batch.drop_column("shadow_sampling_percent")
         batch.drop_column("public_name")

@@ -283,3 +283,22 @@ def test_a_worker_never_starts_a_job_of_an_endpoint_deleted_and_created_again(
     session.commit()
     assert started == {} and expired == {}
     assert job(session, "old").status == "queued"  # the reconciler fails it
+
+
+def test_a_job_names_its_endpoint_exactly_whatever_the_api_hosts_clocks(
+    session: Session,
+) -> None:
+    """A job carries the created_at of the endpoint that accepted it: a worker starts it on
+    that endpoint even if the accepting API host's clock ran behind, and never on another
+    endpoint of the same name."""
+    current = session.query(Endpoint).one().created_at
+    # Accepted by this endpoint on a host whose clock is an hour behind.
+    add_job(
+        session, "skewed", created_at=current - dt.timedelta(hours=1), endpoint_created_at=current
+    )
+    # Accepted by an endpoint of the same name deleted since.
+    add_job(session, "orphan", endpoint_created_at=current - dt.timedelta(days=3))
+    started, _ = start_jobs(session, ["skewed", "orphan"])
+    session.commit()
+    assert set(started) == {"skewed"}
+    assert job(session, "orphan").status == "queued"

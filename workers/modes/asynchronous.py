@@ -40,6 +40,7 @@ from core.errors import (
     job_error,
 )
 from core.failures import write_failure_document
+from core.jobs import same_endpoint
 from core.outbox import record_job_event
 from core.states import JOB_UNFINISHED, JobStatus
 from core.storage import S3Location
@@ -174,7 +175,7 @@ def start_jobs(
             or_(Job.expires_at.is_(None), Job.expires_at > now, Job.attempts > 0),
             # Only on the endpoint that accepted it: a job of a deleted endpoint is never
             # started by one re-created under its name (the reconciler fails it instead).
-            exists().where(Endpoint.name == Job.endpoint, Endpoint.created_at <= Job.created_at),
+            exists().where(Endpoint.name == Job.endpoint, same_endpoint()),
         )
         .values(status=JobStatus.RUNNING, started_at=now, attempts=Job.attempts + 1)
         .returning(Job.id, Job.attempts, Job.invocation_timeout_s, Job.failure_location),
