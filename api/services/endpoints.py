@@ -139,7 +139,7 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
         if status == EndpointStatus.CREATING and all(
             current.get(queue, 0) >= 1
             for variant, queue in zip(endpoint.variants, _queues(endpoint), strict=True)
-            if variant.min_workers >= 1
+            if variant.min_workers >= 1 and not variant.is_shadow
         ):
             # Its workers consume already; the scheduler records it within a tick.
             status = EndpointStatus.IN_SERVICE

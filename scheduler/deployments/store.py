@@ -247,7 +247,10 @@ def creating_endpoints(namespace: str) -> dict[str, list[NewVariant]]:
         rows = session.execute(
             select(Endpoint.name, Variant.name, Variant.min_workers)
             .join(Variant, Variant.endpoint_id == Endpoint.id)
-            .where(Endpoint.status == EndpointStatus.CREATING)
+            .where(
+                Endpoint.status == EndpointStatus.CREATING,
+                Variant.shadow_sampling_percent.is_(None),  # production variants only
+            )
         ).all()
     result: dict[str, list[NewVariant]] = {}
     for name, key, minimum in rows:
