@@ -73,6 +73,7 @@ class HandlerHost:
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: socket.socket | None = None
         self._in_host: set[str] = set()  # handlers loaded in the current host
+        self.batch_modes: dict[str, str | None] = {}  # key → its `batch_predict` mode
         self._lock = threading.Lock()
         self.starts = 0  # how many host processes this worker has started
         atexit.register(self.stop)
@@ -81,10 +82,14 @@ class HandlerHost:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def load(self, key: str, path: Path) -> None:
-        """Load the handler bundle at `path` under `key` now (ModelError if it will not load)."""
+    def load(self, key: str, path: Path) -> str | None:
+        """Load the handler bundle at `path` under `key` now (ModelError if it will not load).
+
+        Returns its batch mode: None, "list" or "stack" (workers/runners/python.py).
+        """
         with self._lock:
             self._ensure_loaded(key, path)
+            return self.batch_modes.get(key)
 
     def invoke(
         self,
@@ -106,6 +111,33 @@ class HandlerHost:
             )
         payload, out_type = reply
         return payload, out_type
+
+    def invoke_batch(
+        self,
+        key: str,
+        path: Path,
+        calls: list[tuple[bytes, str, str | None]],
+        *,
+        timeout_s: float,
+    ) -> list[tuple[bytes, str] | SluicewayError]:
+        """Run a batching handler's calls in one round trip: each call's answer or error.
+
+        InvocationTimeout (for all of them) after `timeout_s` seconds.
+        """
+        with self._lock:
+            self._ensure_loaded(key, path)
+            replies = self._request(
+                ("invoke_batch", key, calls),
+                timeout_s=timeout_s,
+                doing=f"running handler {path.name} on a batch of {len(calls)}",
+            )
+        out: list[tuple[bytes, str] | SluicewayError] = []
+        for status, *rest in replies:
+            if status == "ok":
+                out.append(rest[0])
+            else:
+                out.append(ERROR_KINDS.get(str(rest[0]), ModelError)(str(rest[1])))
+        return out
 
     def unload(self, key: str) -> None:
         """Drop a handler from the host (the worker's model cache evicted it)."""
@@ -137,7 +169,7 @@ class HandlerHost:
     def _ensure_loaded(self, key: str, path: Path) -> None:
         if key in self._in_host and self._conn is not None:
             return
-        self._request(
+        self.batch_modes[key] = self._request(
             ("load", key, str(path), self.device),
             timeout_s=LOAD_TIMEOUT_S,
             doing=f"loading {path.name}",
@@ -216,13 +248,21 @@ class HostedPythonRunner(Runner):
         self.host = host
         self.path = path
         self.key = str(path)
-        host.load(self.key, path)
+        # "list" / "stack": the worker sends it whole batches (`invoke_batch`).
+        self.batch_mode = host.load(self.key, path)
 
     def invoke(
         self, body: bytes, content_type: str, accept: str | None, *, timeout_s: float | None = None
     ) -> tuple[bytes, str]:
         limit = timeout_s if timeout_s is not None else float(DEFAULT_INVOCATION_TIMEOUT_S)
         return self.host.invoke(self.key, self.path, body, content_type, accept, timeout_s=limit)
+
+    def invoke_batch(
+        self, calls: list[tuple[bytes, str, str | None]], *, timeout_s: float | None = None
+    ) -> list[tuple[bytes, str] | SluicewayError]:
+        """A batching handler's answers to many calls at once (one per call, in order)."""
+        limit = timeout_s if timeout_s is not None else float(DEFAULT_INVOCATION_TIMEOUT_S)
+        return self.host.invoke_batch(self.key, self.path, calls, timeout_s=limit)
 
     def close(self) -> None:
         self.host.unload(self.key)
@@ -300,10 +340,12 @@ def serve(conn: socket.socket) -> None:
         try:
             if op == "invoke":
                 reply: tuple[Any, ...] = ("ok", handlers[key].invoke(*args))
+            elif op == "invoke_batch":
+                reply = ("ok", handlers[key].run_batch(*args))
             elif op == "load":
                 path, device = args
                 handlers[key] = PythonRunner(Path(path), device)
-                reply = ("ok", None)
+                reply = ("ok", handlers[key].batch_mode)
             elif op == "unload":
                 handlers.pop(key, None)
                 reply = ("ok", None)
