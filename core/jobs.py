@@ -11,6 +11,7 @@ import time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.pipeline import TARGET_CONTAINER
 from core.protocol import Invocation, ModelRef
 from core.tables import Endpoint, Job, ModelVersion, Variant
 
@@ -25,7 +26,7 @@ def async_invocation(session: Session, job: Job) -> Invocation | None:
     ).scalar_one_or_none()
     if row is None:
         return None
-    return Invocation(
+    invocation = Invocation(
         job_id=job.id,
         mode="async",
         endpoint=job.endpoint,
@@ -42,3 +43,6 @@ def async_invocation(session: Session, job: Job) -> Invocation | None:
         output_location=job.output_location,
         enqueued_ms=int(time.time() * 1000),
     )
+    if job.target_container:
+        invocation.extra[TARGET_CONTAINER] = job.target_container
+    return invocation

@@ -33,12 +33,13 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 import redis
 
-from core import codecs
 from core.broker import PRIORITY
-from core.errors import InvocationTimeout, ModelError, SluicewayError, describe
+from core.errors import InvocationTimeout, ModelError, NotFound, SluicewayError, describe
+from core.pipeline import TARGET_CONTAINER
 from core.protocol import Invocation, Mode
 from core.storage import ObjectStore
 from workers import capture
@@ -51,6 +52,7 @@ from workers.modes.asynchronous import Asynchronous
 from workers.modes.realtime import Realtime
 from workers.modes.transform import Transform
 from workers.runners.base import NumericRunner, Runner
+from workers.runners.pipeline import PipelineRunner
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +152,11 @@ class Executor:
     def _parse(self, handler: ModeHandler, item: InFlight, payload: bytes) -> None:
         try:
             runner = self.cache.get(item.inv.model)
+            target = item.inv.extra.get(TARGET_CONTAINER)
+            if target is not None:  # direct mode: one step of a pipeline, alone
+                if not isinstance(runner, PipelineRunner):
+                    raise NotFound(f"model {item.inv.model.key} is not a pipeline")
+                runner = runner.step_runner(str(target))
             item.runner = runner
             handler.parse(item, runner, payload)
         except SluicewayError as exc:
@@ -169,7 +176,12 @@ class Executor:
         settings: BatchSettings,
         stats: BatchStats,
     ) -> None:
-        merged = run_merged(runner.predict, group, settings.max_batch_size)
+        predict = (
+            partial(runner.predict_steps, timings=stats.step_seconds)
+            if isinstance(runner, PipelineRunner)
+            else runner.predict
+        )
+        merged = run_merged(predict, group, settings.max_batch_size)
         stats.model_s += merged.model_s
         stats.calls += merged.calls
         stats.rows += merged.rows
@@ -184,10 +196,15 @@ class Executor:
                     row: _as_error(exc).detail for row, exc in outcome.row_errors.items()
                 }
             else:
-                accept = codecs.response_type(item.inv.content_type, item.inv.accept)
-                item.output = codecs.encode_predictions(
-                    item.predictions, accept, blank_lines=item.blank_lines
-                )
+                try:
+                    item.output = runner.encode(
+                        item.predictions,
+                        item.inv.content_type,
+                        item.inv.accept,
+                        blank_lines=item.blank_lines,
+                    )
+                except SluicewayError as exc:  # a pipeline's last step's output_fn
+                    item.error = exc
 
     def _run_handler(self, item: InFlight, stats: BatchStats) -> None:
         runner: Runner | None = item.runner

@@ -23,6 +23,7 @@ from core.broker import queue_name
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import NotFound, NotReady
+from core.pipeline import target_step
 from core.protocol import ModelRef
 from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S
 
@@ -35,6 +36,17 @@ class VariantRoute:
     weight: float
     model: ModelRef
     queue: str
+    # A pipeline's steps as (name, framework), in order; empty for any other model.
+    steps: tuple[tuple[str, str], ...] = ()
+
+    def input_framework(self, target: str | None) -> str:
+        """The framework that reads the request body: the model's, a pipeline's first
+        step's, or (direct mode, `X-Target-Container`) the targeted step's; NotFound (404)
+        for a step the model does not have."""
+        if target is not None:
+            index = target_step([name for name, _ in self.steps], target, model=self.model.name)
+            return self.steps[index][1]
+        return self.steps[0][1] if self.steps else self.model.framework
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,9 @@ def load_route(name: str) -> EndpointRoute:
                     artifact_uri=v.model_version.artifact_uri,
                 ),
                 queue=queue_name(namespace, endpoint.name, v.name),
+                steps=tuple(
+                    (step["name"], step["framework"]) for step in v.model_version.steps or ()
+                ),
             )
             for v in endpoint.variants
         )

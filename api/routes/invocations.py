@@ -52,7 +52,12 @@ PAYLOAD_BODY: dict[str, Any] = {
         "requestBody": {**PAYLOAD_BODY, "required": True},
         "parameters": [
             {"name": header, "in": "header", "required": False, "schema": {"type": "string"}}
-            for header in ("X-Target-Variant", "X-Timeout-Ms", "X-Inference-Id")
+            for header in (
+                "X-Target-Variant",
+                "X-Target-Container",
+                "X-Timeout-Ms",
+                "X-Inference-Id",
+            )
         ],
     },
     responses={200: {"description": "The model's output", "content": {"application/json": {}}}},
@@ -79,6 +84,9 @@ async def invoke_async(
     x_input_location: str | None = Header(default=None),
     x_callback_url: str | None = Header(default=None),
     x_inference_id: str | None = Header(default=None),
+    x_target_container: str | None = Header(
+        default=None, description="Run only this step of a pipeline model (direct mode)."
+    ),
     idempotency_key: str | None = Header(default=None),
     x_request_ttl_s: str | None = Header(
         default=None,
@@ -100,6 +108,7 @@ async def invoke_async(
     x_target_variant = header_text("X-Target-Variant", x_target_variant)
     x_input_location = header_text("X-Input-Location", x_input_location)
     x_inference_id = header_text("X-Inference-Id", x_inference_id)
+    x_target_container = header_text("X-Target-Container", x_target_container)
     request_ttl_s = invocations.header_seconds(
         "X-Request-Ttl-S", x_request_ttl_s, maximum=MAX_REQUEST_TTL_S
     )
@@ -115,10 +124,10 @@ async def invoke_async(
     if x_input_location:
         if body:
             raise BadRequest("send either a body or X-Input-Location, not both")
-        if variant.model.framework != "python":
+        if variant.input_framework(x_target_container) != "python":
             codecs.check_supported(content_type)
     else:
-        payloads.validate_payload(body, content_type, variant.model.framework)
+        payloads.validate_payload(body, content_type, variant.input_framework(x_target_container))
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
     if x_inference_id is not None:
@@ -138,6 +147,7 @@ async def invoke_async(
             inference_id=x_inference_id,
             invocation_timeout_s=invocation_timeout_s,
             request_ttl_s=request_ttl_s,
+            target_container=x_target_container,
         )
     )
     metrics.count_async(endpoint=name, variant=job.variant, outcome="accepted")

@@ -30,6 +30,7 @@ from core.errors import (
     QueueUnavailable,
 )
 from core.failures import failure_location
+from core.pipeline import TARGET_CONTAINER
 from core.protocol import Invocation
 from core.states import JobStatus
 from core.storage import S3Location, get_store
@@ -68,11 +69,13 @@ def submit_async(
     inference_id: str | None,
     invocation_timeout_s: int | None = None,
     request_ttl_s: int | None = None,
+    target_container: str | None = None,
 ) -> Job:
     """Record and enqueue one async job; with a known Idempotency-Key, return the first one.
 
     `invocation_timeout_s` overrides the endpoint's; `request_ttl_s` sets the
-    job's expiry. Blocking (SQL, S3, Redis): the route runs it in a worker thread.
+    job's expiry; `target_container` runs one pipeline step alone. Blocking (SQL,
+    S3, Redis): the route runs it in a worker thread.
     """
     settings = get_settings()
     if idempotency_key:
@@ -118,6 +121,7 @@ def submit_async(
         idempotency_key=idempotency_key,
         callback_url=callback_url,
         inference_id=inference_id,
+        target_container=target_container,
     )
     try:
         with session_scope() as session:
@@ -141,6 +145,8 @@ def submit_async(
         enqueued_ms=int(time.time() * 1000),
         inference_id=inference_id,
     )
+    if target_container is not None:
+        invocation.extra[TARGET_CONTAINER] = target_container
     try:
         enqueue(invocation)
     except Exception as exc:

@@ -14,13 +14,13 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from api.schemas import ModelPublic, ModelVersionPublic
+from api.schemas import ModelPublic, ModelVersionPublic, PipelineStepPublic
 from api.services.artifact_check import validate_artifact
 from core.config import NAME_PATTERN, get_settings
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
@@ -58,7 +58,10 @@ def _check_name(name: str, framework: str) -> None:
     if not re.fullmatch(NAME_PATTERN, name):
         raise InvalidInput(f"model name {name!r} must match {NAME_PATTERN}")
     if framework not in FRAMEWORKS:
-        raise InvalidInput(f"framework {framework!r} is not one of {list(FRAMEWORKS)}")
+        hint = (
+            " (a pipeline is registered as JSON with its steps)" if framework == "pipeline" else ""
+        )
+        raise InvalidInput(f"framework {framework!r} is not one of {list(FRAMEWORKS)}{hint}")
 
 
 def _next_version(session: Session, name: str) -> tuple[Model, int]:
@@ -74,9 +77,17 @@ def _next_version(session: Session, name: str) -> tuple[Model, int]:
     return model, (latest or 0) + 1
 
 
-def _add_version(
-    session: Session, *, name: str, framework: str, artifact_uri: str, size: int, sha256: str | None
+def add_version(
+    session: Session,
+    *,
+    name: str,
+    framework: str,
+    artifact_uri: str,
+    size: int,
+    sha256: str | None,
+    steps: list[dict[str, Any]] | None = None,
 ) -> ModelVersionPublic:
+    """Record the next version of `name` (created on first use); `steps` for a pipeline."""
     # Two registrations of one name at once race for the same version number;
     # the unique constraint catches it and the loser simply takes the next one.
     for _attempt in range(5):
@@ -88,6 +99,7 @@ def _add_version(
             artifact_uri=artifact_uri,
             size_bytes=size,
             sha256=sha256,
+            steps=steps,
         )
         session.add(row)
         try:
@@ -131,7 +143,7 @@ def register_upload(
     # object, and a version's artifact can never be overwritten by another one.
     location = S3Location(settings.s3_bucket, f"models/{name}/{digest.hexdigest()}/{safe_name}")
     get_store().put_stream(location, stream, "application/octet-stream", length=size)
-    return _add_version(
+    return add_version(
         session,
         name=name,
         framework=framework,
@@ -164,7 +176,7 @@ def register_uri(
             for chunk in store.iter_chunks(location):
                 out.write(chunk)
         validate_artifact(framework, str(local))
-    return _add_version(
+    return add_version(
         session,
         name=name,
         framework=framework,
@@ -183,6 +195,7 @@ def _version_public(name: str, row: ModelVersion) -> ModelVersionPublic:
         size_bytes=row.size_bytes,
         sha256=row.sha256,
         created_at=row.created_at,
+        steps=[PipelineStepPublic(**step) for step in row.steps] if row.steps else None,
     )
 
 
@@ -194,6 +207,7 @@ def _model_public(model: Model) -> ModelPublic:
         framework=versions[-1].framework if versions else "",
         created_at=model.created_at,
         versions=versions,
+        steps=versions[-1].steps if versions else None,
     )
 
 

@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import orjson
 import pytest
 
 from devstack.servers import SeaweedServer
+from tests.integration import models
 from tests.integration.conftest import (
     Stack,
     create_endpoint,
@@ -25,6 +28,7 @@ from tests.integration.conftest import (
     register,
     unique,
     wait_for,
+    wait_job,
 )
 
 pytestmark = pytest.mark.integration
@@ -49,11 +53,101 @@ def predict_fn(batch, model):
 """
 
 
+# A pipeline's first step: takes the JSON instances, doubles every feature.
+PREP = """
+import json
+
+import numpy as np
+
+
+def input_fn(body, content_type):
+    return np.asarray(json.loads(body)["instances"], dtype=np.float32)
+
+
+def predict_fn(rows, model):
+    if (rows < -1000).any():
+        raise ValueError("feature below -1000")
+    return rows * 2
+"""
+
+# Its last step: a probability in, [probability, label] out, its own output_fn.
+POST = """
+import json
+
+
+def predict_fn(probabilities, model):
+    return [[p, int(p > 0.5)] for p in probabilities]
+
+
+def output_fn(predictions, accept):
+    return json.dumps({"scored": predictions}), "application/json"
+"""
+
+
+def prep(rows: list[list[float]]) -> list[list[float]]:
+    return (np.asarray(rows, dtype=np.float32) * 2).tolist()
+
+
+def post(probabilities: list[float]) -> list[list[float]]:
+    return [[p, int(p > 0.5)] for p in probabilities]
+
+
 @pytest.fixture(scope="module")
 def pstack(s3: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("pipelines")
-    with private_stack(s3, home, HANDLER_TEST_CALL_LOG=str(home / "calls.log")) as running:
+    with private_stack(
+        s3,
+        home,
+        HANDLER_TEST_CALL_LOG=str(home / "calls.log"),
+        SLUICEWAY_SCALER_BACKEND="none",  # the tests start their workers themselves
+        SLUICEWAY_TRANSFORM_INTERVAL_S="0.2",
+    ) as running:
+        scheduler = running._spawn(["scheduler"], "scheduler.log")
+        running.workers.append(scheduler)  # stopped (SIGTERM) with the stack
         yield running
+
+
+@pytest.fixture(scope="module")
+def churn(
+    pstack: Stack, model_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """Three registered steps (python prep → xgboost → python post), the pipeline over
+    them and an endpoint serving it (no worker yet)."""
+    folder = tmp_path_factory.mktemp("steps")
+    names = {"prep": unique("prep"), "xgb": unique("xgb"), "post": unique("post")}
+    with pstack.client() as client:
+        register(client, names["prep"], "python", bundle(folder / "prep.tar.gz", PREP))
+        register(client, names["xgb"], "xgboost", model_files["xgb"])
+        register(client, names["post"], "python", bundle(folder / "post.tar.gz", POST))
+        names["pipeline"] = unique("churn")
+        response = client.post(
+            "/v1/models",
+            json={
+                "name": names["pipeline"],
+                "framework": "pipeline",
+                "steps": [
+                    {"name": "prep", "model": names["prep"], "model_version": 1},
+                    {"name": "xgb", "model": names["xgb"]},
+                    {"name": "post", "model": names["post"]},
+                ],
+            },
+        )
+        assert response.status_code == 201, response.text
+        names["endpoint"] = unique("churn")
+        create_endpoint(
+            client,
+            {
+                "name": names["endpoint"],
+                "variants": [
+                    {
+                        "name": "a",
+                        "model": names["pipeline"],
+                        "batching": {"max_batch_size": 64, "max_delay_ms": 5},
+                    }
+                ],
+            },
+        )
+    return names
 
 
 def bundle(path: Path, source: str) -> Path:
@@ -73,6 +167,12 @@ def serve(stack: Stack, endpoint: str) -> None:
         timeout_s=60,
         what=f"a worker serving {endpoint}/a",
     )
+
+
+def ensure_served(stack: Stack, endpoint: str) -> None:
+    """A worker serves the endpoint (started by an earlier test, or now)."""
+    if variant(stack, endpoint)["workers"]["current"] == 0:
+        serve(stack, endpoint)
 
 
 def variant(stack: Stack, endpoint: str) -> dict[str, Any]:
@@ -146,3 +246,102 @@ def test_a_batching_handler_gets_whole_batches_and_a_bad_request_fails_alone(
     # All 16 in the first call; then bisection isolates the bad one (16 → 8 → 4 → 2 → 1).
     assert calls[0] == 16, calls
     assert len(calls) <= 1 + 2 * 4, calls
+
+
+def test_a_pipeline_answers_as_its_steps_called_by_hand_and_a_bad_record_fails_alone(
+    pstack: Stack, churn: dict[str, str], model_files: dict[str, Path]
+) -> None:
+    """Sixteen callers wait in the queue, then one worker takes them as one batch: one
+    call per step for all of them, and the poisoned request fails naming its step."""
+    payloads = [models.random_rows(1 + i % 3, seed=i) for i in range(16)]
+    payloads[5] = [[-5000.0, 0.0, 0.0, 0.0]]
+    responses = queue_then_serve(pstack, churn["endpoint"], payloads)
+    for index, (rows, response) in enumerate(zip(payloads, responses, strict=True)):
+        if index == 5:
+            assert response.status_code == 424, response.text
+            detail = response.json()["detail"]
+            assert "pipeline step 'prep'" in detail and "feature below -1000" in detail
+            continue
+        assert response.status_code == 200, response.text
+        expected = post(models.predict_xgboost(model_files["xgb"], prep(rows)))
+        got = response.json()["scored"]
+        models.assert_close([p for p, _ in got], [p for p, _ in expected])
+        assert [label for _, label in got] == [label for _, label in expected]
+
+    with pstack.client() as client:
+        shown = client.get(f"/v1/models/{churn['pipeline']}").json()
+    assert shown["framework"] == "pipeline"
+    assert [(s["name"], s["model"], s["version"]) for s in shown["steps"]] == [
+        ("prep", churn["prep"], 1),
+        ("xgb", churn["xgb"], 1),
+        ("post", churn["post"], 1),
+    ]
+    text = httpx.get(f"{pstack.api_url}/metrics", timeout=10).text
+    for step in ("prep", "xgb", "post"):
+        assert (
+            f'sluiceway_pipeline_step_seconds_count{{endpoint="{churn["endpoint"]}",'
+            f'step="{step}",variant="a"}}'
+        ) in text or (
+            f'sluiceway_pipeline_step_seconds_count{{endpoint="{churn["endpoint"]}",'
+            f'variant="a",step="{step}"}}'
+        ) in text, text[-3000:]
+
+
+def test_direct_mode_runs_one_step_alone_and_an_unknown_step_is_404(
+    pstack: Stack, churn: dict[str, str], model_files: dict[str, Path]
+) -> None:
+    rows = models.random_rows(3, seed=42)
+    ensure_served(pstack, churn["endpoint"])
+    with pstack.client() as client:
+        url = f"/v1/endpoints/{churn['endpoint']}/invocations"
+        xgb = client.post(url, json={"instances": rows}, headers={"X-Target-Container": "xgb"})
+        assert xgb.status_code == 200, xgb.text
+        models.assert_close(
+            xgb.json()["predictions"], models.predict_xgboost(model_files["xgb"], rows)
+        )
+        first = client.post(url, json={"instances": rows}, headers={"X-Target-Container": "prep"})
+        assert first.status_code == 200, first.text
+        models.assert_close(first.json()["predictions"], prep(rows))
+        unknown = client.post(
+            url, json={"instances": rows}, headers={"X-Target-Container": "scale"}
+        )
+        assert unknown.status_code == 404, unknown.text
+        assert "'prep', 'xgb', 'post'" in unknown.json()["detail"]
+
+
+def test_an_async_job_runs_the_whole_pipeline(
+    pstack: Stack, churn: dict[str, str], model_files: dict[str, Path]
+) -> None:
+    rows = models.random_rows(4, seed=7)
+    ensure_served(pstack, churn["endpoint"])
+    with pstack.client() as client:
+        accepted = client.post(
+            f"/v1/endpoints/{churn['endpoint']}/async-invocations", json={"instances": rows}
+        )
+        assert accepted.status_code == 202, accepted.text
+        job = wait_job(client, accepted.json()["job_id"])
+        assert job["status"] == "succeeded", job
+        output = client.get(f"/v1/jobs/{job['job_id']}/output")
+    expected = post(models.predict_xgboost(model_files["xgb"], prep(rows)))
+    got = orjson.loads(output.content)["scored"]
+    models.assert_close([p for p, _ in got], [p for p, _ in expected])
+
+
+def test_bad_pipelines_are_422(pstack: Stack, churn: dict[str, str]) -> None:
+    def attempt(steps: list[dict[str, Any]]) -> httpx.Response:
+        with pstack.client() as client:
+            return client.post(
+                "/v1/models",
+                json={"name": unique("bad"), "framework": "pipeline", "steps": steps},
+            )
+
+    unknown = attempt([{"name": "a", "model": churn["xgb"]}, {"name": "b", "model": "nope"}])
+    assert unknown.status_code == 422 and "step 'b'" in unknown.json()["detail"], unknown.text
+    sixteen = attempt([{"name": f"s{i}", "model": churn["xgb"]} for i in range(16)])
+    assert sixteen.status_code == 422 and "2 to 15 steps" in sixteen.json()["detail"]
+    nested = attempt(
+        [{"name": "a", "model": churn["xgb"]}, {"name": "inner", "model": churn["pipeline"]}]
+    )
+    assert nested.status_code == 422 and "itself a pipeline" in nested.json()["detail"]
+    twice = attempt([{"name": "a", "model": churn["xgb"]}, {"name": "a", "model": churn["xgb"]}])
+    assert twice.status_code == 422 and "two steps are named 'a'" in twice.json()["detail"]

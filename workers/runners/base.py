@@ -97,8 +97,22 @@ class NumericRunner(Runner):
             )
         return predictions
 
+    def encode(
+        self,
+        predictions: list[Any],
+        content_type: str,
+        accept: str | None,
+        *,
+        blank_lines: tuple[int, ...] = (),
+    ) -> tuple[bytes, str]:
+        """One request's answer from its predictions, as the payload protocol says
+        (a pipeline's last python step encodes its own)."""
+        return codecs.encode_predictions(
+            predictions, codecs.response_type(content_type, accept), blank_lines=blank_lines
+        )
+
     def invoke(
         self, body: bytes, content_type: str, accept: str | None, *, timeout_s: float | None = None
     ) -> tuple[bytes, str]:
         predictions = self.predict(self.to_array(body, content_type))
-        return codecs.encode_predictions(predictions, codecs.response_type(content_type, accept))
+        return self.encode(predictions, content_type, accept)

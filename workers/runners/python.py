@@ -229,6 +229,55 @@ class PythonRunner(Runner):
             payload = payload.encode()
         return bytes(payload), str(out_type)
 
+    # --- as a pipeline step (workers/runners/pipeline.py): values in, values out ----------
+
+    def traits(self) -> dict[str, Any]:
+        """What the worker needs to know of the handler without importing it."""
+        return {
+            "batch_mode": self.batch_mode,
+            "whole_payload_output": self.whole_payload_output,
+            "output_fn": self.output_fn is not _default_output,
+        }
+
+    def decode_instances(self, body: bytes, content_type: str) -> Any:
+        """`input_fn` as a pipeline's first step: the request's instances (one item each)."""
+        data = self._decode(body, content_type)
+        if _count(data) is None:
+            raise ModelError(
+                f"input_fn returned a {type(data).__name__}, not one item per instance: "
+                "a pipeline's steps pass instances on"
+            )
+        if isinstance(data, np.ndarray):
+            return data
+        return list(data)
+
+    def predict_values(self, values: Any) -> list[Any]:
+        """`predict_fn` on a whole batch's instances (a pipeline step): one value per instance.
+
+        A batching handler of the "list" kind gets them as one request (`[values]`).
+        """
+        try:
+            if self.batch_mode == "list":
+                (predictions,) = self.predict_fn([values], self.model)
+            else:
+                predictions = self.predict_fn(values, self.model)
+        except (InvalidInput, ModelError):
+            raise
+        except Exception as exc:
+            raise ModelError(f"the handler raised {describe(exc)}") from exc
+        check_one_per_instance(values, predictions)
+        if isinstance(predictions, np.ndarray):
+            result: list[Any] = predictions.tolist()
+            return result
+        return list(predictions)
+
+    def encode_values(self, predictions: list[Any], content_type: str, accept: str | None) -> Any:
+        """`output_fn` as a pipeline's last step: one request's answer (payload, type)."""
+        return self._encode(predictions, content_type, accept)
+
+
+STEP_METHODS = ("decode_instances", "predict_values", "encode_values")
+
 
 def batch_mode_of(declared: Any) -> str | None:
     """A handler's `batch_predict` as a mode: None (one request per call), "list" or "stack".
