@@ -29,6 +29,16 @@ class Result(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
+class PipelineStep(Result):
+    """A pipeline step as registered: the exact model version it runs."""
+
+    name: str
+    model: str
+    version: int
+    framework: str
+    artifact_uri: str
+
+
 class ModelVersion(Result):
     name: str
     version: int
@@ -37,6 +47,7 @@ class ModelVersion(Result):
     size_bytes: int | None = None
     sha256: str | None = None
     created_at: dt.datetime
+    steps: list[PipelineStep] | None = None  # a pipeline's, in order
 
 
 class Model(Result):
@@ -45,6 +56,7 @@ class Model(Result):
     framework: str
     created_at: dt.datetime
     versions: list[ModelVersion] = Field(default_factory=list)
+    steps: list[PipelineStep] | None = None  # the latest version's, for a pipeline
 
 
 class Batching(Result):

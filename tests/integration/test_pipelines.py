@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from devstack.servers import SeaweedServer
+from sluiceway import Client
 from tests.integration import models
 from tests.integration.conftest import (
     Stack,
@@ -30,6 +31,7 @@ from tests.integration.conftest import (
     wait_for,
     wait_job,
 )
+from tests.integration.test_transform import csv_text, get, lines, put, submit, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -120,19 +122,14 @@ def churn(
         register(client, names["xgb"], "xgboost", model_files["xgb"])
         register(client, names["post"], "python", bundle(folder / "post.tar.gz", POST))
         names["pipeline"] = unique("churn")
-        response = client.post(
-            "/v1/models",
-            json={
-                "name": names["pipeline"],
-                "framework": "pipeline",
-                "steps": [
-                    {"name": "prep", "model": names["prep"], "model_version": 1},
-                    {"name": "xgb", "model": names["xgb"]},
-                    {"name": "post", "model": names["post"]},
-                ],
-            },
+    # Through the SDK, with the CLI's step syntax: [STEP=]MODEL[:VERSION].
+    with Client(pstack.api_url) as sdk:
+        version = sdk.models.register_pipeline(
+            names["pipeline"], f"prep={names['prep']}:1,xgb={names['xgb']},post={names['post']}"
         )
-        assert response.status_code == 201, response.text
+    assert version.framework == "pipeline" and version.steps is not None
+    assert [step.name for step in version.steps] == ["prep", "xgb", "post"]
+    with pstack.client() as client:
         names["endpoint"] = unique("churn")
         create_endpoint(
             client,
@@ -345,3 +342,34 @@ def test_bad_pipelines_are_422(pstack: Stack, churn: dict[str, str]) -> None:
     assert nested.status_code == 422 and "itself a pipeline" in nested.json()["detail"]
     twice = attempt([{"name": "a", "model": churn["xgb"]}, {"name": "a", "model": churn["xgb"]}])
     assert twice.status_code == 422 and "two steps are named 'a'" in twice.json()["detail"]
+
+
+def test_a_batch_transform_runs_the_pipeline_and_a_bad_record_fails_alone(
+    pstack: Stack, churn: dict[str, str], s3: SeaweedServer, model_files: dict[str, Path]
+) -> None:
+    ensure_served(pstack, churn["endpoint"])
+    rows = models.random_rows(40, seed=11)
+    rows[17] = [-5000.0, 0.0, 0.0, 0.0]  # prep raises for this record alone
+    source, target = unique("in"), unique("out")
+    put(s3, source, "data/a.csv", csv_text(rows).encode())
+    accepted = submit(
+        pstack,
+        {
+            "endpoint": churn["endpoint"],
+            "input_prefix": f"s3://{source}/data/",
+            "output_prefix": f"s3://{target}/results/",
+            "content_type": "text/csv",
+            "max_failed_records_percent": 5,
+        },
+    )
+    done = wait_status(pstack, accepted["job_id"])
+    assert done["processed_records"] == 40 and done["failed_records"] == 1
+    out = lines(get(s3, target, "results/a.csv.out"))
+    assert len(out) == 40 and out[17] == ""
+    good = [row for index, row in enumerate(rows) if index != 17]
+    expected = post(models.predict_xgboost(model_files["xgb"], prep(good)))
+    got = [[float(v) for v in line.split(",")] for index, line in enumerate(out) if index != 17]
+    models.assert_close(got, expected)
+    errors = lines(get(s3, target, "results/a.csv.err"))
+    assert len(errors) == 1 and errors[0].startswith("18\t"), errors
+    assert "pipeline step 'prep'" in errors[0] and "feature below -1000" in errors[0]
