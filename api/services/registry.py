@@ -38,20 +38,24 @@ def sniff_artifact(framework: str, head: bytes) -> None:
     torch: TorchScript and torch.export archives are zip files ("PK\\x03\\x04").
     xgboost: a saved Booster is JSON or UBJSON, both starting with "{".
     python: a handler bundle is a gzip-compressed tar ("\\x1f\\x8b").
+    torch, xgboost: or a SageMaker `model.tar.gz` (gzip) holding one
+    (workers/runners/sagemaker.py; the load check then says what it found).
     """
     stripped = head.lstrip()
+    tarball = head.startswith(b"\x1f\x8b")
     ok = {
-        "torch": head.startswith(b"PK\x03\x04"),
-        "xgboost": stripped.startswith(b"{"),
-        "python": head.startswith(b"\x1f\x8b"),
+        "torch": head.startswith(b"PK\x03\x04") or tarball,
+        "xgboost": stripped.startswith(b"{") or tarball,
+        "python": tarball,
     }[framework]
     if not ok:
         expected = {
-            "torch": "a TorchScript or torch.export archive (zip)",
-            "xgboost": "a saved Booster in JSON or UBJ format",
+            "torch": "a TorchScript or torch.export archive (zip), or a SageMaker model.tar.gz",
+            "xgboost": "a saved Booster in JSON or UBJ format, or a SageMaker model.tar.gz",
             "python": "a .tar.gz handler bundle",
         }[framework]
-        raise InvalidInput(f"the file is not {expected} (starts with {head[:8]!r})")
+        found = " (a Python pickle: never loaded)" if head.startswith(b"\x80") else ""
+        raise InvalidInput(f"the file is not {expected} (starts with {head[:8]!r}){found}")
 
 
 def _check_name(name: str, framework: str) -> None:

@@ -373,3 +373,83 @@ def test_a_batch_transform_runs_the_pipeline_and_a_bad_record_fails_alone(
     errors = lines(get(s3, target, "results/a.csv.err"))
     assert len(errors) == 1 and errors[0].startswith("18\t"), errors
     assert "pipeline step 'prep'" in errors[0] and "feature below -1000" in errors[0]
+
+
+INFERENCE_PY = """
+import json
+
+import numpy as np
+
+
+def input_fn(body, content_type):
+    return np.asarray(json.loads(body)["instances"], dtype=np.float32)
+
+
+def output_fn(prediction, accept):
+    return json.dumps({"scores": np.asarray(prediction).tolist()}), "application/json"
+"""
+
+
+def tarball(path: Path, files: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_sagemaker_model_tar_gz_artifacts_register_and_serve(
+    pstack: Stack, model_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """An XGBoost `xgboost-model` and a TorchScript model with `code/inference.py`, as a
+    SageMaker training job packs them; a pickled `xgboost-model` is refused."""
+    xgb_tar = tarball(tmp_path / "xgb.tar.gz", {"xgboost-model": model_files["xgb"].read_bytes()})
+    torch_tar = tarball(
+        tmp_path / "torch.tar.gz",
+        {
+            "model.pth": model_files["torch"].read_bytes(),
+            "code/inference.py": INFERENCE_PY.encode(),
+        },
+    )
+    pickled = tarball(tmp_path / "pickled.tar.gz", {"xgboost-model": b"\x80\x04\x95fake"})
+    endpoints = {"xgb": unique("smx"), "torch": unique("smt")}
+    with pstack.client() as client:
+        for label, framework, path in (("xgb", "xgboost", xgb_tar), ("torch", "torch", torch_tar)):
+            model = register(client, unique(label), framework, path)
+            create_endpoint(
+                client,
+                {"name": endpoints[label], "variants": [{"name": "a", "model": model["name"]}]},
+            )
+        with pickled.open("rb") as f:
+            refused = client.post(
+                "/v1/models",
+                data={"name": unique("pk"), "framework": "xgboost"},
+                files={"file": ("model.tar.gz", f, "application/octet-stream")},
+            )
+        assert refused.status_code == 422, refused.text
+        assert "is a Python pickle" in refused.json()["detail"]
+
+    pstack.start_worker(
+        "--variant", f"{endpoints['xgb']}/a", "--variant", f"{endpoints['torch']}/a"
+    )
+    for endpoint in endpoints.values():
+        wait_for(
+            lambda endpoint=endpoint: variant(pstack, endpoint)["workers"]["current"] >= 1,
+            timeout_s=60,
+            what=f"a worker serving {endpoint}",
+        )
+    rows = models.random_rows(3, seed=21)
+    with pstack.client() as client:
+        xgb = client.post(f"/v1/endpoints/{endpoints['xgb']}/invocations", json={"instances": rows})
+        assert xgb.status_code == 200, xgb.text
+        models.assert_close(
+            xgb.json()["predictions"], models.predict_xgboost(model_files["xgb"], rows)
+        )
+        scored = client.post(
+            f"/v1/endpoints/{endpoints['torch']}/invocations", json={"instances": rows}
+        )
+        assert scored.status_code == 200, scored.text
+        models.assert_close(
+            scored.json()["scores"], models.predict_torch(model_files["torch"], rows)
+        )

@@ -74,6 +74,7 @@ class HandlerHost:
         self._conn: socket.socket | None = None
         self._in_host: set[str] = set()  # handlers loaded in the current host
         self.traits: dict[str, dict[str, Any]] = {}  # key → PythonRunner.traits()
+        self.frameworks: dict[str, str] = {}  # key → "python", or "torch" (a model.tar.gz)
         self._lock = threading.Lock()
         self.starts = 0  # how many host processes this worker has started
         atexit.register(self.stop)
@@ -82,7 +83,7 @@ class HandlerHost:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def load(self, key: str, path: Path) -> dict[str, Any]:
+    def load(self, key: str, path: Path, *, framework: str = "python") -> dict[str, Any]:
         """Load the handler bundle at `path` under `key` now (ModelError if it will not load).
 
         Returns its traits: `batch_mode` (None, "list" or "stack"),
@@ -90,6 +91,7 @@ class HandlerHost:
         workers/runners/python.py reads them.
         """
         with self._lock:
+            self.frameworks[key] = framework
             self._ensure_loaded(key, path)
             return self.traits[key]
 
@@ -182,7 +184,7 @@ class HandlerHost:
         if key in self._in_host and self._conn is not None:
             return
         self.traits[key] = self._request(
-            ("load", key, str(path), self.device),
+            ("load", key, str(path), self.device, self.frameworks.get(key, "python")),
             timeout_s=LOAD_TIMEOUT_S,
             doing=f"loading {path.name}",
         )
@@ -256,11 +258,11 @@ class HandlerHost:
 class HostedPythonRunner(Runner):
     """A python handler as the worker sees it: calls forwarded to its host process."""
 
-    def __init__(self, host: HandlerHost, path: Path) -> None:
+    def __init__(self, host: HandlerHost, path: Path, *, framework: str = "python") -> None:
         self.host = host
         self.path = path
         self.key = str(path)
-        traits = host.load(self.key, path)
+        traits = host.load(self.key, path, framework=framework)
         # "list" / "stack": the worker sends it whole batches (`invoke_batch`).
         self.batch_mode: str | None = traits["batch_mode"]
         self.whole_payload_output: bool = traits["whole_payload_output"]
@@ -383,8 +385,8 @@ def serve(conn: socket.socket) -> None:
                     raise ValueError(f"not a step method: {method!r}")
                 reply = ("ok", getattr(handlers[key], method)(*call_args))
             elif op == "load":
-                path, device = args
-                handlers[key] = PythonRunner(Path(path), device)
+                path, device, framework = args
+                handlers[key] = PythonRunner(Path(path), device, framework=framework)
                 reply = ("ok", handlers[key].traits())
             elif op == "unload":
                 handlers.pop(key, None)

@@ -33,6 +33,7 @@ import os
 import shutil
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -71,17 +72,29 @@ def _default_output(prediction: Any, accept: str) -> tuple[bytes, str]:
 
 
 class PythonRunner(Runner):
-    def __init__(self, path: Path, device: str) -> None:
+    """A handler bundle loaded in this process. `framework="torch"`: a SageMaker PyTorch
+    `model.tar.gz` whose `code/inference.py` may leave `model_fn`/`predict_fn` to
+    SageMaker's defaults (the tarball's archive, run on the rows as a tensor)."""
+
+    def __init__(self, path: Path, device: str, *, framework: str = "python") -> None:
         self.model_dir = path.parent / (path.name + ".d")
         if not self.model_dir.exists():
             self._unpack(path)
         module = self._import_handler()
+        default_predict: Callable[[Any, Any], Any] = _default_predict
+        default_model: Callable[[str], Any] | None = None
+        if framework == "torch":  # SageMaker PyTorch's defaults, where the handler has none
+            from workers.runners import sagemaker
+
+            default_predict = sagemaker.torch_predict
+            if not hasattr(module, "model_fn"):
+                default_model = partial(sagemaker.torch_model_fn, path, device)
         self.input_fn: Callable[[bytes, str], Any] = getattr(module, "input_fn", _default_input)
-        self.predict_fn: Callable[[Any, Any], Any] = getattr(module, "predict_fn", _default_predict)
+        self.predict_fn: Callable[[Any, Any], Any] = getattr(module, "predict_fn", default_predict)
         self.output_fn: Callable[[Any, str], Any] = getattr(module, "output_fn", _default_output)
         self.whole_payload_output = bool(getattr(module, "whole_payload_output", False))
         self.batch_mode = batch_mode_of(getattr(module, "batch_predict", False))
-        model_fn = getattr(module, "model_fn", None)
+        model_fn = getattr(module, "model_fn", default_model)
         try:
             self.model = model_fn(str(self.model_dir)) if model_fn else None
         except Exception as exc:
