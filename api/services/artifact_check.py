@@ -149,8 +149,12 @@ _checker = Checker()
 
 
 def _is_tarball(path: str) -> bool:
-    with open(path, "rb") as file:
-        return file.read(2) == b"\x1f\x8b"
+    """Whether `path` is a gzip file (a bundle or a SageMaker model.tar.gz)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(2) == b"\x1f\x8b"
+    except OSError:
+        return False  # the checker reports the missing file as it always has
 
 
 def validate_artifact(framework: str, path: str) -> None:

@@ -90,7 +90,7 @@ def test_a_pickled_booster_is_refused_never_unpickled(tmp_path: Path) -> None:
 
 def test_a_tarball_without_a_model_says_what_it_holds(tmp_path: Path) -> None:
     path = tarball(tmp_path / "model.tar.gz", {"notes.txt": b"hi", "code/x.py": b""})
-    with pytest.raises(InvalidInput, match=r"holds no xgboost-model.*found: \['code/x.py'"):
+    with pytest.raises(InvalidInput, match=r"holds no saved Booster file .*found: \['code/x.py'"):
         load_runner("xgboost", path, "cpu")
     with pytest.raises(InvalidInput, match="holds no TorchScript"):
         load_runner("torch", tarball(tmp_path / "t.tar.gz", {"a.txt": b"x"}), "cpu")

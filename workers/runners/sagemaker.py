@@ -16,8 +16,8 @@ file as `xgboost` or `torch` works as is (registration checks it the same way):
 
 The tarball is unpacked once per host next to the cached artifact
 (`<file>.d/`), with tarfile's "data" filter so it cannot write outside it.
-Every error says what was found: "model.tar.gz holds no xgboost-model, *.json
-or *.ubj file (found: ['model.pth', 'code/inference.py'])".
+Every error says what was found: "model.tar.gz holds no saved Booster file
+(xgboost-model, *.json, *.ubj; found: ['model.pth', 'code/inference.py'])".
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ def xgboost_model(path: Path) -> Path:
     if len(candidates) != 1:
         what = "no" if not candidates else f"{len(candidates)} candidate"
         raise InvalidInput(
-            f"{path.name} holds {what} xgboost-model, *.json or *.ubj file"
-            f"{'s' if len(candidates) > 1 else ''} (found: {found[:LISTED]})"
+            f"{path.name} holds {what} saved Booster file{'s' if len(candidates) > 1 else ''} "
+            f"(xgboost-model, *.json, *.ubj; found: {found[:LISTED]})"
         )
     model = folder / candidates[0]
     head = model.read_bytes()[:8]
