@@ -324,6 +324,28 @@ def test_an_async_job_runs_the_whole_pipeline(
     models.assert_close([p for p, _ in got], [p for p, _ in expected])
 
 
+def test_an_async_job_in_direct_mode_runs_its_step_alone(
+    pstack: Stack, churn: dict[str, str], model_files: dict[str, Path]
+) -> None:
+    rows = models.random_rows(2, seed=8)
+    ensure_served(pstack, churn["endpoint"])
+    url = f"/v1/endpoints/{churn['endpoint']}/async-invocations"
+    with pstack.client() as client:
+        unknown = client.post(
+            url, json={"instances": rows}, headers={"X-Target-Container": "scale"}
+        )
+        assert unknown.status_code == 404, unknown.text
+        accepted = client.post(url, json={"instances": rows}, headers={"X-Target-Container": "xgb"})
+        assert accepted.status_code == 202, accepted.text
+        job = wait_job(client, accepted.json()["job_id"])
+        assert job["status"] == "succeeded", job
+        output = client.get(f"/v1/jobs/{job['job_id']}/output")
+    models.assert_close(
+        orjson.loads(output.content)["predictions"],
+        models.predict_xgboost(model_files["xgb"], rows),
+    )
+
+
 def test_bad_pipelines_are_422(pstack: Stack, churn: dict[str, str]) -> None:
     def attempt(steps: list[dict[str, Any]]) -> httpx.Response:
         with pstack.client() as client:
