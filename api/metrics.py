@@ -48,7 +48,13 @@ from core.broker import (
 )
 from core.config import get_settings
 from core.db import session_scope
-from core.worker_metrics import BATCH_SIZE_BUCKETS, SECONDS_BUCKETS, cumulative_buckets
+from core.worker_metrics import (
+    BATCH_SIZE_BUCKETS,
+    SECONDS_BUCKETS,
+    cumulative_buckets,
+    step_field,
+    step_names,
+)
 
 REGISTRY = CollectorRegistry()
 LABELS = ("endpoint", "variant")
@@ -119,6 +125,11 @@ class WorkerMetrics(Collector):
             "Time from enqueue to being taken by a worker.",
             labels=LABELS,
         )
+        steps = HistogramMetricFamily(
+            "sluiceway_pipeline_step_seconds",
+            "Time of one pipeline step per batch (one call of that step for the whole batch).",
+            labels=[*LABELS, "step"],
+        )
         counters = {
             name: CounterMetricFamily(f"sluiceway_worker_{name}", doc, labels=LABELS)
             for name, doc in (
@@ -148,7 +159,14 @@ class WorkerMetrics(Collector):
             )
             for name, family in counters.items():
                 family.add_metric(labels, values.get(name, 0.0))
-        yield from (batch, model, wait, *counters.values())
+            for step in step_names(values):
+                field = step_field(step)
+                steps.add_metric(
+                    [*labels, step],
+                    cumulative_buckets(values, field, SECONDS_BUCKETS),
+                    values.get(f"{field}_sum", 0.0),
+                )
+        yield from (batch, model, wait, steps, *counters.values())
         yield from _model_cache_metrics(redis, settings.namespace, queues, hashes)
 
 

@@ -77,6 +77,33 @@ class ModelCreate(Strict):
     artifact_uri: S3ObjectUri
 
 
+class PipelineStepCreate(Strict):
+    """One step of a pipeline: a registered model (its latest version unless given)."""
+
+    name: Name
+    model: Name
+    model_version: Int | None = Field(default=None, ge=1, le=MAX_INT)
+
+
+class PipelineCreate(Strict):
+    """JSON registration of a serial inference pipeline (2 to 15 steps, in order)."""
+
+    name: Name
+    framework: Literal["pipeline"]
+    # Lengths are checked by the registry (core/pipeline.py) so the 422 names the count.
+    steps: list[PipelineStepCreate]
+
+
+class PipelineStepPublic(BaseModel):
+    """A pipeline step as registered: the model version it resolved to."""
+
+    name: str
+    model: str
+    version: int
+    framework: str
+    artifact_uri: str
+
+
 class ModelVersionPublic(BaseModel):
     name: str
     version: int
@@ -85,6 +112,7 @@ class ModelVersionPublic(BaseModel):
     size_bytes: int | None = None
     sha256: str | None = None
     created_at: dt.datetime
+    steps: list[PipelineStepPublic] | None = None  # a pipeline's steps, in order
 
 
 class ModelPublic(BaseModel):
@@ -93,6 +121,7 @@ class ModelPublic(BaseModel):
     framework: str
     created_at: dt.datetime
     versions: list[ModelVersionPublic]
+    steps: list[PipelineStepPublic] | None = None  # the latest version's, for a pipeline
 
 
 # --- endpoints ----------------------------------------------------------------

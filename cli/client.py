@@ -24,6 +24,7 @@ from cli import api_client as http
 from cli.api_client import ApiUrlOption
 from core.codecs import CSV, JSON
 from core.states import JobStatus
+from sluiceway._plans import pipeline_steps
 
 USAGE_ERROR = 2  # the exit code click uses for bad arguments; ours match it
 
@@ -271,14 +272,38 @@ models_app = typer.Typer(help="Register and inspect models.", no_args_is_help=Tr
 @models_app.command("register")
 def models_register(
     name: Annotated[str, typer.Argument(help="Model name; registering it again adds a version.")],
-    framework: Annotated[Framework, typer.Option(help="How workers load the artifact.")],
+    framework: Annotated[
+        Framework | None,
+        typer.Option(help="How workers load the artifact (not for a pipeline)."),
+    ] = None,
     file: Annotated[Path | None, typer.Argument(help="The artifact to upload.")] = None,
     artifact_uri: Annotated[
         str | None, typer.Option(help="Register an s3:// object instead of uploading FILE.")
     ] = None,
+    pipeline: Annotated[
+        str | None,
+        typer.Option(
+            help="Register a serial inference pipeline of registered models, in order: "
+            "[STEP=]MODEL[:VERSION],... e.g. prep:1,xgb,post."
+        ),
+    ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            help='A pipeline spec file: JSON {"steps": [{"name","model","model_version"}]}.'
+        ),
+    ] = None,
     api_url: ApiUrlOption = None,
 ) -> None:
-    """Register a model version from a local FILE (uploaded) or an --artifact-uri."""
+    """Register a model version from a local FILE (uploaded) or an --artifact-uri; or a
+    pipeline of registered models (--pipeline or --spec)."""
+    if pipeline is not None or spec is not None:
+        steps = _pipeline_steps(pipeline, spec, framework, file, artifact_uri)
+        with http.session(api_url) as api:
+            http.print_json(api.models.register_pipeline(name, steps).to_json())
+        return
+    if framework is None:
+        http.fail("give --framework (or --pipeline / --spec for a pipeline)", code=USAGE_ERROR)
     if (file is None) == (artifact_uri is None):
         http.fail("give exactly one of FILE or --artifact-uri", code=USAGE_ERROR)
     with http.session(api_url) as api:
@@ -297,6 +322,38 @@ def models_register(
                     name, framework=framework.value, file=handle, filename=file.name
                 )
         http.print_json(version.to_json())
+
+
+def _pipeline_steps(
+    pipeline: str | None,
+    spec: Path | None,
+    framework: Framework | None,
+    file: Path | None,
+    artifact_uri: str | None,
+) -> list[dict[str, Any]]:
+    """The steps of `--pipeline` or `--spec`; a usage error for anything mixed in or malformed."""
+    if pipeline is not None and spec is not None:
+        http.fail("give one of --pipeline or --spec", code=USAGE_ERROR)
+    if framework is not None or file is not None or artifact_uri is not None:
+        http.fail(
+            "a pipeline takes no FILE, --framework or --artifact-uri: its steps are "
+            "registered models",
+            code=USAGE_ERROR,
+        )
+    try:
+        if spec is not None:
+            document = json.loads(spec.read_bytes())
+            if not isinstance(document, dict) or not isinstance(document.get("steps"), list):
+                http.fail(f'{str(spec)!r} has no "steps" list', code=USAGE_ERROR)
+            return pipeline_steps(document["steps"])
+        assert pipeline is not None
+        return pipeline_steps(pipeline)
+    except OSError as exc:
+        http.fail(f"cannot read {str(spec)!r}: {exc.strerror}", code=USAGE_ERROR)
+    except json.JSONDecodeError as exc:
+        http.fail(f"{str(spec)!r} is not JSON: {exc}", code=USAGE_ERROR)
+    except ValueError as exc:
+        http.fail(str(exc), code=USAGE_ERROR)
 
 
 @models_app.command("list")

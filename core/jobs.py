@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.broker.keys import component_of
 from core.multi_model import target_ref
+from core.pipeline import TARGET_CONTAINER
 from core.protocol import Invocation, ModelRef
 from core.tables import Endpoint, InferenceComponent, Job, ModelVersion, Variant
 
@@ -68,7 +69,7 @@ def async_invocation(session: Session, job: Job) -> Invocation | None:
     model = _model_of(session, job)
     if model is None:
         return None
-    return Invocation(
+    invocation = Invocation(
         job_id=job.id,
         mode="async",
         endpoint=job.endpoint,
@@ -80,6 +81,9 @@ def async_invocation(session: Session, job: Job) -> Invocation | None:
         output_location=job.output_location,
         enqueued_ms=int(time.time() * 1000),
     )
+    if job.target_container:
+        invocation.extra[TARGET_CONTAINER] = job.target_container
+    return invocation
 
 
 def same_endpoint() -> ColumnElement[bool]:

@@ -224,6 +224,9 @@ def _csv_values(
     # loadtxt also reads nan, inf and more; only bytes of plain decimal numbers
     # (checked at C speed) may take the fast path, so both paths accept the same.
     if not data.translate(None, _CSV_CHUNK_BYTES):
+        rows = _arrow_rows(data, len(texts))
+        if rows is not None:
+            return rows
         try:
             with np.errstate(over="ignore"):  # out-of-range values are failed later
                 rows = np.loadtxt(
@@ -240,6 +243,43 @@ def _csv_values(
             failures[record] = f"not a row of numbers: {_snippet(text)}"
         values.append(cells)
     return values
+
+
+def _arrow_rows(data: bytes, records: int) -> np.ndarray | None:
+    """Every record of a chunk of plain decimal CSV as float32 rows, parsed by pyarrow's
+    CSV reader in bulk (~90 ms for 6 MB of 32 columns where `np.loadtxt` takes ~300,
+    on one thread); None when pyarrow is absent or any record is not a full row of
+    numbers (an empty cell, a ragged row): the caller's exact paths then decide.
+
+    Each cell is converted straight to float32 (as `np.loadtxt` gives them); no
+    cell may be null, and the rows must number `records`.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:
+        return None
+    first = data[: data.find(b"\n")] if b"\n" in data else data
+    names = [f"c{i}" for i in range(first.count(b",") + 1)]
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=",", quote_char=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.float32()),
+                null_values=[],
+                strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        return None
+    if table.num_rows != records or any(column.null_count for column in table.columns):
+        return None
+    rows = np.empty((records, len(names)), dtype=np.float32)
+    for index, column in enumerate(table.columns):
+        rows[:, index] = column.to_numpy()
+    return rows
 
 
 def _jsonl_values(texts: list[bytes], failures: dict[int, str]) -> list[Any]:

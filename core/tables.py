@@ -111,6 +111,8 @@ class ModelVersion(Base):
     size_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A pipeline's resolved steps (core/pipeline.py, migration 0013); NULL for other models.
+    steps: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
     model: Mapped[Model] = relationship(back_populates="versions")
 
@@ -361,6 +363,8 @@ class Job(Base):
     endpoint_created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # `<failure_prefix><job_id>.error.json`: where its error document goes if it fails.
     failure_location: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Direct mode (X-Target-Container, migration 0013): the one pipeline step it runs.
+    target_container: Mapped[str | None] = mapped_column(String(63), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

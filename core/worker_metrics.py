@@ -48,3 +48,24 @@ def cumulative_buckets(
     total += values.get(f"{name}_le_inf", 0.0)
     out.append(("+Inf", total))
     return out
+
+
+# A pipeline step's time per batch: `step.<step>_le_<bound>` and `step.<step>_sum`
+# (step names hold no "_" or ".", so the step reads back unambiguously).
+STEP_PREFIX = "step."
+
+
+def step_field(step: str) -> str:
+    """The histogram name of one pipeline step's seconds per batch."""
+    return f"{STEP_PREFIX}{step}"
+
+
+def step_names(values: dict[str, float]) -> list[str]:
+    """The pipeline steps that have figures among a variant's fields, sorted."""
+    return sorted(
+        {
+            name[len(STEP_PREFIX) :].split("_", 1)[0]
+            for name in values
+            if name.startswith(STEP_PREFIX)
+        }
+    )

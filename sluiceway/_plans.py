@@ -12,7 +12,7 @@ seen within ~50 ms and a slow one costs one request a second.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -228,6 +228,40 @@ def register_model(
     else:
         upload = {"file": (filename or "artifact", file, "application/octet-stream")}
         response = yield from call("POST", "/v1/models", data=fields, files=upload)
+    return parse(ModelVersion, response.json())
+
+
+def pipeline_steps(steps: str | Sequence[str | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pipeline steps as the API takes them, from `"prep:1,xgb,post"` or a list.
+
+    Each text item is `[STEP=]MODEL[:VERSION]`: `prep:1` is step "prep", version 1 of
+    model prep; `scale=churn-prep` is step "scale" running churn-prep's latest
+    version. Dicts (`{"name", "model", "model_version"}`) pass as they are.
+    ValueError names an item that is not of that shape (`xgb:latest`).
+    """
+    items = [part.strip() for part in steps.split(",")] if isinstance(steps, str) else steps
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, Mapping):
+            out.append(dict(item))
+            continue
+        step, _, rest = item.rpartition("=")
+        model, colon, version = rest.partition(":")
+        if not model or (colon and not version.isdigit()):
+            raise ValueError(f"pipeline step {item!r} is not [STEP=]MODEL[:VERSION]")
+        spec: dict[str, Any] = {"name": step or model, "model": model}
+        if colon:
+            spec["model_version"] = int(version)
+        out.append(spec)
+    return out
+
+
+def register_pipeline(
+    *, name: str, steps: str | Sequence[str | Mapping[str, Any]]
+) -> Plan[ModelVersion]:
+    """Register a serial inference pipeline of registered models (see `pipeline_steps`)."""
+    body = {"name": name, "framework": "pipeline", "steps": pipeline_steps(steps)}
+    response = yield from call("POST", "/v1/models", json=body)
     return parse(ModelVersion, response.json())
 
 

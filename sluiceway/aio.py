@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
@@ -161,6 +161,12 @@ class AsyncModels:
                 filename=filename,
             )
         )
+
+    async def register_pipeline(
+        self, name: str, steps: str | Sequence[str | Mapping[str, Any]]
+    ) -> ModelVersion:
+        """Add a version of the pipeline `name`: steps as `"prep:1,xgb,post"` or a list."""
+        return await self._client.run(plans.register_pipeline(name=name, steps=steps))
 
     async def get(self, name: str) -> Model:
         return await self._client.run(plans.get_model(name))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
@@ -209,6 +209,14 @@ class Models:
                 filename=filename,
             )
         )
+
+    def register_pipeline(
+        self, name: str, steps: str | Sequence[str | Mapping[str, Any]]
+    ) -> ModelVersion:
+        """Add a version of the pipeline `name`: a serial inference pipeline of registered
+        models, steps as `"prep:1,xgb,post"` (`[STEP=]MODEL[:VERSION]` each) or a list of
+        `{"name", "model", "model_version"}`."""
+        return self._client.run(plans.register_pipeline(name=name, steps=steps))
 
     def get(self, name: str) -> Model:
         return self._client.run(plans.get_model(name))

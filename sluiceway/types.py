@@ -41,6 +41,16 @@ class LoadedModel(Result):
     invocations: int = 0
 
 
+class PipelineStep(Result):
+    """A pipeline step as registered: the exact model version it runs."""
+
+    name: str
+    model: str
+    version: int
+    framework: str
+    artifact_uri: str
+
+
 class ModelVersion(Result):
     name: str
     version: int
@@ -49,6 +59,7 @@ class ModelVersion(Result):
     size_bytes: int | None = None
     sha256: str | None = None
     created_at: dt.datetime
+    steps: list[PipelineStep] | None = None  # a pipeline's, in order
 
 
 class Model(Result):
@@ -57,6 +68,7 @@ class Model(Result):
     framework: str
     created_at: dt.datetime
     versions: list[ModelVersion] = Field(default_factory=list)
+    steps: list[PipelineStep] | None = None  # the latest version's, for a pipeline
 
 
 class Batching(Result):

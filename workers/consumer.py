@@ -15,6 +15,15 @@ kombu lists in bulk through the broker (core/broker/reservations.py):
 - Idle, the consumer blocks on the variants' bell lists, which producers ring
   with every message, so a lone request is picked up within a round trip.
 
+- A batch of batch-transform chunks only is completed (its output parts
+  written, its chunks recorded, then acknowledged) on a thread of its own
+  while the consumer takes, reads, parses and runs the next batch: chunk N's
+  ~40 ms of rendering, uploads and its transaction overlap chunk N+1's read,
+  parse and model call. At most one such completion is in flight (the next
+  waits for it), so memory holds two chunks' outputs at most, and nothing is
+  acknowledged before it is stored. Realtime and async batches complete
+  inline, as before: their callers wait for exactly that.
+
 The flush rule, how many messages of each priority a pull may take (one
 transform chunk; async up to the endpoint's `max_concurrent_invocations_per_worker`)
 and the packing of requests into model calls are pure decisions in
@@ -27,6 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import redis
 
@@ -44,7 +54,7 @@ from core.protocol import Invocation
 from workers import metrics
 from workers.batching import BatchSettings, flush_reason, pull_caps
 from workers.execution import Executor
-from workers.invocation import InFlight
+from workers.invocation import BatchStats, InFlight
 from workers.multi_model import MultiModelCache
 
 logger = logging.getLogger(__name__)
@@ -81,6 +91,9 @@ class BatchingConsumer:
         settings = get_settings()
         self.affinity = settings.model_affinity
         self.steal_after_ms = settings.model_affinity_steal_ms
+        # Transform batches complete here while the next one runs (see the module docstring).
+        self._completer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-complete")
+        self._completing: Future[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -93,6 +106,8 @@ class BatchingConsumer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        self._drain()
+        self._completer.shutdown(wait=True)
 
     def _run(self) -> None:
         next_refresh = 0.0
@@ -107,6 +122,7 @@ class BatchingConsumer:
                 for queue, settings in list(self.queues.items()):
                     served |= self.serve(queue, settings)
                 if not served:
+                    self._drain()  # idle: acknowledge what is stored without delay
                     wait_s = min(IDLE_WAIT_S, max(next_refresh - time.monotonic(), 0))
                     if self._left_for_others:  # look again when what we left may be stolen
                         wait_s = min(wait_s, max(self.steal_after_ms / 1000, 0.005))
@@ -183,14 +199,54 @@ class BatchingConsumer:
         # Multi-model: requests whose model is loading are answered after the rest.
         waiting = [r for r in requests if r.loading is not None]
         ready = [r for r in requests if r.loading is None] if waiting else requests
-        self.executor.complete(ready, model_ms=stats.model_s * 1000)
-        self._acknowledge(queue, ready, stats, reason)
+        self._finish(queue, ready, stats, reason)
         if waiting:
             self.executor.finish_loads(waiting)
             stats = self.executor.run(waiting, settings)
-            self.executor.complete(waiting, model_ms=stats.model_s * 1000)
-            self._acknowledge(queue, waiting, stats, reason)
+            self._finish(queue, waiting, stats, reason)
         return True
+
+    def _finish(self, queue: str, requests: list[InFlight], stats: BatchStats, reason: str) -> None:
+        """Store, record and acknowledge a batch: a transform batch on the completion thread
+        (one in flight at most) while the next one is read and run; any other inline."""
+        if not requests:
+            return
+        if all(r.inv.mode == "transform" for r in requests):
+            self._drain()  # one completion in flight at most
+            self._completing = self._completer.submit(
+                self._complete, queue, requests, stats, reason
+            )
+        else:
+            self._complete(queue, requests, stats, reason, inline=True)
+
+    def _complete(
+        self,
+        queue: str,
+        requests: list[InFlight],
+        stats: BatchStats,
+        reason: str,
+        *,
+        inline: bool = False,
+    ) -> None:
+        """Store and record the batch's outcomes, then acknowledge its messages.
+
+        Off the consumer's thread (transform), an error is logged and the batch
+        left unacknowledged: its messages come back after the visibility
+        timeout, as when a worker dies mid-batch.
+        """
+        try:
+            self.executor.complete(requests, model_ms=stats.model_s * 1000)
+            self._acknowledge(queue, requests, stats, reason)
+        except Exception:
+            if inline:
+                raise
+            logger.exception("completing %d chunk(s) of %s failed", len(requests), queue)
+
+    def _drain(self) -> None:
+        """Wait for the transform completion in flight, if any."""
+        completing, self._completing = self._completing, None
+        if completing is not None:
+            completing.result()
 
     def _refresh_peers(self) -> None:
         """The other live workers, for model-affine reserves; and keep this worker's own

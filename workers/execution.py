@@ -16,7 +16,8 @@ once per phase with that mode's invocations:
   most `max_batch_size` rows, and a failing call is bisected so only the
   guilty ones fail (workers/merged.py). Python handlers run one invocation
   per call in the worker's handler host (workers/runners/host.py), stopped at
-  the invocation's deadline.
+  the invocation's deadline; a batching handler (`batch_predict`) gets up to
+  `max_batch_size` invocations per call, stopped at the earliest deadline.
 - complete: the mode's outputs — realtime answers, async outputs, error
   documents and job rows, transform parts and chunk rows — then the data
   capture of what realtime and async invocations saw and said (buffered,
@@ -35,13 +36,14 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 import redis
 
-from core import codecs
 from core.broker import PRIORITY, queue_name
-from core.errors import InvocationTimeout, ModelError, SluicewayError, describe
+from core.errors import InvocationTimeout, ModelError, NotFound, SluicewayError, describe
 from core.multi_model import is_multi_model
+from core.pipeline import TARGET_CONTAINER
 from core.protocol import Invocation, Mode
 from core.storage import ObjectStore
 from workers import capture
@@ -55,6 +57,7 @@ from workers.modes.realtime import Realtime
 from workers.modes.transform import Transform
 from workers.multi_model import MultiModelCache
 from workers.runners.base import NumericRunner, Runner
+from workers.runners.pipeline import PipelineRunner
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +141,10 @@ class Executor:
             runner = group[0].runner
             if isinstance(runner, NumericRunner):
                 self._run_merged(runner, group, settings, stats)
+            elif runner is not None and runner.batch_mode is not None:
+                size = max(settings.max_batch_size, 1)
+                for start in range(0, len(group), size):
+                    self._run_handler_batch(runner, group[start : start + size], stats)
             else:
                 for item in group:
                     self._run_handler(item, stats)
@@ -205,6 +212,11 @@ class Executor:
                 item.model_cache = "miss"
             else:
                 runner = self._runner(item)
+            target = item.inv.extra.get(TARGET_CONTAINER)
+            if target is not None:  # direct mode: one step of a pipeline, alone
+                if not isinstance(runner, PipelineRunner):
+                    raise NotFound(f"model {item.inv.model.key} is not a pipeline")
+                runner = runner.step_runner(str(target))
             item.runner = runner
             handler.parse(item, runner, payload)
         except SluicewayError as exc:
@@ -239,7 +251,12 @@ class Executor:
         settings: BatchSettings,
         stats: BatchStats,
     ) -> None:
-        merged = run_merged(runner.predict, group, settings.max_batch_size)
+        predict = (
+            partial(runner.predict_steps, timings=stats.step_seconds)
+            if isinstance(runner, PipelineRunner)
+            else runner.predict
+        )
+        merged = run_merged(predict, group, settings.max_batch_size)
         stats.model_s += merged.model_s
         stats.calls += merged.calls
         stats.rows += merged.rows
@@ -254,10 +271,15 @@ class Executor:
                     row: _as_error(exc).detail for row, exc in outcome.row_errors.items()
                 }
             else:
-                accept = codecs.response_type(item.inv.content_type, item.inv.accept)
-                item.output = codecs.encode_predictions(
-                    item.predictions, accept, blank_lines=item.blank_lines
-                )
+                try:
+                    item.output = runner.encode(
+                        item.predictions,
+                        item.inv.content_type,
+                        item.inv.accept,
+                        blank_lines=item.blank_lines,
+                    )
+                except SluicewayError as exc:  # a pipeline's last step's output_fn
+                    item.error = exc
 
     def _run_handler(self, item: InFlight, stats: BatchStats) -> None:
         runner: Runner | None = item.runner
@@ -282,6 +304,42 @@ class Executor:
             stats.model_s += time.perf_counter() - started
             stats.calls += 1
             stats.rows += 1
+
+    def _run_handler_batch(self, runner: Runner, batch: list[InFlight], stats: BatchStats) -> None:
+        """One call of a batching handler for these invocations, stopped at the earliest
+        deadline among them (deadlines 2 s and 9 s away → a 2 s limit for the call)."""
+        now = time.time()
+        live: list[InFlight] = []
+        for item in batch:
+            if item.remaining_s(now) == 0:
+                item.error = item.timed_out()
+            else:
+                live.append(item)
+        if not live:
+            return
+        limits = [left for item in live if (left := item.remaining_s(now)) is not None]
+        calls = [(item.body or b"", item.inv.content_type, item.inv.accept) for item in live]
+        started = time.perf_counter()
+        try:
+            answers = runner.invoke_batch(calls, timeout_s=min(limits) if limits else None)
+        except InvocationTimeout as exc:
+            logger.warning("batch of %d: %s", len(live), exc.detail)
+            for item in live:
+                item.error = item.timed_out() if item.deadline_s is not None else exc
+            return
+        except SluicewayError as exc:  # the host died: the whole call failed
+            for item in live:
+                item.error = exc
+            return
+        finally:
+            stats.model_s += time.perf_counter() - started
+            stats.calls += 1
+            stats.rows += len(live)
+        for item, answer in zip(live, answers, strict=True):
+            if isinstance(answer, SluicewayError):
+                item.error = answer
+            else:
+                item.output = answer
 
 
 def _as_error(exc: BaseException) -> SluicewayError:

@@ -93,3 +93,4 @@ class BatchStats:
     model_s: float = 0.0
     calls: int = 0
     rows: int = 0
+    step_seconds: dict[str, float] = field(default_factory=dict)  # pipeline step → seconds

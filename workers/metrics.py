@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from core.worker_metrics import BATCH_SIZE_BUCKETS, SECONDS_BUCKETS, bucket_field
+from core.worker_metrics import BATCH_SIZE_BUCKETS, SECONDS_BUCKETS, bucket_field, step_field
 
 
 def batch_increments(requests: Sequence[Any], stats: Any, reason: str) -> dict[str, float]:
@@ -40,4 +40,8 @@ def batch_increments(requests: Sequence[Any], stats: Any, reason: str) -> dict[s
     )
     for request in live:
         added[bucket_field("queue_wait_seconds", SECONDS_BUCKETS, request.queue_wait_s)] += 1
+    for step, seconds in getattr(stats, "step_seconds", {}).items():
+        name = step_field(step)
+        added[f"{name}_sum"] += seconds
+        added[bucket_field(name, SECONDS_BUCKETS, seconds)] += 1
     return {name: amount for name, amount in added.items() if amount}

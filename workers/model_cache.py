@@ -16,7 +16,9 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from core import pipeline
 from core.errors import InvalidInput, ModelError, NotFound, SluicewayError
+from core.pipeline import PipelineStep
 from core.protocol import ModelRef
 from core.storage import ObjectStore, S3Location
 from workers.runners import Runner, load_runner
@@ -60,9 +62,30 @@ class ModelCache:
     def _load(self, ref: ModelRef) -> Runner:
         path = self._download(ref)
         try:
+            if ref.framework == pipeline.PIPELINE:
+                return self._load_pipeline(path)
             return load_runner(ref.framework, path, self.device, handler_host=self.handler_host)
         except (InvalidInput, ModelError) as exc:
             raise ModelError(f"cannot load model {ref.key}: {exc.detail}") from exc
+
+    def _load_pipeline(self, path: Path) -> Runner:
+        """Every step of a pipeline, loaded apart from the cache's own entries: the
+        pipeline is one entry, evicted (and its steps closed) as one."""
+        from workers.runners.pipeline import PipelineRunner
+
+        loaded: list[tuple[PipelineStep, Runner]] = []
+        try:
+            for step in pipeline.loads(path.read_bytes()):
+                ref = ModelRef(step.model, step.version, step.framework, step.artifact_uri)
+                try:
+                    loaded.append((step, self._load(ref)))
+                except ModelError as exc:
+                    raise ModelError(f"step {step.name!r}: {exc.detail}") from exc
+        except BaseException:
+            for _step, runner in loaded:
+                runner.close()
+            raise
+        return PipelineRunner(loaded)
 
     def _download(self, ref: ModelRef) -> Path:
         location = S3Location.parse(ref.artifact_uri)

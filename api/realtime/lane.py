@@ -42,6 +42,7 @@ from core.errors import (
     RealtimeTimeout,
     SluicewayError,
 )
+from core.pipeline import TARGET_CONTAINER, TARGET_CONTAINER_HEADER
 from core.protocol import Invocation, ModelRef
 from core.tables import new_id
 
@@ -89,7 +90,8 @@ async def invoke(request: Request, name: str) -> Response:
     caller_inference_id = header_text("X-Inference-Id", sent_inference_id)
     content_type = codecs.media_type(headers.get("content-type"))
     body = await payloads.read_body(request, settings.max_inline_body_bytes)
-    payloads.validate_payload(body, content_type, variant.model.framework)
+    target = header_text(TARGET_CONTAINER_HEADER, headers.get("x-target-container"))
+    payloads.validate_payload(body, content_type, variant.input_framework(target))
 
     replies = state.replies
     job_id = new_id()
@@ -108,6 +110,8 @@ async def invoke(request: Request, name: str) -> Response:
         inference_id=inference_id,
         model=model,
     )
+    if target is not None:
+        invocation.extra[TARGET_CONTAINER] = target
     future = replies.expect(job_id, timeout_s=timeout_ms / 1000)
     started = time.perf_counter()
     copies = (

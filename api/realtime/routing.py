@@ -25,10 +25,11 @@ from core.config import get_settings
 from core.db import session_scope
 from core.errors import BadRequest, NotFound, NotReady
 from core.multi_model import check_target_model, target_ref
+from core.pipeline import target_step
 from core.protocol import ModelRef
 from core.rollouts import traffic_shares
 from core.states import ComponentStatus
-from core.tables import Variant
+from core.tables import ModelVersion, Variant
 from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,18 @@ class VariantRoute:
     @property
     def shown(self) -> str:
         return self.public or self.name
+
+    # A pipeline's steps as (name, framework), in order; empty for any other model.
+    steps: tuple[tuple[str, str], ...] = ()
+
+    def input_framework(self, target: str | None) -> str:
+        """The framework that reads the request body: the model's, a pipeline's first
+        step's, or (direct mode, `X-Target-Container`) the targeted step's; NotFound (404)
+        for a step the model does not have."""
+        if target is not None:
+            index = target_step([name for name, _ in self.steps], target, model=self.model.name)
+            return self.steps[index][1]
+        return self.steps[0][1] if self.steps else self.model.framework
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +174,7 @@ def load_route(name: str) -> EndpointRoute:
                 model=variant_model(v),
                 queue=queue_name(namespace, endpoint.name, v.name),
                 multi_model_prefix=v.multi_model_prefix,
+                steps=pipeline_steps(v.model_version),
             )
             for v in endpoint.variants
             if v.config_version in shares and not v.is_shadow
@@ -177,6 +191,7 @@ def load_route(name: str) -> EndpointRoute:
                 ),
                 queue=queue_name(namespace, endpoint.name, component_variant(c.name)),
                 component=c.name,
+                steps=pipeline_steps(c.model_version),
             )
             for c in endpoint.components
             if c.status == ComponentStatus.IN_SERVICE
@@ -191,6 +206,13 @@ def load_route(name: str) -> EndpointRoute:
             shadows=shadows,
             created_at=endpoint.created_at,
         )
+
+
+def pipeline_steps(version: ModelVersion | None) -> tuple[tuple[str, str], ...]:
+    """A pipeline version's steps as (name, framework); empty for any other model."""
+    if version is None:
+        return ()
+    return tuple((step["name"], step["framework"]) for step in version.steps or ())
 
 
 def variant_model(variant: Variant) -> ModelRef:

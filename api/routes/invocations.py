@@ -58,6 +58,7 @@ PAYLOAD_BODY: dict[str, Any] = {
                 "X-Target-Variant",
                 "X-Target-Component",
                 "X-Target-Model",
+                "X-Target-Container",
                 "X-Timeout-Ms",
                 "X-Inference-Id",
             )
@@ -96,6 +97,9 @@ async def invoke_async(
     x_input_location: str | None = Header(default=None),
     x_callback_url: str | None = Header(default=None),
     x_inference_id: str | None = Header(default=None),
+    x_target_container: str | None = Header(
+        default=None, description="Run only this step of a pipeline model (direct mode)."
+    ),
     idempotency_key: str | None = Header(default=None),
     x_request_ttl_s: str | None = Header(
         default=None,
@@ -117,6 +121,7 @@ async def invoke_async(
     x_target_variant = header_text("X-Target-Variant", x_target_variant)
     x_input_location = header_text("X-Input-Location", x_input_location)
     x_inference_id = header_text("X-Inference-Id", x_inference_id)
+    x_target_container = header_text("X-Target-Container", x_target_container)
     request_ttl_s = invocations.header_seconds(
         "X-Request-Ttl-S", x_request_ttl_s, maximum=MAX_REQUEST_TTL_S
     )
@@ -135,10 +140,10 @@ async def invoke_async(
     if x_input_location:
         if body:
             raise BadRequest("send either a body or X-Input-Location, not both")
-        if variant.model.framework != "python":
+        if variant.input_framework(x_target_container) != "python":
             codecs.check_supported(content_type)
     else:
-        payloads.validate_payload(body, content_type, variant.model.framework)
+        payloads.validate_payload(body, content_type, variant.input_framework(x_target_container))
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
     if x_inference_id is not None:
@@ -159,6 +164,7 @@ async def invoke_async(
             invocation_timeout_s=invocation_timeout_s,
             request_ttl_s=request_ttl_s,
             model=model,
+            target_container=x_target_container,
         )
     )
     if route.shadows and body and job.attempts == 0:

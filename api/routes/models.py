@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
@@ -9,12 +10,13 @@ from starlette.datastructures import UploadFile
 
 from api.deps import SessionDep
 from api.problems import problem_responses
-from api.schemas import ModelCreate, ModelPublic, ModelVersionPublic
-from api.services import registry
+from api.schemas import ModelCreate, ModelPublic, ModelVersionPublic, PipelineCreate
+from api.services import pipelines, registry
 from core import codecs
 from core.config import NAME_PATTERN, get_settings
 from core.db import session_scope
 from core.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from core.pipeline import PIPELINE
 
 router = APIRouter(
     prefix="/v1/models",
@@ -36,7 +38,11 @@ REGISTER_BODY = {
                 },
             }
         },
-        "application/json": {"schema": ModelCreate.model_json_schema()},
+        "application/json": {
+            "schema": {
+                "oneOf": [ModelCreate.model_json_schema(), PipelineCreate.model_json_schema()]
+            }
+        },
     },
 }
 
@@ -54,16 +60,35 @@ async def register_model(request: Request) -> ModelVersionPublic:
         return await _register_upload(request)
     if content_type == "application/json":
         raw = await request.body()
+        schema: type[ModelCreate] | type[PipelineCreate] = (
+            PipelineCreate if _names_pipeline(raw) else ModelCreate
+        )
         try:
-            spec = ModelCreate.model_validate_json(raw)
+            spec = schema.model_validate_json(raw)
         except ValidationError as exc:
             if any(e["type"] == "json_invalid" for e in exc.errors()):
                 raise BadRequest("malformed JSON body") from exc
             raise InvalidInput("; ".join(_messages(exc))) from exc
+        if isinstance(spec, PipelineCreate):
+            return await run_in_threadpool(_register_pipeline, spec)
         return await run_in_threadpool(_register_uri, spec)
     raise UnsupportedMediaType(
         f"send multipart/form-data (with a file) or application/json, not {content_type!r}"
     )
+
+
+def _names_pipeline(raw: bytes) -> bool:
+    """Whether a JSON registration is a pipeline's (`"framework": "pipeline"`)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False  # the schema's parse reports it
+    return isinstance(body, dict) and body.get("framework") == PIPELINE
+
+
+def _register_pipeline(spec: PipelineCreate) -> ModelVersionPublic:
+    with session_scope() as session:
+        return pipelines.register_pipeline(session, spec)
 
 
 def _messages(exc: ValidationError) -> list[str]:

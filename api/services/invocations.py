@@ -31,6 +31,7 @@ from core.errors import (
 )
 from core.failures import failure_location
 from core.multi_model import is_multi_model
+from core.pipeline import TARGET_CONTAINER
 from core.protocol import Invocation, ModelRef
 from core.states import JobStatus
 from core.storage import S3Location, get_store
@@ -70,11 +71,13 @@ def submit_async(
     invocation_timeout_s: int | None = None,
     request_ttl_s: int | None = None,
     model: ModelRef | None = None,
+    target_container: str | None = None,
 ) -> Job:
     """Record and enqueue one async job; with a known Idempotency-Key, return the first one.
 
     `invocation_timeout_s` overrides the endpoint's; `request_ttl_s` sets the
-    job's expiry. Blocking (SQL, S3, Redis): the route runs it in a worker thread.
+    job's expiry; `target_container` runs one pipeline step alone. Blocking (SQL,
+    S3, Redis): the route runs it in a worker thread.
     """
     settings = get_settings()
     if idempotency_key:
@@ -125,6 +128,7 @@ def submit_async(
         callback_url=callback_url,
         inference_id=inference_id,
         target_model=model.name if is_multi_model(model) else None,
+        target_container=target_container,
     )
     try:
         with session_scope() as session:
@@ -148,6 +152,8 @@ def submit_async(
         enqueued_ms=int(time.time() * 1000),
         inference_id=inference_id,
     )
+    if target_container is not None:
+        invocation.extra[TARGET_CONTAINER] = target_container
     try:
         enqueue(invocation)
     except Exception as exc:

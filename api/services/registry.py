@@ -14,13 +14,13 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from api.schemas import ModelPublic, ModelVersionPublic
+from api.schemas import ModelPublic, ModelVersionPublic, PipelineStepPublic
 from api.services.artifact_check import validate_artifact
 from core.config import NAME_MAX_LENGTH, NAME_PATTERN, get_settings
 from core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
@@ -38,20 +38,24 @@ def sniff_artifact(framework: str, head: bytes) -> None:
     torch: TorchScript and torch.export archives are zip files ("PK\\x03\\x04").
     xgboost: a saved Booster is JSON or UBJSON, both starting with "{".
     python: a handler bundle is a gzip-compressed tar ("\\x1f\\x8b").
+    torch, xgboost: or a SageMaker `model.tar.gz` (gzip) holding one
+    (workers/runners/sagemaker.py; the load check then says what it found).
     """
     stripped = head.lstrip()
+    tarball = head.startswith(b"\x1f\x8b")
     ok = {
-        "torch": head.startswith(b"PK\x03\x04"),
-        "xgboost": stripped.startswith(b"{"),
-        "python": head.startswith(b"\x1f\x8b"),
+        "torch": head.startswith(b"PK\x03\x04") or tarball,
+        "xgboost": stripped.startswith(b"{") or tarball,
+        "python": tarball,
     }[framework]
     if not ok:
         expected = {
-            "torch": "a TorchScript or torch.export archive (zip)",
-            "xgboost": "a saved Booster in JSON or UBJ format",
+            "torch": "a TorchScript or torch.export archive (zip), or a SageMaker model.tar.gz",
+            "xgboost": "a saved Booster in JSON or UBJ format, or a SageMaker model.tar.gz",
             "python": "a .tar.gz handler bundle",
         }[framework]
-        raise InvalidInput(f"the file is not {expected} (starts with {head[:8]!r})")
+        found = " (a Python pickle: never loaded)" if head.startswith(b"\x80") else ""
+        raise InvalidInput(f"the file is not {expected} (starts with {head[:8]!r}){found}")
 
 
 def _check_name(name: str, framework: str) -> None:
@@ -60,7 +64,10 @@ def _check_name(name: str, framework: str) -> None:
             f"model name {name!r} must match {NAME_PATTERN}, at most {NAME_MAX_LENGTH} characters"
         )
     if framework not in FRAMEWORKS:
-        raise InvalidInput(f"framework {framework!r} is not one of {list(FRAMEWORKS)}")
+        hint = (
+            " (a pipeline is registered as JSON with its steps)" if framework == "pipeline" else ""
+        )
+        raise InvalidInput(f"framework {framework!r} is not one of {list(FRAMEWORKS)}{hint}")
 
 
 def _next_version(session: Session, name: str) -> tuple[Model, int]:
@@ -76,9 +83,17 @@ def _next_version(session: Session, name: str) -> tuple[Model, int]:
     return model, (latest or 0) + 1
 
 
-def _add_version(
-    session: Session, *, name: str, framework: str, artifact_uri: str, size: int, sha256: str | None
+def add_version(
+    session: Session,
+    *,
+    name: str,
+    framework: str,
+    artifact_uri: str,
+    size: int,
+    sha256: str | None,
+    steps: list[dict[str, Any]] | None = None,
 ) -> ModelVersionPublic:
+    """Record the next version of `name` (created on first use); `steps` for a pipeline."""
     # Two registrations of one name at once race for the same version number;
     # the unique constraint catches it and the loser simply takes the next one.
     for _attempt in range(5):
@@ -90,6 +105,7 @@ def _add_version(
             artifact_uri=artifact_uri,
             size_bytes=size,
             sha256=sha256,
+            steps=steps,
         )
         session.add(row)
         try:
@@ -133,7 +149,7 @@ def register_upload(
     # object, and a version's artifact can never be overwritten by another one.
     location = S3Location(settings.s3_bucket, f"models/{name}/{digest.hexdigest()}/{safe_name}")
     get_store().put_stream(location, stream, "application/octet-stream", length=size)
-    return _add_version(
+    return add_version(
         session,
         name=name,
         framework=framework,
@@ -166,7 +182,7 @@ def register_uri(
             for chunk in store.iter_chunks(location):
                 out.write(chunk)
         validate_artifact(framework, str(local))
-    return _add_version(
+    return add_version(
         session,
         name=name,
         framework=framework,
@@ -185,6 +201,7 @@ def _version_public(name: str, row: ModelVersion) -> ModelVersionPublic:
         size_bytes=row.size_bytes,
         sha256=row.sha256,
         created_at=row.created_at,
+        steps=[PipelineStepPublic(**step) for step in row.steps] if row.steps else None,
     )
 
 
@@ -196,6 +213,7 @@ def _model_public(model: Model) -> ModelPublic:
         framework=versions[-1].framework if versions else "",
         created_at=model.created_at,
         versions=versions,
+        steps=versions[-1].steps if versions else None,
     )
 
 

@@ -104,6 +104,7 @@ def test_openapi_documents_the_realtime_operation_and_its_headers() -> None:
         "X-Target-Variant",
         "X-Target-Component",
         "X-Target-Model",
+        "X-Target-Container",
         "X-Timeout-Ms",
         "X-Inference-Id",
     }

@@ -8,11 +8,18 @@ from typing import Any
 import numpy as np
 
 from core import codecs
-from core.errors import InvalidInput, ModelError, SluicewayError, describe
+from core.errors import InvalidInput, InvocationTimeout, ModelError, SluicewayError, describe
 
 
 class Runner(ABC):
-    """A loaded model: turns one request body into one response body."""
+    """A loaded model: turns one request body into one response body.
+
+    `batch_mode` is set for a python handler whose `predict_fn` takes a batch
+    ("list" or "stack", docs/handlers.md): the worker then gives it whole
+    batches through `invoke_batch`.
+    """
+
+    batch_mode: str | None = None
 
     @abstractmethod
     def invoke(
@@ -25,6 +32,25 @@ class Runner(ABC):
         runner in the worker's own process cannot interrupt a forward pass and
         ignores it; its callers check deadlines between calls instead.
         """
+
+    def invoke_batch(
+        self, calls: list[tuple[bytes, str, str | None]], *, timeout_s: float | None = None
+    ) -> list[tuple[bytes, str] | SluicewayError]:
+        """Many calls (body, content type, accept) at once: each one's answer or its error.
+
+        This default runs them one by one; a batching handler runs them in one
+        `predict_fn` call. An error of one call fails that call alone, except an
+        InvocationTimeout, which is raised for the batch.
+        """
+        out: list[tuple[bytes, str] | SluicewayError] = []
+        for body, content_type, accept in calls:
+            try:
+                out.append(self.invoke(body, content_type, accept, timeout_s=timeout_s))
+            except InvocationTimeout:
+                raise
+            except SluicewayError as exc:
+                out.append(exc)
+        return out
 
     def close(self) -> None:  # noqa: B027 (most runners hold nothing outside the process)
         """Free what the runner holds outside this process (called when it is evicted)."""
@@ -71,8 +97,22 @@ class NumericRunner(Runner):
             )
         return predictions
 
+    def encode(
+        self,
+        predictions: list[Any],
+        content_type: str,
+        accept: str | None,
+        *,
+        blank_lines: tuple[int, ...] = (),
+    ) -> tuple[bytes, str]:
+        """One request's answer from its predictions, as the payload protocol says
+        (a pipeline's last python step encodes its own)."""
+        return codecs.encode_predictions(
+            predictions, codecs.response_type(content_type, accept), blank_lines=blank_lines
+        )
+
     def invoke(
         self, body: bytes, content_type: str, accept: str | None, *, timeout_s: float | None = None
     ) -> tuple[bytes, str]:
         predictions = self.predict(self.to_array(body, content_type))
-        return codecs.encode_predictions(predictions, codecs.response_type(content_type, accept))
+        return self.encode(predictions, content_type, accept)

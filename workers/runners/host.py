@@ -73,6 +73,8 @@ class HandlerHost:
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: socket.socket | None = None
         self._in_host: set[str] = set()  # handlers loaded in the current host
+        self.traits: dict[str, dict[str, Any]] = {}  # key → PythonRunner.traits()
+        self.frameworks: dict[str, str] = {}  # key → "python", or "torch" (a model.tar.gz)
         self._lock = threading.Lock()
         self.starts = 0  # how many host processes this worker has started
         atexit.register(self.stop)
@@ -81,10 +83,27 @@ class HandlerHost:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def load(self, key: str, path: Path) -> None:
-        """Load the handler bundle at `path` under `key` now (ModelError if it will not load)."""
+    def load(self, key: str, path: Path, *, framework: str = "python") -> dict[str, Any]:
+        """Load the handler bundle at `path` under `key` now (ModelError if it will not load).
+
+        Returns its traits: `batch_mode` (None, "list" or "stack"),
+        `whole_payload_output`, `output_fn` (whether it has its own), as
+        workers/runners/python.py reads them.
+        """
+        with self._lock:
+            self.frameworks[key] = framework
+            self._ensure_loaded(key, path)
+            return self.traits[key]
+
+    def call(self, key: str, path: Path, method: str, *args: Any, timeout_s: float) -> Any:
+        """Call one of the handler's pipeline-step methods (`STEP_METHODS`) in the host."""
         with self._lock:
             self._ensure_loaded(key, path)
+            return self._request(
+                ("call", key, method, args),
+                timeout_s=timeout_s,
+                doing=f"running {method} of handler {path.name}",
+            )
 
     def invoke(
         self,
@@ -106,6 +125,33 @@ class HandlerHost:
             )
         payload, out_type = reply
         return payload, out_type
+
+    def invoke_batch(
+        self,
+        key: str,
+        path: Path,
+        calls: list[tuple[bytes, str, str | None]],
+        *,
+        timeout_s: float,
+    ) -> list[tuple[bytes, str] | SluicewayError]:
+        """Run a batching handler's calls in one round trip: each call's answer or error.
+
+        InvocationTimeout (for all of them) after `timeout_s` seconds.
+        """
+        with self._lock:
+            self._ensure_loaded(key, path)
+            replies = self._request(
+                ("invoke_batch", key, calls),
+                timeout_s=timeout_s,
+                doing=f"running handler {path.name} on a batch of {len(calls)}",
+            )
+        out: list[tuple[bytes, str] | SluicewayError] = []
+        for status, *rest in replies:
+            if status == "ok":
+                out.append(rest[0])
+            else:
+                out.append(ERROR_KINDS.get(str(rest[0]), ModelError)(str(rest[1])))
+        return out
 
     def unload(self, key: str) -> None:
         """Drop a handler from the host (the worker's model cache evicted it)."""
@@ -137,8 +183,8 @@ class HandlerHost:
     def _ensure_loaded(self, key: str, path: Path) -> None:
         if key in self._in_host and self._conn is not None:
             return
-        self._request(
-            ("load", key, str(path), self.device),
+        self.traits[key] = self._request(
+            ("load", key, str(path), self.device, self.frameworks.get(key, "python")),
             timeout_s=LOAD_TIMEOUT_S,
             doing=f"loading {path.name}",
         )
@@ -212,17 +258,48 @@ class HandlerHost:
 class HostedPythonRunner(Runner):
     """A python handler as the worker sees it: calls forwarded to its host process."""
 
-    def __init__(self, host: HandlerHost, path: Path) -> None:
+    def __init__(self, host: HandlerHost, path: Path, *, framework: str = "python") -> None:
         self.host = host
         self.path = path
         self.key = str(path)
-        host.load(self.key, path)
+        traits = host.load(self.key, path, framework=framework)
+        # "list" / "stack": the worker sends it whole batches (`invoke_batch`).
+        self.batch_mode: str | None = traits["batch_mode"]
+        self.whole_payload_output: bool = traits["whole_payload_output"]
+        self.has_output_fn: bool = traits["output_fn"]
 
     def invoke(
         self, body: bytes, content_type: str, accept: str | None, *, timeout_s: float | None = None
     ) -> tuple[bytes, str]:
         limit = timeout_s if timeout_s is not None else float(DEFAULT_INVOCATION_TIMEOUT_S)
         return self.host.invoke(self.key, self.path, body, content_type, accept, timeout_s=limit)
+
+    def invoke_batch(
+        self, calls: list[tuple[bytes, str, str | None]], *, timeout_s: float | None = None
+    ) -> list[tuple[bytes, str] | SluicewayError]:
+        """A batching handler's answers to many calls at once (one per call, in order)."""
+        limit = timeout_s if timeout_s is not None else float(DEFAULT_INVOCATION_TIMEOUT_S)
+        return self.host.invoke_batch(self.key, self.path, calls, timeout_s=limit)
+
+    # As a pipeline step (workers/runners/pipeline.py): values in, values out.
+
+    def decode_instances(self, body: bytes, content_type: str) -> Any:
+        return self._call("decode_instances", body, content_type)
+
+    def predict_values(self, values: Any) -> list[Any]:
+        result: list[Any] = self._call("predict_values", values)
+        return result
+
+    def encode_values(
+        self, predictions: list[Any], content_type: str, accept: str | None
+    ) -> tuple[bytes, str]:
+        result: tuple[bytes, str] = self._call("encode_values", predictions, content_type, accept)
+        return result
+
+    def _call(self, method: str, *args: Any) -> Any:
+        return self.host.call(
+            self.key, self.path, method, *args, timeout_s=float(DEFAULT_INVOCATION_TIMEOUT_S)
+        )
 
     def close(self) -> None:
         self.host.unload(self.key)
@@ -288,7 +365,7 @@ def _set_timeout(sock: socket.socket, deadline: float | None) -> None:
 
 def serve(conn: socket.socket) -> None:
     """Answer the worker's requests until it closes the connection."""
-    from workers.runners.python import PythonRunner
+    from workers.runners.python import STEP_METHODS, PythonRunner
 
     handlers: dict[str, PythonRunner] = {}
     while True:
@@ -300,10 +377,17 @@ def serve(conn: socket.socket) -> None:
         try:
             if op == "invoke":
                 reply: tuple[Any, ...] = ("ok", handlers[key].invoke(*args))
+            elif op == "invoke_batch":
+                reply = ("ok", handlers[key].run_batch(*args))
+            elif op == "call":
+                method, call_args = args
+                if method not in STEP_METHODS:
+                    raise ValueError(f"not a step method: {method!r}")
+                reply = ("ok", getattr(handlers[key], method)(*call_args))
             elif op == "load":
-                path, device = args
-                handlers[key] = PythonRunner(Path(path), device)
-                reply = ("ok", None)
+                path, device, framework = args
+                handlers[key] = PythonRunner(Path(path), device, framework=framework)
+                reply = ("ok", handlers[key].traits())
             elif op == "unload":
                 handlers.pop(key, None)
                 reply = ("ok", None)
