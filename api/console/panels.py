@@ -39,7 +39,16 @@ class Panel:
     load: Loader
 
 
-def _variants(_s: Session, endpoint: EndpointPublic, _k: KeyInfo | None) -> dict[str, Any]:
+def _variants(_s: Session, endpoint: EndpointPublic, _k: KeyInfo | None) -> dict[str, Any] | None:
+    if not endpoint.variants and endpoint.components:
+        return None  # an endpoint of components only: no empty variants table
+    return {"endpoint": endpoint}
+
+
+def _components(_s: Session, endpoint: EndpointPublic, _k: KeyInfo | None) -> dict[str, Any] | None:
+    """Each inference component's copies and placements, and the hosts' room."""
+    if not endpoint.components:
+        return None
     return {"endpoint": endpoint}
 
 
@@ -82,6 +91,7 @@ def _monitoring(
 
 PANELS: list[Panel] = [
     Panel("variants", "Variants", "panels/variants.html", _variants),
+    Panel("components", "Inference components", "panels/components.html", _components),
     Panel("plots", "Last hour", "panels/plots.html", _plots),
     Panel("scaling", "Scaling events", "panels/scaling.html", _scaling),
     Panel("monitoring", "Data capture and monitoring", "panels/monitoring.html", _monitoring),

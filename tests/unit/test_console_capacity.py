@@ -1,0 +1,136 @@
+"""The console's components panel and endpoints table, rendered from the API's own shapes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from api.console import capacity
+from api.console.render import templates
+from api.schemas import (
+    AsyncPublic,
+    ComponentPublic,
+    ComputeSpec,
+    CopiesPublic,
+    EndpointPublic,
+    GpuPublic,
+    HostPublic,
+    PlacementPublic,
+)
+
+NOW = dt.datetime(2026, 11, 30, 2, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("mb", "text"), [(256, "256 MB"), (1024, "1 GB"), (1536, "1.5 GB"), (15890, "16 GB")]
+)
+def test_memory(mb: int, text: str) -> None:
+    assert capacity.memory(mb) == text
+
+
+def test_per_copy_names_cores_memory_and_gpus() -> None:
+    assert capacity.per_copy(ComputeSpec(cpu_cores=0.5, memory_mb=256)) == "0.5 cores · 256 MB"
+    assert capacity.per_copy(ComputeSpec(cpu_cores=1, memory_mb=2048, gpus=2)) == (
+        "1 core · 2 GB · 2 GPUs"
+    )
+    assert capacity.per_copy(ComputeSpec(gpu_memory_mb=4096)) == "1 core · 1 GB · 4 GB of a GPU"
+
+
+def test_placement_and_host_gpus() -> None:
+    cpu = PlacementPublic(host="box1", cpu_cores=1.0, memory_mb=512)
+    assert capacity.placement(cpu) == "box1: 1 core, 512 MB"
+    shared = PlacementPublic(host="g", cpu_cores=2, memory_mb=1024, gpu=1, gpu_memory_mb=4096)
+    assert capacity.placement(shared) == "g: 2 cores, 1 GB, GPU 1, 4 GB GPU memory"
+    whole = PlacementPublic(host="g", cpu_cores=2, memory_mb=1024, gpu=0, gpus=[0, 1])
+    assert capacity.placement(whole) == "g: 2 cores, 1 GB, GPU 0,1"
+    host = HostPublic(
+        name="g",
+        cpu_cores=8,
+        memory_mb=65536,
+        gpus=[GpuPublic(index=0, memory_mb=81920, free_memory_mb=30720)],
+        free_cpu_cores=6,
+        free_memory_mb=60000,
+    )
+    assert capacity.host_gpus(host) == "0: 30 GB free of 80 GB"
+    assert capacity.host_gpus(host.model_copy(update={"gpus": []})) == "-"
+
+
+def component(name: str, **fields: object) -> ComponentPublic:
+    base: dict[str, object] = {
+        "name": name,
+        "endpoint": "shop",
+        "model": "ranker",
+        "model_version": 3,
+        "framework": "torch",
+        "status": "in_service",
+        "compute": ComputeSpec(cpu_cores=1, memory_mb=1024),
+        "copies": CopiesPublic(min=1, max=2, current=1, desired=1),
+        "scaling": {},
+        "batching": {"max_batch_size": 8, "max_delay_ms": 5},
+        "priority": 0,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    return ComponentPublic.model_validate(base | fields)
+
+
+def shop() -> EndpointPublic:
+    return EndpointPublic(
+        name="shop",
+        status="in_service",
+        variants=[],
+        async_=AsyncPublic(output_prefix="s3://r/shop/", success_topic=None, error_topic=None),
+        components=[
+            component(
+                "rank",
+                copies=CopiesPublic(min=1, max=2, current=1, desired=2),
+                placements=[PlacementPublic(host="box1", cpu_cores=1.0, memory_mb=1024)],
+                pending_reason="box1: needs 1 cores, 0 free",
+                backlog=12,
+            ),
+            component("fraud", copies=CopiesPublic(min=0, max=1, current=0, desired=0)),
+        ],
+        hosts=[
+            HostPublic(
+                name="box1", cpu_cores=2, memory_mb=15890, free_cpu_cores=0, free_memory_mb=13842
+            )
+        ],
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def render(template: str, **context: object) -> str:
+    return templates.env.get_template(template).render(refresh_ms=5000, **context)
+
+
+def text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+def row(html: str, row_id: str) -> str:
+    found = re.search(rf'<tr[^>]*id="{re.escape(row_id)}".*?</tr>', html, re.S)
+    assert found, f"no row {row_id}"
+    return text(found.group(0))
+
+
+def test_components_panel_shows_copies_placements_pending_and_host_room() -> None:
+    html = render("panels/components.html", endpoint=shop())
+    assert row(html, "component-rank") == (
+        "rank in_service ranker v3 1 core · 1 GB 1 2 1..2 12 box1: 1 core, 1 GB "
+        "box1: needs 1 cores, 0 free"
+    )
+    fraud = "fraud in_service ranker v3 1 core · 1 GB 0 0 0..1 0 no copy"
+    assert row(html, "component-fraud") == fraud
+    assert row(html, "host-box1") == "box1 2 0 16 GB 14 GB -"
+
+
+def test_endpoints_table_lists_components_with_their_copies() -> None:
+    empty = shop().model_copy(update={"name": "new", "components": []})
+    html = render("partials/endpoints_table.html", endpoints=[shop(), empty])
+    rank = "shop in_service rank component ranker v3 - 12 1 2 pending"
+    assert row(html, "row-shop-ic-rank") == rank
+    assert row(html, "row-shop-ic-fraud") == "fraud component ranker v3 - 0 0 0"
+    assert "new in_service nothing deployed yet" in text(html)
