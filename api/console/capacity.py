@@ -17,6 +17,18 @@ def memory(mb: int | float) -> str:
     return f"{int(mb)} MB"
 
 
+def size(n_bytes: int | None) -> str:
+    """A size in bytes as read: `812 B`, `41.2 KB`, `3.5 MB`, `1.2 GB`; `-` for None."""
+    if n_bytes is None:
+        return "-"
+    value = float(n_bytes)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
 def cores(value: float) -> str:
     """`1 core`, `0.5 cores`, `2 cores`."""
     text = f"{value:g}"
@@ -55,6 +67,7 @@ def host_gpus(host: HostPublic) -> str:
 
 FILTERS = {
     "memory": memory,
+    "size": size,
     "cores": cores,
     "per_copy": per_copy,
     "placement": placement,

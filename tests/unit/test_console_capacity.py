@@ -30,6 +30,14 @@ def test_memory(mb: int, text: str) -> None:
     assert capacity.memory(mb) == text
 
 
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [(None, "-"), (812, "812 B"), (42188, "41.2 KB"), (3670016, "3.5 MB"), (1288490189, "1.2 GB")],
+)
+def test_size(n: int | None, text: str) -> None:
+    assert capacity.size(n) == text
+
+
 def test_per_copy_names_cores_memory_and_gpus() -> None:
     assert capacity.per_copy(ComputeSpec(cpu_cores=0.5, memory_mb=256)) == "0.5 cores · 256 MB"
     assert capacity.per_copy(ComputeSpec(cpu_cores=1, memory_mb=2048, gpus=2)) == (
