@@ -32,6 +32,7 @@ from tests.integration.conftest import (
     wait_for,
     wait_job,
 )
+from tests.integration.console_html import page_row
 
 pytestmark = pytest.mark.integration
 
@@ -271,13 +272,6 @@ def test_components_share_a_host_scale_on_their_own_and_never_overcommit(
         assert "sluiceway_placement_host_cpu_cores{" in metrics
     assert watch.most > 0, "the watch saw the copies"
     assert watch.most <= HOST_CORES, f"copies held {watch.most} cores of {HOST_CORES}"
-
-
-def page_row(html: str, row_id: str) -> str:
-    """The text of the table row with that id, tags dropped and spaces squeezed."""
-    found = re.search(rf'<tr[^>]*id="{re.escape(row_id)}".*?</tr>', html, re.S)
-    assert found, f"no row {row_id} in the page"
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(0))).strip()
 
 
 def console_shows_the_pending_copy(client: httpx.Client, ep: str, host: str) -> None:

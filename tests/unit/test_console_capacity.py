@@ -8,6 +8,7 @@ import re
 import pytest
 
 from api.console import capacity
+from api.console.panels import loaded_first
 from api.console.render import templates
 from api.schemas import (
     AsyncPublic,
@@ -17,6 +18,7 @@ from api.schemas import (
     EndpointPublic,
     GpuPublic,
     HostPublic,
+    ModelLoadPublic,
     PlacementPublic,
 )
 
@@ -142,3 +144,33 @@ def test_endpoints_table_lists_components_with_their_copies() -> None:
     assert row(html, "row-shop-ic-rank") == rank
     assert row(html, "row-shop-ic-fraud") == "fraud component ranker v3 - 0 0 0"
     assert "new in_service nothing deployed yet" in text(html)
+
+
+def loaded(model: str, workers: list[str], last_used_s: float | None) -> ModelLoadPublic:
+    return ModelLoadPublic(
+        model=model,
+        variant="all",
+        size_bytes=42188,
+        memory_bytes=3670016 if workers else None,
+        loaded_on=workers,
+        last_used_at=None if last_used_s is None else NOW - dt.timedelta(seconds=last_used_s),
+        invocations=7 if workers else 0,
+    )
+
+
+def test_models_loaded_lists_loaded_ones_first_most_recently_used_first() -> None:
+    models = [loaded("a", [], None), loaded("b", ["w1"], 50), loaded("c", ["w1", "w2"], 5)]
+    assert [m.model for m in loaded_first(models)] == ["c", "b", "a"]
+    html = render(
+        "panels/models_loaded.html",
+        ctx={
+            "endpoint": shop(),
+            "prefixes": ["s3://models/cities/"],
+            "models": loaded_first(models)[:2],
+            "listed": 3,
+            "truncated": False,
+        },
+    )
+    assert row(html, "model-all-c").startswith("c all 41.2 KB 3.5 MB w1 , w2 ")
+    assert row(html, "model-all-c").endswith(" ago 7")
+    assert "model-all-a" not in html and "Showing 2 of 3;" in text(html)
