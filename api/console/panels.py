@@ -22,9 +22,11 @@ from sqlalchemy.orm import Session
 
 from api.console import history
 from api.schemas import EndpointPublic, ModelLoadPublic
+from api.services import deployments as deployment_service
 from api.services import jobs as job_service
 from api.services import monitoring as monitoring_service
 from api.services import multi_models
+from api.services import shadows as shadow_service
 from core.apikeys import KeyInfo
 
 Loader = Callable[[Session, EndpointPublic, KeyInfo | None], dict[str, Any] | None]
@@ -32,6 +34,8 @@ HISTORY_WINDOW_S = 3600.0
 RECENT_JOBS = 10
 MODELS_LISTED = 500  # the first models of the prefixes, in key order (one S3 listing page)
 MODELS_SHOWN = 50
+DEPLOYMENTS_SHOWN = 5
+SHADOW_TOLERANCE = 1e-6  # GET /v1/endpoints/{name}/shadow-report's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,33 @@ def _monitoring(
     return {"capture": capture, "schedules": schedules}
 
 
+def _deployments(
+    session: Session, endpoint: EndpointPublic, _k: KeyInfo | None
+) -> dict[str, Any] | None:
+    """The newest deployments, each with its steps (traffic %, requests, errors, p99) and
+    why it rolled back; None before the endpoint's first deployment."""
+    deployments = deployment_service.list_deployments(session, endpoint.name)
+    if not deployments:
+        return None
+    return {
+        "endpoint": endpoint,
+        "deployments": deployments[:DEPLOYMENTS_SHOWN],
+        "more": max(len(deployments) - DEPLOYMENTS_SHOWN, 0),
+    }
+
+
+def _shadow(
+    session: Session, endpoint: EndpointPublic, _k: KeyInfo | None
+) -> dict[str, Any] | None:
+    """Each shadow variant against production (the shadow report at its default tolerance);
+    None without a shadow variant."""
+    if not endpoint.shadow_variants:
+        return None
+    report = shadow_service.shadow_report(session, endpoint.name, SHADOW_TOLERANCE)
+    sampling = {v.name: v.sampling_percent for v in endpoint.shadow_variants}
+    return {"report": report, "sampling": sampling}
+
+
 def loaded_first(models: list[ModelLoadPublic]) -> list[ModelLoadPublic]:
     """Loaded models first, most recently used first; then the others in key order."""
     loaded = sorted(
@@ -125,6 +156,8 @@ def _models_loaded(
 PANELS: list[Panel] = [
     Panel("variants", "Variants", "panels/variants.html", _variants),
     Panel("components", "Inference components", "panels/components.html", _components),
+    Panel("deployments", "Deployments", "panels/deployments.html", _deployments),
+    Panel("shadow", "Shadow report", "panels/shadow.html", _shadow),
     Panel("models-loaded", "Models loaded", "panels/models_loaded.html", _models_loaded),
     Panel("plots", "Last hour", "panels/plots.html", _plots),
     Panel("scaling", "Scaling events", "panels/scaling.html", _scaling),

@@ -15,6 +15,8 @@ from api.schemas import (
     ComponentPublic,
     ComputeSpec,
     CopiesPublic,
+    DeploymentPublic,
+    DeploymentStep,
     EndpointPublic,
     GpuPublic,
     HostPublic,
@@ -174,3 +176,48 @@ def test_models_loaded_lists_loaded_ones_first_most_recently_used_first() -> Non
     assert row(html, "model-all-c").startswith("c all 41.2 KB 3.5 MB w1 , w2 ")
     assert row(html, "model-all-c").endswith(" ago 7")
     assert "model-all-a" not in html and "Showing 2 of 3;" in text(html)
+
+
+def test_deployment_timeline_shows_each_step_and_the_rollback_reason() -> None:
+    deployment = DeploymentPublic(
+        deployment_id="dep1",
+        endpoint="shop",
+        strategy="linear",
+        state="rolled_back",
+        from_config_version=1,
+        to_config_version=2,
+        new_traffic_percent=0.0,
+        steps=[
+            DeploymentStep(
+                percent=25,
+                started_at=NOW,
+                finished_at=NOW,
+                outcome="passed",
+                requests=1200,
+                errors=0,
+                p99_ms=8.0,
+            ),
+            DeploymentStep(
+                percent=50,
+                started_at=NOW,
+                finished_at=NOW,
+                outcome="rolled_back",
+                requests=40,
+                errors=9,
+                p99_ms=None,
+            ),
+        ],
+        reason="error rate 22.5% > rollback_on.error_rate_percent 5% at 50%",
+        deployment={"strategy": "linear"},
+        created_at=NOW,
+        finished_at=NOW,
+    )
+    html = render(
+        "panels/deployments.html",
+        ctx={"endpoint": shop(), "deployments": [deployment], "more": 2},
+    )
+    assert row(html, "deployment-dep1-step-1").endswith("1,200 0 8 ms")
+    assert row(html, "deployment-dep1-step-2").startswith("2 50 % rolled_back")
+    assert row(html, "deployment-dep1-step-2").endswith("40 9 -")
+    assert "Rolled back: error rate 22.5% &gt; rollback_on" in html
+    assert "config v1 → v2" in text(html) and "2 older deployment(s)" in text(html)
