@@ -22,6 +22,7 @@ from api.schemas import (
     HostPublic,
     ModelLoadPublic,
     PlacementPublic,
+    VariantPublic,
 )
 
 NOW = dt.datetime(2026, 11, 30, 2, tzinfo=dt.UTC)
@@ -221,3 +222,36 @@ def test_deployment_timeline_shows_each_step_and_the_rollback_reason() -> None:
     assert row(html, "deployment-dep1-step-2").endswith("40 9 -")
     assert "Rolled back: error rate 22.5% &gt; rollback_on" in html
     assert "config v1 → v2" in text(html) and "2 older deployment(s)" in text(html)
+
+
+def test_variants_show_a_deployments_new_variant_and_each_ones_traffic() -> None:
+    def variant(name: str, **fields: object) -> VariantPublic:
+        base: dict[str, object] = {
+            "name": name,
+            "model": "churn",
+            "model_version": 1,
+            "framework": "xgboost",
+            "weight": 1.0,
+            "accelerator": "cpu",
+            "min_workers": 0,
+            "max_workers": 1,
+            "target_backlog_per_worker": 4,
+            "batching": {"max_batch_size": 8, "max_delay_ms": 5},
+            "backlog": 0,
+            "reserved": 0,
+            "workers": {"current": 1, "desired": 1},
+        }
+        return VariantPublic.model_validate(base | fields)
+
+    endpoint = shop().model_copy(
+        update={
+            "variants": [
+                variant("a", traffic_percent=75.0),
+                variant("a", key="a~2", role="new", config_version=2, traffic_percent=25.0),
+            ]
+        }
+    )
+    html = render("panels/variants.html", endpoint=endpoint)
+    rows = [text(r) for r in re.findall(r"<tr>.*?</tr>", html, re.S)[1:]]
+    assert rows[0].startswith("a config v1 churn v1 xgboost cpu 1 75 % ")
+    assert rows[1].startswith("a new config v2 churn v1 xgboost cpu 1 25 % ")
