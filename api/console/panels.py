@@ -96,7 +96,7 @@ def _monitoring(
     return {"capture": capture, "schedules": schedules}
 
 
-def _deployments(
+def deployments(
     session: Session, endpoint: EndpointPublic, _k: KeyInfo | None
 ) -> dict[str, Any] | None:
     """The newest deployments, each with its steps (traffic %, requests, errors, p99) and
@@ -156,7 +156,7 @@ def _models_loaded(
 PANELS: list[Panel] = [
     Panel("variants", "Variants", "panels/variants.html", _variants),
     Panel("components", "Inference components", "panels/components.html", _components),
-    Panel("deployments", "Deployments", "panels/deployments.html", _deployments),
+    Panel("deployments", "Deployments", "panels/deployments.html", deployments),
     Panel("shadow", "Shadow report", "panels/shadow.html", _shadow),
     Panel("models-loaded", "Models loaded", "panels/models_loaded.html", _models_loaded),
     Panel("plots", "Last hour", "panels/plots.html", _plots),

@@ -290,6 +290,10 @@ def console_shows_the_rollback(client: httpx.Client, name: str, done: dict[str, 
     row = page_row(page.text, f"deployment-{done['deployment_id']}-step-1")
     assert row.startswith("1 50 % rolled_back "), row
     assert f" {step['requests']:,} {step['errors']:,} " in row, (row, step)
+    live = client.get(f"/console/endpoints/{name}/deployments")  # what htmx swaps in
+    assert live.status_code == 200, live.text
+    again = page_row(live.text, f"deployment-{done['deployment_id']}-step-1")
+    assert again.startswith("1 50 % rolled_back ") and f" {step['errors']:,} " in again, again
 
 
 def test_deleting_an_endpoint_drains_its_jobs_and_a_new_one_never_runs_them(
