@@ -21,14 +21,21 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.console import history
-from api.schemas import EndpointPublic
+from api.schemas import EndpointPublic, ModelLoadPublic
+from api.services import deployments as deployment_service
 from api.services import jobs as job_service
 from api.services import monitoring as monitoring_service
+from api.services import multi_models
+from api.services import shadows as shadow_service
 from core.apikeys import KeyInfo
 
 Loader = Callable[[Session, EndpointPublic, KeyInfo | None], dict[str, Any] | None]
 HISTORY_WINDOW_S = 3600.0
 RECENT_JOBS = 10
+MODELS_LISTED = 500  # the first models of the prefixes, in key order (one S3 listing page)
+MODELS_SHOWN = 50
+DEPLOYMENTS_SHOWN = 5
+SHADOW_TOLERANCE = 1e-6  # GET /v1/endpoints/{name}/shadow-report's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +46,16 @@ class Panel:
     load: Loader
 
 
-def _variants(_s: Session, endpoint: EndpointPublic, _k: KeyInfo | None) -> dict[str, Any]:
+def _variants(_s: Session, endpoint: EndpointPublic, _k: KeyInfo | None) -> dict[str, Any] | None:
+    if not endpoint.variants and endpoint.components:
+        return None  # an endpoint of components only: no empty variants table
+    return {"endpoint": endpoint}
+
+
+def _components(_s: Session, endpoint: EndpointPublic, _k: KeyInfo | None) -> dict[str, Any] | None:
+    """Each inference component's copies and placements, and the hosts' room."""
+    if not endpoint.components:
+        return None
     return {"endpoint": endpoint}
 
 
@@ -80,8 +96,69 @@ def _monitoring(
     return {"capture": capture, "schedules": schedules}
 
 
+def deployments(
+    session: Session, endpoint: EndpointPublic, _k: KeyInfo | None
+) -> dict[str, Any] | None:
+    """The newest deployments, each with its steps (traffic %, requests, errors, p99) and
+    why it rolled back; None before the endpoint's first deployment."""
+    deployments = deployment_service.list_deployments(session, endpoint.name)
+    if not deployments:
+        return None
+    return {
+        "endpoint": endpoint,
+        "deployments": deployments[:DEPLOYMENTS_SHOWN],
+        "more": max(len(deployments) - DEPLOYMENTS_SHOWN, 0),
+    }
+
+
+def _shadow(
+    session: Session, endpoint: EndpointPublic, _k: KeyInfo | None
+) -> dict[str, Any] | None:
+    """Each shadow variant against production (the shadow report at its default tolerance);
+    None without a shadow variant."""
+    if not endpoint.shadow_variants:
+        return None
+    report = shadow_service.shadow_report(session, endpoint.name, SHADOW_TOLERANCE)
+    sampling = {v.name: v.sampling_percent for v in endpoint.shadow_variants}
+    return {"report": report, "sampling": sampling}
+
+
+def loaded_first(models: list[ModelLoadPublic]) -> list[ModelLoadPublic]:
+    """Loaded models first, most recently used first; then the others in key order."""
+    loaded = sorted(
+        (m for m in models if m.loaded_on),
+        key=lambda m: (m.last_used_at is not None, m.last_used_at),
+        reverse=True,
+    )
+    return loaded + [m for m in models if not m.loaded_on]
+
+
+def _models_loaded(
+    session: Session, endpoint: EndpointPublic, _k: KeyInfo | None
+) -> dict[str, Any] | None:
+    """A multi-model endpoint's models (GET /v1/endpoints/{name}/models): where each is
+    loaded, its size, last use and invocations; None without a multi-model variant."""
+    prefixes = [v.multi_model.prefix for v in endpoint.variants if v.multi_model is not None]
+    if not prefixes:
+        return None
+    listed, next_after = multi_models.list_models(
+        session, endpoint.name, variant=None, after=None, limit=MODELS_LISTED
+    )
+    return {
+        "endpoint": endpoint,
+        "prefixes": prefixes,
+        "models": loaded_first(listed)[:MODELS_SHOWN],
+        "listed": len(listed),
+        "truncated": next_after is not None,  # more objects than MODELS_LISTED
+    }
+
+
 PANELS: list[Panel] = [
     Panel("variants", "Variants", "panels/variants.html", _variants),
+    Panel("components", "Inference components", "panels/components.html", _components),
+    Panel("deployments", "Deployments", "panels/deployments.html", deployments),
+    Panel("shadow", "Shadow report", "panels/shadow.html", _shadow),
+    Panel("models-loaded", "Models loaded", "panels/models_loaded.html", _models_loaded),
     Panel("plots", "Last hour", "panels/plots.html", _plots),
     Panel("scaling", "Scaling events", "panels/scaling.html", _scaling),
     Panel("monitoring", "Data capture and monitoring", "panels/monitoring.html", _monitoring),

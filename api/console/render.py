@@ -13,6 +13,8 @@ from typing import Any
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from api.console import capacity
+
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 
@@ -51,6 +53,7 @@ def make_templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.filters.update(ago=ago, when=when, num=num)
+    env.filters.update(capacity.FILTERS)
     return Jinja2Templates(env=env)
 
 

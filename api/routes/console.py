@@ -174,6 +174,30 @@ def endpoint_variants(name: str, request: Request, session: SessionDep) -> Respo
     return _page(request, "panels/variants.html", endpoint=endpoint)
 
 
+@router.get("/endpoints/{name}/components", response_class=HTMLResponse)
+def endpoint_components(name: str, request: Request, session: SessionDep) -> Response:
+    """The components table alone (copies, placements, hosts' room), swapped in live."""
+    try:
+        endpoint = _visible_endpoint(session, name, _key(request))
+    except NotFound as exc:
+        return _missing(request, exc)
+    return _page(request, "panels/components.html", endpoint=endpoint)
+
+
+@router.get("/endpoints/{name}/deployments", response_class=HTMLResponse)
+def endpoint_deployments(name: str, request: Request, session: SessionDep) -> Response:
+    """The deployments timeline alone, swapped in every few seconds while steps advance."""
+    key = _key(request)
+    try:
+        endpoint = _visible_endpoint(session, name, key)
+    except NotFound as exc:
+        return _missing(request, exc)
+    context = panels.deployments(session, endpoint, key)
+    if context is None:
+        return HTMLResponse('<div id="deployments"></div>')
+    return _page(request, "panels/deployments.html", ctx=context)
+
+
 @router.get("/endpoints/{name}/history.json")
 def endpoint_history(
     name: str, request: Request, session: SessionDep, since: float = Query(default=0.0, ge=0)

@@ -32,6 +32,7 @@ from tests.integration.conftest import (
     wait_for,
     wait_job,
 )
+from tests.integration.console_html import page_row
 
 pytestmark = pytest.mark.integration
 
@@ -220,6 +221,7 @@ def test_components_share_a_host_scale_on_their_own_and_never_overcommit(
             "current": 1,
             "desired": 2,
         }
+        console_shows_the_pending_copy(client, ep, host["name"])
 
         # Delete small-a with async work queued: it drains (the jobs succeed), refuses
         # new calls, goes away, and its half core lets the second mlp copy start.
@@ -270,6 +272,25 @@ def test_components_share_a_host_scale_on_their_own_and_never_overcommit(
         assert "sluiceway_placement_host_cpu_cores{" in metrics
     assert watch.most > 0, "the watch saw the copies"
     assert watch.most <= HOST_CORES, f"copies held {watch.most} cores of {HOST_CORES}"
+
+
+def console_shows_the_pending_copy(client: httpx.Client, ep: str, host: str) -> None:
+    """The console's endpoint page and list, rendered by the real API from the scheduler's
+    published placements: copies current/desired, where each runs, why one waits."""
+    page = client.get(f"/console/endpoints/{ep}")
+    assert page.status_code == 200, page.text
+    assert 'id="panel-components"' in page.text and 'id="panel-variants"' not in page.text
+    mlp = page_row(page.text, "component-mlp")
+    assert "1 core · 512 MB 1 2 2..2" in mlp, mlp
+    assert f"{host}: 1 core, 512 MB" in mlp and "needs 1 cores, 0.5 free" in mlp, mlp
+    big = page_row(page.text, "component-big")
+    assert "4 cores · 1 GB 0 1 1..1" in big and "no copy" in big, big
+    assert "needs 4 cores" in big, big
+    assert page_row(page.text, f"host-{host}").startswith(f"{host} 2 0.50 4 GB"), page.text
+    live = client.get(f"/console/endpoints/{ep}/components")  # what htmx swaps in
+    assert live.status_code == 200 and 'id="component-mlp"' in live.text
+    listing = client.get("/console/endpoints-table").text
+    assert page_row(listing, f"row-{ep}-ic-mlp").endswith("- 0 1 2 pending"), listing
 
 
 def test_bad_component_requests_are_refused_and_change_nothing(

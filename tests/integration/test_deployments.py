@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from markupsafe import escape
 from sqlalchemy import select
 
 from core.db import session_scope
@@ -38,6 +39,7 @@ from tests.integration.conftest import (
     wait_for,
     wait_job,
 )
+from tests.integration.console_html import page_row
 
 pytestmark = pytest.mark.integration
 
@@ -256,6 +258,7 @@ def test_a_canary_of_a_failing_model_rolls_back_by_itself(
         assert "error rate" in done["reason"]
         assert "rollback_on.error_rate_percent 5%" in done["reason"]
         assert done["steps"][0]["outcome"] == "rolled_back" and done["steps"][0]["errors"] > 0
+        console_shows_the_rollback(client, name, done)
         # Every failure came from the new config; the old one answered all it got.
         assert load.statuses[200] > 0
 
@@ -275,6 +278,22 @@ def test_a_canary_of_a_failing_model_rolls_back_by_itself(
         assert client.get(f"/v1/endpoints/{name}").json()["config_version"] == 1
         again = client.post(f"/v1/endpoints/{name}/deployments/{deployment_id}/rollback")
         assert again.status_code == 409
+
+
+def console_shows_the_rollback(client: httpx.Client, name: str, done: dict[str, Any]) -> None:
+    """The endpoint's console page, rendered by the real API: the deployment's timeline."""
+    page = client.get(f"/console/endpoints/{name}")
+    assert page.status_code == 200, page.text
+    assert f'id="deployment-{done["deployment_id"]}"' in page.text
+    assert f"Rolled back: {escape(done['reason'])}" in page.text
+    step = done["steps"][0]
+    row = page_row(page.text, f"deployment-{done['deployment_id']}-step-1")
+    assert row.startswith("1 50 % rolled_back "), row
+    assert f" {step['requests']:,} {step['errors']:,} " in row, (row, step)
+    live = client.get(f"/console/endpoints/{name}/deployments")  # what htmx swaps in
+    assert live.status_code == 200, live.text
+    again = page_row(live.text, f"deployment-{done['deployment_id']}-step-1")
+    assert again.startswith("1 50 % rolled_back ") and f" {step['errors']:,} " in again, again
 
 
 def test_deleting_an_endpoint_drains_its_jobs_and_a_new_one_never_runs_them(
@@ -421,6 +440,10 @@ def test_a_shadow_that_raises_never_changes_a_production_answer(
         assert shadow["agreement_rate"] == 1.0  # the same weights where it answers
         assert shadow["mean_abs_diff"] == 0.0
         assert shadow["production_p50_ms"] is not None and shadow["shadow_p99_ms"] is not None
+        page = client.get(f"/console/endpoints/{name}")  # the console's shadow report
+        assert page.status_code == 200, page.text
+        row = page_row(page.text, "shadow-s")
+        assert row.startswith("s 100 % ") and " 100 % 0 " in row, row
         bad_tolerance = client.get(f"/v1/endpoints/{name}/shadow-report?tolerance=-1")
         assert bad_tolerance.status_code == 422
 

@@ -30,6 +30,7 @@ from tests.integration.conftest import (
     wait_for,
     wait_job,
 )
+from tests.integration.console_html import page_row
 
 pytestmark = pytest.mark.integration
 
@@ -184,6 +185,7 @@ def test_realtime_and_async_serve_every_model_under_the_prefix(
             return bool(paris["loaded_on"]) and paris["invocations"] >= 2
 
         wait_for(reported, timeout_s=20, what="the workers' model reports")
+        console_shows_where_models_are_loaded(client, endpoint)
         # the SDK: a target_model argument, and the listing with every page
         with Client(mstack.api_url) as sdk:
             handle = sdk.endpoint(endpoint)
@@ -199,6 +201,23 @@ def test_realtime_and_async_serve_every_model_under_the_prefix(
         )
         assert [m["model"] for m in rest.json()] == ["la.json", "nyc.json"]
         assert "X-Next-After" not in rest.headers
+
+
+def console_shows_where_models_are_loaded(client: httpx.Client, endpoint: str) -> None:
+    """The endpoint's console page, rendered by the real API from the same listing."""
+    paris = next(
+        m
+        for m in client.get(f"/v1/endpoints/{endpoint}/models").json()
+        if m["model"] == "eu/paris.json"
+    )
+    page = client.get(f"/console/endpoints/{endpoint}")
+    assert page.status_code == 200, page.text
+    assert 'id="panel-models-loaded"' in page.text
+    row = page_row(page.text, "model-a-eu/paris.json")
+    assert row.startswith("eu/paris.json a "), row
+    assert all(worker in row for worker in paris["loaded_on"]), (row, paris)
+    assert row.endswith(f" ago {paris['invocations']}"), (row, paris)
+    assert "la.json" in page.text and "nyc.json" in page.text
 
 
 def test_errors_fail_alone(mstack: Stack, s3: SeaweedServer) -> None:
