@@ -32,6 +32,9 @@ from rich.table import Table
 
 from cli import api_client as http
 from cli.api_client import ApiUrlOption
+from cli.demo_capture import step_monitoring
+from cli.demo_components import step_components
+from cli.demo_console import step_console
 from cli.demo_models import (
     DemoFailure,
     build_models,
@@ -39,6 +42,7 @@ from cli.demo_models import (
     rounded,
 )
 from cli.demo_receiver import LoopbackReceiver
+from cli.demo_sagemaker import step_sagemaker
 from cli.demo_tour import (
     BATCHING,
     VARIANTS,
@@ -241,6 +245,10 @@ STEPS: list[tuple[str, Step]] = [
     ("async job with a webhook", step_webhook),
     ("batch transform over S3", step_transform),
     ("bad input", step_bad_input),
+    ("SageMaker API with boto3", step_sagemaker),
+    ("web console", step_console),
+    ("data capture and drift monitoring", step_monitoring),
+    ("inference components", step_components),
 ]
 
 # What a step may fail with; anything else is a bug in the demo and keeps its traceback.
