@@ -10,7 +10,11 @@ in this process, so "it worked" means the numbers are right, not merely that
 the API answered. Each step is one function in STEPS; a step either returns a
 one-line result or raises, and the summary table lists them all.
 
-The models and their in-process reference live in cli/demo_models.py.
+The platform's other capabilities have a step module each: the SageMaker API
+with boto3 (demo_sagemaker.py), the web console (demo_console.py), data capture
+and drift monitoring (demo_capture.py), inference components, one called with
+the Python SDK (demo_components.py). The models and their in-process reference
+live in cli/demo_models.py, the Tour the steps share in cli/demo_tour.py.
 """
 
 from __future__ import annotations
