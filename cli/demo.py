@@ -13,8 +13,9 @@ one-line result or raises, and the summary table lists them all.
 The platform's other capabilities have a step module each: the SageMaker API
 with boto3 (demo_sagemaker.py), the web console (demo_console.py), data capture
 and drift monitoring (demo_capture.py), inference components, one called with
-the Python SDK (demo_components.py). The models and their in-process reference
-live in cli/demo_models.py, the Tour the steps share in cli/demo_tour.py.
+the Python SDK (demo_components.py), a multi-model endpoint with two target
+models (demo_multi_model.py). The models and their in-process reference live in
+cli/demo_models.py, the Tour the steps share in cli/demo_tour.py.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from cli.demo_models import (
     check_predictions,
     rounded,
 )
+from cli.demo_multi_model import step_multi_model
 from cli.demo_receiver import LoopbackReceiver
 from cli.demo_sagemaker import step_sagemaker
 from cli.demo_tour import (
@@ -253,6 +255,7 @@ STEPS: list[tuple[str, Step]] = [
     ("web console", step_console),
     ("data capture and drift monitoring", step_monitoring),
     ("inference components", step_components),
+    ("multi-model endpoint", step_multi_model),
 ]
 
 # What a step may fail with; anything else is a bug in the demo and keeps its traceback.

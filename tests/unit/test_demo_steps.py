@@ -93,3 +93,13 @@ def test_console_step_wants_html() -> None:
     tour = mock_tour(lambda _: httpx.Response(200, json={"detail": "not a page"}))
     with pytest.raises(DemoFailure, match="not an HTML page"):
         demo_console.step_console(tour)
+
+
+def test_the_multi_model_step_asks_for_two_distinct_keys() -> None:
+    from cli import demo_multi_model
+
+    keys = list(demo_multi_model.TARGET_MODELS)
+    assert len(keys) == 2 and all(not key.startswith("/") for key in keys)
+    offsets = demo_multi_model.TARGET_MODELS.values()
+    seeds = {demo_multi_model.tour_seed(offset) for offset in offsets}
+    assert len(seeds) == 2  # two models, so their answers tell them apart
