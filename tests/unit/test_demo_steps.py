@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from cli import api_client as http
-from cli import demo, demo_capture, demo_components, demo_console
+from cli import demo, demo_capture, demo_components, demo_console, demo_multi_model
 from cli.demo_models import DemoFailure
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -35,10 +35,13 @@ def test_the_tour_lists_every_capability_once() -> None:
         demo_capture.step_monitoring,
         demo_components.step_components,
         demo_console.step_console,
+        demo_multi_model.step_multi_model,
     ):
         assert step in steps
-    # Components come last: their copies need the cores the variants leave.
-    assert demo.STEPS[-1][1] is demo_components.step_components
+    # Components come after the steps that call the demo endpoint's variants: their
+    # copies need the cores the variants leave, and are deleted when done.
+    order = [step for _, step in demo.STEPS]
+    assert order.index(demo_components.step_components) > order.index(demo_capture.step_monitoring)
 
 
 def test_shifted_moves_only_the_chosen_feature() -> None:
@@ -96,8 +99,6 @@ def test_console_step_wants_html() -> None:
 
 
 def test_the_multi_model_step_asks_for_two_distinct_keys() -> None:
-    from cli import demo_multi_model
-
     keys = list(demo_multi_model.TARGET_MODELS)
     assert len(keys) == 2 and all(not key.startswith("/") for key in keys)
     offsets = demo_multi_model.TARGET_MODELS.values()
