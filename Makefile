@@ -20,10 +20,10 @@ TORCH_SPEC ?= torch==2.13.0
 DEMO_PORT ?= 8000
 DEMO_LOG := .sluiceway/demo-up.log
 READY_TIMEOUT_S ?= 180
-# The demo keeps up to five variant workers and two component copies of tiny
+# The demo keeps up to seven variant workers and two component copies of tiny
 # models alive at once: it lets the local backend run and place that many even
 # on a 2-core host.
-DEMO_CPU_SLOTS ?= 6
+DEMO_CPU_SLOTS ?= 8
 
 .PHONY: help venv demo up test lint fmt clean
 

@@ -14,7 +14,8 @@ The platform's other capabilities have a step module each: the SageMaker API
 with boto3 (demo_sagemaker.py), the web console (demo_console.py), data capture
 and drift monitoring (demo_capture.py), inference components, one called with
 the Python SDK (demo_components.py), a multi-model endpoint with two target
-models (demo_multi_model.py). The models and their in-process reference live in
+models (demo_multi_model.py), canary deployments that succeed and roll back
+(demo_deployments.py). The models and their in-process reference live in
 cli/demo_models.py, the Tour the steps share in cli/demo_tour.py.
 """
 
@@ -40,6 +41,7 @@ from cli.api_client import ApiUrlOption
 from cli.demo_capture import step_monitoring
 from cli.demo_components import step_components
 from cli.demo_console import step_console
+from cli.demo_deployments import step_deployments
 from cli.demo_models import (
     DemoFailure,
     build_models,
@@ -256,6 +258,7 @@ STEPS: list[tuple[str, Step]] = [
     ("data capture and drift monitoring", step_monitoring),
     ("inference components", step_components),
     ("multi-model endpoint", step_multi_model),
+    ("canary deployments and a rollback", step_deployments),
 ]
 
 # What a step may fail with; anything else is a bug in the demo and keeps its traceback.

@@ -104,3 +104,28 @@ def test_the_multi_model_step_asks_for_two_distinct_keys() -> None:
     offsets = demo_multi_model.TARGET_MODELS.values()
     seeds = {demo_multi_model.tour_seed(offset) for offset in offsets}
     assert len(seeds) == 2  # two models, so their answers tell them apart
+
+
+def test_the_failing_release_raises_on_every_call(tmp_path: Path) -> None:
+    import torch
+
+    from cli import demo_deployments
+
+    path = tmp_path / "fails.pt"
+    demo_deployments.build_failing_torch(path)
+    with pytest.raises(torch.jit.Error, match="fails every request"):
+        demo_deployments._load(path)(torch.zeros(1, 4))
+
+
+def test_the_canaries_watch_their_error_rate() -> None:
+    from cli import demo_deployments
+
+    for canary in (demo_deployments.CANARY, demo_deployments.FAILING_CANARY):
+        assert canary["strategy"] == "canary"
+        assert canary["rollback_on"]["error_rate_percent"] == 5
+    # The failing release cannot run out its step before enough requests are judged.
+    assert demo_deployments.FAILING_CANARY["step_interval_s"] >= 30
+    spec = demo_deployments._spec("demo-deploy-x", "demo-torch-x", 2)
+    assert spec["variants"] == [
+        {"name": "a", "model": "demo-torch-x", "model_version": 2, "min_workers": 1}
+    ]
