@@ -15,7 +15,14 @@ import pytest
 from rich.console import Console
 
 from cli import api_client as http
-from cli import demo, demo_capture, demo_components, demo_console, demo_multi_model
+from cli import (
+    demo,
+    demo_capture,
+    demo_components,
+    demo_console,
+    demo_deployments,
+    demo_multi_model,
+)
 from cli.demo_models import DemoFailure
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -36,6 +43,7 @@ def test_the_tour_lists_every_capability_once() -> None:
         demo_components.step_components,
         demo_console.step_console,
         demo_multi_model.step_multi_model,
+        demo_deployments.step_deployments,
     ):
         assert step in steps
     # Components come after the steps that call the demo endpoint's variants: their
@@ -109,8 +117,6 @@ def test_the_multi_model_step_asks_for_two_distinct_keys() -> None:
 def test_the_failing_release_raises_on_every_call(tmp_path: Path) -> None:
     import torch
 
-    from cli import demo_deployments
-
     path = tmp_path / "fails.pt"
     demo_deployments.build_failing_torch(path)
     with pytest.raises(torch.jit.Error, match="fails every request"):
@@ -118,8 +124,6 @@ def test_the_failing_release_raises_on_every_call(tmp_path: Path) -> None:
 
 
 def test_the_canaries_watch_their_error_rate() -> None:
-    from cli import demo_deployments
-
     for canary in (demo_deployments.CANARY, demo_deployments.FAILING_CANARY):
         assert canary["strategy"] == "canary"
         assert canary["rollback_on"]["error_rate_percent"] == 5
