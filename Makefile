@@ -20,6 +20,10 @@ TORCH_SPEC ?= torch==2.13.0
 DEMO_PORT ?= 8000
 DEMO_LOG := .sluiceway/demo-up.log
 READY_TIMEOUT_S ?= 180
+# The demo keeps up to seven variant workers and two component copies of tiny
+# models alive at once: it lets the local backend run and place that many even
+# on a 2-core host.
+DEMO_CPU_SLOTS ?= 8
 
 .PHONY: help venv demo up test lint fmt clean
 
@@ -45,7 +49,8 @@ venv: $(STAMP)
 demo: $(STAMP)
 	@mkdir -p "$$(dirname $(DEMO_LOG))"
 	echo "starting the stack: sluice up --port $(DEMO_PORT) (log: $(DEMO_LOG))"
-	$(BIN)/sluice up --port $(DEMO_PORT) --ready-timeout-s $(READY_TIMEOUT_S) >$(DEMO_LOG) 2>&1 &
+	SLUICEWAY_LOCAL_CPU_SLOTS=$(DEMO_CPU_SLOTS) SLUICEWAY_HOST_CPU_CORES=$(DEMO_CPU_SLOTS) \
+		$(BIN)/sluice up --port $(DEMO_PORT) --ready-timeout-s $(READY_TIMEOUT_S) >$(DEMO_LOG) 2>&1 &
 	up=$$!
 	# Whatever happens below, stop the stack this recipe started and wait for it.
 	stop_up() { kill -TERM "$$up" 2>/dev/null || true; wait "$$up" 2>/dev/null || true; }

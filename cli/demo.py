@@ -10,21 +10,26 @@ in this process, so "it worked" means the numbers are right, not merely that
 the API answered. Each step is one function in STEPS; a step either returns a
 one-line result or raises, and the summary table lists them all.
 
-The models and their in-process reference live in cli/demo_models.py.
+The platform's other capabilities have a step module each: the SageMaker API
+with boto3 (demo_sagemaker.py), the web console (demo_console.py), data capture
+and drift monitoring (demo_capture.py), inference components, one called with
+the Python SDK (demo_components.py), a multi-model endpoint with two target
+models (demo_multi_model.py), canary deployments that succeed and roll back
+(demo_deployments.py). The models and their in-process reference live in
+cli/demo_models.py, the Tour the steps share in cli/demo_tour.py.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import secrets
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -33,25 +38,32 @@ from rich.table import Table
 
 from cli import api_client as http
 from cli.api_client import ApiUrlOption
+from cli.demo_capture import step_monitoring
+from cli.demo_components import step_components
+from cli.demo_console import step_console
+from cli.demo_deployments import step_deployments
 from cli.demo_models import (
-    N_FEATURES,
-    SEED,
     DemoFailure,
-    DemoModels,
     build_models,
     check_predictions,
     rounded,
 )
+from cli.demo_multi_model import step_multi_model
 from cli.demo_receiver import LoopbackReceiver
+from cli.demo_sagemaker import step_sagemaker
+from cli.demo_tour import (
+    BATCHING,
+    VARIANTS,
+    Tour,
+    field_of,
+    invocation_url,
+    realtime_call,
+    short_id,
+)
 from cli.demo_transform import step_transform
 from core.webhooks import verify_signature
 from sluiceway.errors import SluicewayError
 
-if TYPE_CHECKING:
-    pass
-
-VARIANTS = {"a": "xgboost", "b": "torch"}  # variant name → the framework of its model
-BATCHING = {"max_batch_size": 8, "max_delay_ms": 2}
 REALTIME_CALLS = 6
 PINNED_CALLS = 3
 JOB_TIMEOUT_S = 120.0
@@ -76,78 +88,6 @@ def endpoint_spec(name: str, models: dict[str, tuple[str, int]]) -> dict[str, An
             }
         )
     return {"name": name, "variants": variants}
-
-
-# --- the tour ------------------------------------------------------------------
-
-
-@dataclass
-class Tour:
-    """State the steps share: the API, what has been created so far, sample rows."""
-
-    api: http.Api
-    console: Console
-    workdir: Path
-    suffix: str = field(default_factory=lambda: secrets.token_hex(2))
-    rng: random.Random = field(default_factory=lambda: random.Random(SEED))
-    models: DemoModels | None = None
-    registered: dict[str, tuple[str, int]] = field(default_factory=dict)
-    endpoint: str = ""
-
-    def rows(self, count: int) -> list[list[float]]:
-        """`count` rows of N_FEATURES numbers in [-2, 2], 3 decimals so they print neatly."""
-        return [
-            [round(self.rng.uniform(-2, 2), 3) for _ in range(N_FEATURES)] for _ in range(count)
-        ]
-
-    def built(self) -> DemoModels:
-        if self.models is None:
-            raise DemoFailure("the models were not built")
-        return self.models
-
-    def say(self, text: str) -> None:
-        self.console.print(f"  {escape(text)}")
-
-
-def short_id(job_id: str) -> str:
-    """The first 8 characters of a job id, enough to tell the demo's jobs apart on screen."""
-    return job_id[:8]
-
-
-def field_of(body: Any, key: str, *, what: str) -> Any:
-    """body[key], or a DemoFailure naming the call and the body when the API left it out."""
-    if not isinstance(body, dict) or key not in body:
-        raise DemoFailure(f"{what} answered without {key!r}: {body!r}")
-    return body[key]
-
-
-def _invocation_url(tour: Tour, kind: str) -> str:
-    return http.path("/v1/endpoints/{}/" + kind, tour.endpoint)
-
-
-def _realtime_call(
-    tour: Tour, rows: list[list[float]], *, variant: str | None = None
-) -> tuple[str, float]:
-    """One realtime call, checked against the model called directly → (variant, ms)."""
-    headers = {"X-Target-Variant": variant} if variant else {}
-    started = time.perf_counter()
-    response = tour.api.request(
-        "POST", _invocation_url(tour, "invocations"), json={"instances": rows}, headers=headers
-    )
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    invoked = response.headers.get("X-Invoked-Variant", "")
-    if invoked not in VARIANTS:
-        raise DemoFailure(f"X-Invoked-Variant is {invoked!r}, expected one of {list(VARIANTS)}")
-    predictions = field_of(response.json(), "predictions", what="a realtime call")
-    check_predictions(
-        predictions, tour.built().predict(VARIANTS[invoked], rows), what=f"variant {invoked}"
-    )
-    job = short_id(response.headers.get("X-Job-Id", "?"))
-    tour.say(
-        f"variant {invoked}  {elapsed_ms:6.1f} ms  job {job}  {rounded(predictions)}"
-        "  matches the model called directly"
-    )
-    return invoked, elapsed_ms
 
 
 def step_check_ready(tour: Tour) -> str:
@@ -199,7 +139,7 @@ def step_create_endpoint(tour: Tour) -> str:
 
 
 def step_realtime(tour: Tour) -> str:
-    calls = [_realtime_call(tour, tour.rows(2)) for _ in range(REALTIME_CALLS)]
+    calls = [realtime_call(tour, tour.rows(2)) for _ in range(REALTIME_CALLS)]
     served = [variant for variant, _ in calls]
     mix = ", ".join(f"{variant}: {served.count(variant)}" for variant in VARIANTS)
     median_ms = statistics.median(ms for _, ms in calls)
@@ -208,7 +148,7 @@ def step_realtime(tour: Tour) -> str:
 
 def step_pinned_variant(tour: Tour) -> str:
     for _ in range(PINNED_CALLS):
-        served, _ = _realtime_call(tour, tour.rows(1), variant="b")
+        served, _ = realtime_call(tour, tour.rows(1), variant="b")
         if served != "b":
             raise DemoFailure(f"X-Target-Variant: b was served by variant {served!r}")
     return f"{PINNED_CALLS} calls with X-Target-Variant: b, all served by b"
@@ -217,7 +157,7 @@ def step_pinned_variant(tour: Tour) -> str:
 def step_async_job(tour: Tour) -> str:
     rows = tour.rows(3)
     accepted = tour.api.request(
-        "POST", _invocation_url(tour, "async-invocations"), json={"instances": rows}
+        "POST", invocation_url(tour, "async-invocations"), json={"instances": rows}
     ).json()
     job_id = str(field_of(accepted, "job_id", what="an async invocation"))
     tour.say(f"202 accepted: {json.dumps(accepted)}")
@@ -287,7 +227,7 @@ def step_bad_input(tour: Tour) -> str:
     try:
         tour.api.request(
             "POST",
-            _invocation_url(tour, "invocations"),
+            invocation_url(tour, "invocations"),
             json={"instances": rows},
             headers={"X-Target-Variant": "a"},
         )
@@ -313,6 +253,12 @@ STEPS: list[tuple[str, Step]] = [
     ("async job with a webhook", step_webhook),
     ("batch transform over S3", step_transform),
     ("bad input", step_bad_input),
+    ("SageMaker API with boto3", step_sagemaker),
+    ("web console", step_console),
+    ("data capture and drift monitoring", step_monitoring),
+    ("inference components", step_components),
+    ("multi-model endpoint", step_multi_model),
+    ("canary deployments and a rollback", step_deployments),
 ]
 
 # What a step may fail with; anything else is a bug in the demo and keeps its traceback.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from core.config import Settings, get_settings
 
 if TYPE_CHECKING:
-    from cli.demo import Tour
+    from cli.demo_tour import Tour
 
 OBJECTS = {"in/day-1.csv": 40, "in/nested/day-2.csv": 25, "in/nested/empty.csv": 0}
 TIMEOUT_S = 120.0
