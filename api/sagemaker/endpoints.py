@@ -44,6 +44,7 @@ def create_endpoint(session: Session, call: Call) -> dict[str, Any]:
     images = {
         v["VariantName"]: mapping.primary_container(models[v["ModelName"]]).get("Image")
         for v in config.body.get("ProductionVariants", [])
+        if v.get("ModelName")
     }
     store.put(session, store.ENDPOINT, name, {**request, "Config": config.body, "Images": images})
     return {"EndpointArn": call.arn("endpoint", name)}
@@ -80,6 +81,18 @@ def describe_endpoint(session: Session, call: Call) -> dict[str, Any]:
                 "DesiredInstanceCount": mapping.instances(variant.workers.desired, per),
             }
         )
+    # Variants without a model (capacity for inference components) have no native
+    # variant: their weight and declared instance count are echoed, nothing is live.
+    variants += [
+        {
+            "VariantName": declared_name,
+            "CurrentWeight": float(v.get("InitialVariantWeight", 1.0)),
+            "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
+            "DesiredInstanceCount": int(v.get("InitialInstanceCount", 1)),
+        }
+        for declared_name, v in declared.items()
+        if not v.get("ModelName")
+    ]
     answer: dict[str, Any] = {
         "EndpointName": name,
         "EndpointArn": call.arn("endpoint", name),

@@ -33,6 +33,17 @@ _VARIANT = (
 )
 
 
+_COMPUTE = (
+    "ComputeResourceRequirements ComputeResourceRequirements.NumberOfCpuCoresRequired "
+    "ComputeResourceRequirements.MinMemoryRequiredInMb "
+    "ComputeResourceRequirements.NumberOfAcceleratorDevicesRequired"
+)
+_COMPONENT_NO_EFFECT = (
+    "Specification.ComputeResourceRequirements.MaxMemoryRequiredInMb "
+    "Specification.StartupParameters Specification.DataCacheConfig"
+)
+
+
 def _paths(text: str, prefix: str = "") -> frozenset[str]:
     return frozenset(prefix + p for p in text.split())
 
@@ -61,6 +72,19 @@ SUPPORTED: dict[str, frozenset[str]] = {
         "DesiredWeightsAndCapacities[].DesiredWeight "
         "DesiredWeightsAndCapacities[].DesiredInstanceCount"
     ),
+    "CreateInferenceComponent": _paths(
+        "InferenceComponentName EndpointName VariantName Specification Specification.ModelName "
+        "RuntimeConfig RuntimeConfig.CopyCount"
+    )
+    | _paths(_COMPUTE, "Specification."),
+    "UpdateInferenceComponent": _paths(
+        "InferenceComponentName Specification Specification.ModelName "
+        "RuntimeConfig RuntimeConfig.CopyCount"
+    )
+    | _paths(_COMPUTE, "Specification."),
+    "UpdateInferenceComponentRuntimeConfig": _paths(
+        "InferenceComponentName DesiredRuntimeConfig DesiredRuntimeConfig.CopyCount"
+    ),
     "CreateTransformJob": _paths(
         "TransformJobName ModelName MaxPayloadInMB BatchStrategy TransformInput "
         "TransformInput.DataSource TransformInput.DataSource.S3DataSource "
@@ -82,10 +106,13 @@ NO_EFFECT: dict[str, frozenset[str]] = {
     "CreateEndpointConfig": _paths(
         "Tags KmsKeyId ExecutionRoleArn VpcConfig EnableNetworkIsolation "
         "AsyncInferenceConfig.OutputConfig.KmsKeyId DataCaptureConfig.KmsKeyId "
-        "DataCaptureConfig.CaptureContentTypeHeader"
+        "DataCaptureConfig.CaptureContentTypeHeader ProductionVariants[].RoutingConfig"
     ),
     "CreateEndpoint": _paths("Tags"),
     "UpdateEndpointWeightsAndCapacities": frozenset(),
+    "CreateInferenceComponent": _paths("Tags " + _COMPONENT_NO_EFFECT),
+    "UpdateInferenceComponent": _paths(_COMPONENT_NO_EFFECT),
+    "UpdateInferenceComponentRuntimeConfig": frozenset(),
     "CreateTransformJob": _paths(
         "Tags ExperimentConfig MaxConcurrentTransforms TransformOutput.KmsKeyId "
         "TransformResources.InstanceCount TransformResources.VolumeKmsKeyId"
@@ -99,7 +126,6 @@ NOT_YET: dict[str, str] = {
     "Mode=MultiModel": "multi-model variants",
     "Containers": "serial inference pipelines (more than one container)",
     "InferenceExecutionConfig": "serial pipelines and direct container calls",
-    "InferenceComponentName": "inference components",
 }
 
 

@@ -256,11 +256,21 @@ def capture_spec(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def endpoint_spec(
     name: str, config: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """The native endpoint spec (POST /v1/endpoints) of CreateEndpoint(name, config)."""
+    """The native endpoint spec (POST /v1/endpoints) of CreateEndpoint(name, config).
+
+    A variant without a ModelName makes no native variant: it is the capacity SageMaker
+    puts inference components on, and Sluiceway places their copies on the hosts its
+    scheduler knows (its InstanceType must still map). A config of such variants only
+    makes an endpoint of components only.
+    """
+    declared = config.get("ProductionVariants", [])
+    for variant in declared:
+        if not variant.get("ModelName"):
+            placement(variant.get("InstanceType"))
     spec: dict[str, Any] = {
         "name": name,
         "variants": [
-            variant_spec(v, models[v["ModelName"]]) for v in config.get("ProductionVariants", [])
+            variant_spec(v, models[v["ModelName"]]) for v in declared if v.get("ModelName")
         ],
         "async": async_spec(config.get("AsyncInferenceConfig")),
     }
@@ -396,3 +406,71 @@ def page(
         raise validation(f"NextToken {request['NextToken']!r} is not one this API gave") from None
     chunk = selected[start : start + limit]
     return chunk, str(start + limit) if start + limit < len(selected) else None
+
+
+# --- inference components -------------------------------------------------------------
+
+COMPONENT_STATUS = {"in_service": "InService", "deleting": "Deleting"}
+
+
+def component_variant(given: str | None, config: Mapping[str, Any] | None) -> str:
+    """The variant a component is said to run on: the one named (it must be the endpoint
+    config's), else the config's only variant. Placement ignores it: copies go to the
+    hosts the scheduler knows, whatever the variant declared."""
+    if config is None:  # an endpoint made natively
+        return given or "AllTraffic"
+    declared = [v["VariantName"] for v in config.get("ProductionVariants", [])]
+    if given is not None:
+        if given not in declared:
+            raise validation(f"VariantName {given!r} is not one of the endpoint's {declared}")
+        return given
+    if len(declared) != 1:
+        raise validation(f"VariantName is required: the endpoint has variants {declared}")
+    return str(declared[0])
+
+
+def component_compute(requirements: Mapping[str, Any]) -> dict[str, Any]:
+    """A native `compute` block from ComputeResourceRequirements.
+
+    NumberOfCpuCoresRequired → `cpu_cores` (fractions allowed), MinMemoryRequiredInMb →
+    `memory_mb` (what a copy reserves), NumberOfAcceleratorDevicesRequired → `gpus`
+    (whole devices; a fraction is a ValidationException). MaxMemoryRequiredInMb has no
+    effect. Worked example: `{"NumberOfCpuCoresRequired": 0.5, "MinMemoryRequiredInMb":
+    512}` → `{"cpu_cores": 0.5, "memory_mb": 512}`.
+    """
+    compute: dict[str, Any] = {}
+    if requirements.get("NumberOfCpuCoresRequired") is not None:
+        compute["cpu_cores"] = requirements["NumberOfCpuCoresRequired"]
+    if requirements.get("MinMemoryRequiredInMb") is not None:
+        compute["memory_mb"] = requirements["MinMemoryRequiredInMb"]
+    devices = requirements.get("NumberOfAcceleratorDevicesRequired")
+    if devices is not None:
+        if isinstance(devices, bool) or not isinstance(devices, (int, float)):
+            raise validation(f"NumberOfAcceleratorDevicesRequired {devices!r} is not a number")
+        if devices != int(devices):
+            raise validation(
+                f"NumberOfAcceleratorDevicesRequired {devices} is not a whole number: a copy "
+                "takes whole GPUs in Sluiceway"
+            )
+        compute["gpus"] = int(devices)
+    return compute
+
+
+def component_copies(count: Any) -> dict[str, int]:
+    """RuntimeConfig.CopyCount → `copies` {min, max} = the count (a fixed number of copies)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise validation(f"CopyCount {count!r} must be a whole number, 0 or more")
+    return {"min": count, "max": count}
+
+
+def compute_requirements(native: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """ComputeResourceRequirements as Describe answers it: the native figures in force."""
+    answer: dict[str, Any] = {
+        "NumberOfCpuCoresRequired": float(native["cpu_cores"]),
+        "MinMemoryRequiredInMb": int(native["memory_mb"]),
+    }
+    if native.get("gpus"):
+        answer["NumberOfAcceleratorDevicesRequired"] = float(native["gpus"])
+    if given.get("MaxMemoryRequiredInMb") is not None:
+        answer["MaxMemoryRequiredInMb"] = given["MaxMemoryRequiredInMb"]
+    return answer

@@ -111,9 +111,9 @@ def create_endpoint_config(session: Session, call: Call) -> dict[str, Any]:
 def variant_models(
     session: Session, call: Call, config: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    names = [v.get("ModelName") for v in config.get("ProductionVariants", [])]
-    if None in names:
-        raise validation("every ProductionVariant needs a ModelName")
+    """The stored CreateModel documents of a config's variants, by model name. A variant
+    without a ModelName holds none: it is capacity for inference components."""
+    names = [v["ModelName"] for v in config.get("ProductionVariants", []) if v.get("ModelName")]
     found = store.get_many(session, store.MODEL, [str(n) for n in names])
     missing = [n for n in names if n not in found]
     if missing:

@@ -6,7 +6,8 @@ and webhook notifier; SLUICEWAY_SCALER_BACKEND=none) and one worker that serves
 every variant and the transform pool. The seeds' flows run as their code is
 written, with only `endpoint_url` and the credentials changed: (a) A/B variants
 with waiters and weight updates, (b) async XGBoost from S3 with the success topic,
-(g) a transform job with its waiter; then the error cases.
+(e) inference components on an endpoint without variant models, (g) a transform job
+with its waiter; then the error cases.
 """
 
 from __future__ import annotations
@@ -414,6 +415,158 @@ def test_transform_job_with_its_waiter(
             TransformResources={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
         )
     assert caught.value.response["Error"]["Code"] == "ResourceInUse"
+
+
+def test_inference_components_on_an_endpoint_without_variant_models(
+    sage: Sage, sm_models: dict[str, str], model_files: dict[str, Path]
+) -> None:
+    """Flow (e): a config whose variant names no model, two components on its endpoint,
+    each invoked by InferenceComponentName, a copy count raised, then deleted."""
+    sm, runtime = sage.client("sagemaker"), sage.client("sagemaker-runtime")
+    config, endpoint = unique("ic-config"), unique("ic")
+    sm.create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "InstanceType": "ml.m5.xlarge",
+                "InitialInstanceCount": 1,
+                "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    names = {kind: unique(f"ic-{kind}") for kind in ("xgb", "torch")}
+    for kind, name in names.items():
+        arn = sm.create_inference_component(
+            InferenceComponentName=name,
+            EndpointName=endpoint,
+            VariantName="AllTraffic",
+            Specification={
+                "ModelName": sm_models[kind],
+                "ComputeResourceRequirements": {
+                    "NumberOfCpuCoresRequired": 0.5,
+                    "MinMemoryRequiredInMb": 256,
+                },
+            },
+            RuntimeConfig={"CopyCount": 1},
+        )["InferenceComponentArn"]
+        assert arn.endswith(f":inference-component/{name.lower()}")
+
+    described = sm.describe_inference_component(InferenceComponentName=names["xgb"])
+    assert described["InferenceComponentStatus"] == "InService"
+    assert (described["EndpointName"], described["VariantName"]) == (endpoint, "AllTraffic")
+    assert described["Specification"]["ModelName"] == sm_models["xgb"]
+    assert described["Specification"]["ComputeResourceRequirements"] == {
+        "NumberOfCpuCoresRequired": 0.5,
+        "MinMemoryRequiredInMb": 256,
+    }
+    variants = sm.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
+    assert [v["VariantName"] for v in variants] == ["AllTraffic"]
+
+    rows = models.random_rows(3, seed=11)
+    for kind, name in names.items():
+        answer = runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            InferenceComponentName=name,
+            ContentType="application/json",
+            Body=_json(rows),
+        )
+        predictions = orjson.loads(answer["Body"].read())["predictions"]
+        if kind == "xgb":
+            models.assert_close(predictions, models.predict_xgboost(model_files["xgb"], rows))
+        else:
+            models.assert_close(predictions, models.predict_torch(model_files["picky"], rows))
+    with pytest.raises(ClientError) as no_component:
+        runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=b"1,2,3,4")
+    assert _code(no_component) == ("ValidationError", 400)
+
+    # CopyCount 2: copies min = max = 2; the scaler's desired follows at its next tick.
+    sm.update_inference_component_runtime_config(
+        InferenceComponentName=names["xgb"], DesiredRuntimeConfig={"CopyCount": 2}
+    )
+    wait_for(
+        lambda: (
+            sm.describe_inference_component(InferenceComponentName=names["xgb"])["RuntimeConfig"][
+                "DesiredCopyCount"
+            ]
+            == 2
+        ),
+        timeout_s=30,
+        what="DesiredCopyCount 2",
+    )
+    sm.update_inference_component(
+        InferenceComponentName=names["torch"],
+        Specification={
+            "ComputeResourceRequirements": {
+                "NumberOfCpuCoresRequired": 1,
+                "MinMemoryRequiredInMb": 512,
+            }
+        },
+    )
+    with sage.native() as native:
+        natives = {c["name"]: c for c in native.get(f"/v1/endpoints/{endpoint}/components").json()}
+    xgb_copies = natives[names["xgb"]]["copies"]
+    assert (xgb_copies["min"], xgb_copies["max"]) == (2, 2)
+    assert natives[names["torch"]]["compute"]["cpu_cores"] == 1.0
+    assert natives[names["torch"]]["compute"]["memory_mb"] == 512
+    listed = sm.list_inference_components(EndpointNameEquals=endpoint, SortBy="Name")
+    assert [c["InferenceComponentName"] for c in listed["InferenceComponents"]] == sorted(
+        names.values(), reverse=True
+    )
+
+    # Refusals name what is wrong and change nothing.
+    with pytest.raises(ClientError) as again:
+        sm.create_inference_component(
+            InferenceComponentName=names["xgb"],
+            EndpointName=endpoint,
+            Specification={
+                "ModelName": sm_models["xgb"],
+                "ComputeResourceRequirements": {"MinMemoryRequiredInMb": 256},
+            },
+            RuntimeConfig={"CopyCount": 1},
+        )
+    assert "Cannot create already existing inference component" in str(again.value)
+    with pytest.raises(ClientError) as half_gpu:
+        sm.update_inference_component(
+            InferenceComponentName=names["xgb"],
+            Specification={
+                "ComputeResourceRequirements": {
+                    "NumberOfAcceleratorDevicesRequired": 1.5,
+                    "MinMemoryRequiredInMb": 256,
+                }
+            },
+        )
+    assert _code(half_gpu) == ("ValidationException", 400)
+    assert "whole GPUs" in str(half_gpu.value)
+    with pytest.raises(ClientError) as nowhere:
+        sm.create_inference_component(
+            InferenceComponentName=unique("ic-none"),
+            EndpointName=unique("no-such-endpoint"),
+            Specification={
+                "ModelName": sm_models["xgb"],
+                "ComputeResourceRequirements": {"MinMemoryRequiredInMb": 256},
+            },
+            RuntimeConfig={"CopyCount": 1},
+        )
+    assert "Could not find endpoint" in str(nowhere.value)
+
+    sm.delete_inference_component(InferenceComponentName=names["torch"])
+    with pytest.raises(ClientError):
+        runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            InferenceComponentName=names["torch"],
+            ContentType="application/json",
+            Body=_json(rows),
+        )
+    sm.delete_endpoint(EndpointName=endpoint)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    with pytest.raises(ClientError) as gone:
+        sm.describe_inference_component(InferenceComponentName=names["xgb"])
+    assert "Could not find inference component" in str(gone.value)
+    assert sm.list_inference_components(EndpointNameEquals=endpoint)["InferenceComponents"] == []
+    sm.delete_endpoint_config(EndpointConfigName=config)
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:

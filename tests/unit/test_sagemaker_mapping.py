@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from api.sagemaker import fields, mapping, runtime
 from api.sagemaker.errors import AwsError
-from api.schemas import EndpointCreate, TransformJobCreate
+from api.schemas import ComputeSpec, EndpointCreate, TransformJobCreate
 
 MODEL = {"ModelName": "churn-xgb", "NativeVersion": 3}
 
@@ -291,3 +291,105 @@ def test_an_uncompressed_model_data_source_is_the_model_data_url() -> None:
                 }
             }
         )
+
+
+# --- inference components --------------------------------------------------------------
+
+
+def test_compute_resource_requirements_become_a_component_compute() -> None:
+    compute = mapping.component_compute(
+        {
+            "NumberOfCpuCoresRequired": 0.5,
+            "MinMemoryRequiredInMb": 512,
+            "NumberOfAcceleratorDevicesRequired": 2.0,
+            "MaxMemoryRequiredInMb": 4096,
+        }
+    )
+    assert ComputeSpec.model_validate(compute) == ComputeSpec(cpu_cores=0.5, memory_mb=512, gpus=2)
+    assert mapping.component_copies(3) == {"min": 3, "max": 3}
+    described = mapping.compute_requirements(
+        ComputeSpec.model_validate(compute).model_dump(), {"MaxMemoryRequiredInMb": 4096}
+    )
+    assert described == {
+        "NumberOfCpuCoresRequired": 0.5,
+        "MinMemoryRequiredInMb": 512,
+        "NumberOfAcceleratorDevicesRequired": 2.0,
+        "MaxMemoryRequiredInMb": 4096,
+    }
+
+
+@pytest.mark.parametrize(
+    ("requirements", "count", "message"),
+    [
+        ({"NumberOfAcceleratorDevicesRequired": 1.5}, 1, "whole GPUs"),
+        ({"NumberOfAcceleratorDevicesRequired": "one"}, 1, "not a number"),
+        ({}, -1, "CopyCount -1"),
+        ({}, True, "CopyCount True"),
+    ],
+    ids=["fraction-of-gpu", "gpus-as-text", "negative-copies", "copies-as-bool"],
+)
+def test_component_figures_sluiceway_cannot_take_are_named(
+    requirements: dict[str, Any], count: Any, message: str
+) -> None:
+    with pytest.raises(AwsError, match=message):
+        mapping.component_compute(requirements)
+        mapping.component_copies(count)
+
+
+def test_a_component_runs_on_the_variant_named_or_the_only_one() -> None:
+    config = {"ProductionVariants": [{"VariantName": "AllTraffic"}]}
+    assert mapping.component_variant(None, config) == "AllTraffic"
+    assert mapping.component_variant("AllTraffic", config) == "AllTraffic"
+    assert mapping.component_variant(None, None) == "AllTraffic"  # a native endpoint
+    with pytest.raises(AwsError, match="'Other' is not one of"):
+        mapping.component_variant("Other", config)
+    two = {"ProductionVariants": [{"VariantName": "A"}, {"VariantName": "B"}]}
+    with pytest.raises(AwsError, match="VariantName is required"):
+        mapping.component_variant(None, two)
+
+
+def test_a_config_of_variants_without_models_makes_an_endpoint_of_components_only() -> None:
+    config = {
+        "ProductionVariants": [
+            {"VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1}
+        ]
+    }
+    spec = EndpointCreate.model_validate(mapping.endpoint_spec("shop", config, {}))
+    assert spec.variants == []
+    mixed = {
+        "ProductionVariants": [
+            *config["ProductionVariants"],
+            {"VariantName": "Model", "ModelName": "churn-xgb", "InstanceType": "ml.m5.large"},
+        ]
+    }
+    spec = EndpointCreate.model_validate(mapping.endpoint_spec("shop", mixed, {"churn-xgb": MODEL}))
+    assert [v.name for v in spec.variants] == ["Model"]
+    bad = {"ProductionVariants": [{"VariantName": "A", "InstanceType": "ml.inf2.xlarge"}]}
+    with pytest.raises(AwsError, match="inf2"):
+        mapping.endpoint_spec("shop", bad, {})
+
+
+def test_component_requests_name_the_fields_sluiceway_does_not_take() -> None:
+    request = {
+        "InferenceComponentName": "ic",
+        "EndpointName": "shop",
+        "Specification": {
+            "ModelName": "m",
+            "ComputeResourceRequirements": {
+                "MinMemoryRequiredInMb": 512,
+                "MaxMemoryRequiredInMb": 1024,
+                "AcceleratorPartitionType": "mig-1g.10gb",
+            },
+            "StartupParameters": {"ModelDataDownloadTimeoutInSeconds": 60},
+            "BaseInferenceComponentName": "base",
+        },
+        "RuntimeConfig": {"CopyCount": 1},
+        "Tags": [{"Key": "team", "Value": "ml"}],
+    }
+    with pytest.raises(AwsError) as caught:
+        fields.check_fields("CreateInferenceComponent", request)
+    message = caught.value.message
+    assert "Specification.BaseInferenceComponentName" in message
+    assert "Specification.ComputeResourceRequirements.AcceleratorPartitionType" in message
+    assert "MaxMemoryRequiredInMb" not in message  # accepted, with no effect
+    assert "StartupParameters" not in message and "Tags" not in message

@@ -95,6 +95,6 @@ def test_a_body_that_is_not_json_is_a_serialization_error() -> None:
 
 
 def test_later_operations_say_they_are_not_there_yet() -> None:
-    headers = {"X-Amz-Target": "SageMaker.CreateInferenceComponent"}
+    headers = {"X-Amz-Target": "SageMaker.UpdateEndpoint"}
     exchange = drive(lambda app: SageMakerWire(app, auth=False), _scope("/", headers), b"{}")
-    assert "inference components: not yet" in _error(exchange)[2]
+    assert "deployments (UpdateEndpoint with DeploymentConfig): not yet" in _error(exchange)[2]
