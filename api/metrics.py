@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,6 +30,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
+    SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector
 
@@ -41,6 +43,7 @@ from core.broker import (
     live_workers,
     metrics_key,
     queue_loads,
+    read_models,
     workers_per_queue,
 )
 from core.config import get_settings
@@ -146,6 +149,51 @@ class WorkerMetrics(Collector):
             for name, family in counters.items():
                 family.add_metric(labels, values.get(name, 0.0))
         yield from (batch, model, wait, *counters.values())
+        yield from _model_cache_metrics(redis, settings.namespace, queues, hashes)
+
+
+MODEL_COUNTERS = (
+    ("loads", "Models loaded by workers of a multi-model variant."),
+    ("cache_hits", "Requests whose model a worker already held."),
+    ("cache_misses", "Requests whose model a worker had to load (or reload: replaced)."),
+    ("evictions", "Models dropped to stay within model_memory_mb."),
+)
+
+
+def _model_cache_metrics(
+    redis: Any, namespace: str, queues: list[str], hashes: list[dict[bytes, bytes]]
+) -> Iterator[Metric]:
+    """Multi-model variants' cache counters (workers/multi_model.py) and models held now."""
+    multi = [
+        (queue, {k.decode(): float(v) for k, v in raw.items()})
+        for queue, raw in zip(queues, hashes, strict=True)
+        if any(k.startswith(b"model_") for k in raw)
+    ]
+    if not multi:
+        return
+    families = {
+        name: CounterMetricFamily(f"sluiceway_model_{name}", doc, labels=LABELS)
+        for name, doc in MODEL_COUNTERS
+    }
+    seconds = SummaryMetricFamily(
+        "sluiceway_model_load_seconds", "Time to load a model (download excluded).", labels=LABELS
+    )
+    loaded = GaugeMetricFamily(
+        "sluiceway_models_loaded", "Models held now, counting each worker's copy.", labels=LABELS
+    )
+    workers = [w.id for w in live_workers(redis, namespace)]
+    for queue, values in multi:
+        labels = list(_labels(queue))
+        families["loads"].add_metric(labels, values.get("model_loads", 0.0))
+        families["cache_hits"].add_metric(labels, values.get("model_hits", 0.0))
+        families["cache_misses"].add_metric(labels, values.get("model_misses", 0.0))
+        families["evictions"].add_metric(labels, values.get("model_evictions", 0.0))
+        seconds.add_metric(
+            labels, int(values.get("model_loads", 0)), values.get("model_load_seconds_sum", 0.0)
+        )
+        held, _ = read_models(redis, namespace, queue, workers)
+        loaded.add_metric(labels, float(sum(len(holders) for holders in held.values())))
+    yield from (*families.values(), seconds, loaded)
 
 
 def _labels(queue: str) -> tuple[str, str]:

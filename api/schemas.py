@@ -103,11 +103,38 @@ class Batching(Strict):
     max_delay_ms: Float = Field(default=0.0, ge=0, le=10_000)
 
 
+class MultiModel(Strict):
+    """A multi-model variant's models: every object under `prefix` (docs/multi-model.md)."""
+
+    prefix: S3Uri = Field(examples=["s3://models/cities/"])
+    framework: Literal["xgboost", "torch"]
+
+    @model_validator(mode="after")
+    def _folder(self) -> MultiModel:
+        if not self.prefix.endswith("/"):
+            self.prefix += "/"
+        return self
+
+
+DEFAULT_MODEL_MEMORY_MB = 1024
+
+
 class VariantCreate(Strict):
     name: Name
-    model: Name
+    model: Name | None = Field(default=None, description="Required unless multi_model is given.")
     model_version: Int | None = Field(
         default=None, ge=1, le=MAX_INT, description="Default: latest."
+    )
+    multi_model: MultiModel | None = Field(
+        default=None,
+        description="Serve every model under an S3 prefix, chosen per request by X-Target-Model.",
+    )
+    model_memory_mb: Int | None = Field(
+        default=None,
+        ge=1,
+        le=1_048_576,
+        description="Multi-model only: the memory each worker keeps loaded models within "
+        f"(default {DEFAULT_MODEL_MEMORY_MB}).",
     )
     weight: Float = Field(default=1.0, ge=0, le=1_000_000)
     accelerator: Literal["cpu", "gpu"] = "cpu"
@@ -123,6 +150,15 @@ class VariantCreate(Strict):
 
     @model_validator(mode="after")
     def _bounds(self) -> VariantCreate:
+        if (self.model is None) == (self.multi_model is None):
+            raise ValueError(f"variant {self.name!r}: give exactly one of model or multi_model")
+        if self.multi_model is not None:
+            if self.model_version is not None:
+                raise ValueError("model_version goes with model, not multi_model")
+            if self.model_memory_mb is None:
+                self.model_memory_mb = DEFAULT_MODEL_MEMORY_MB
+        elif self.model_memory_mb is not None:
+            raise ValueError("model_memory_mb goes with multi_model")
         if self.max_workers < self.min_workers:
             raise ValueError(
                 f"max_workers {self.max_workers} is below min_workers {self.min_workers}"
@@ -223,9 +259,11 @@ class ScalingEventPublic(BaseModel):
 
 class VariantPublic(BaseModel):
     name: str
-    model: str
-    model_version: int
+    model: str | None = Field(description="None on a multi-model variant.")
+    model_version: int | None
     framework: str
+    multi_model: MultiModel | None = None
+    model_memory_mb: int | None = None
     weight: float
     accelerator: str
     min_workers: int
@@ -268,6 +306,20 @@ class EndpointPublic(BaseModel):
     )
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+class ModelLoadPublic(BaseModel):
+    """One model under a multi-model variant's prefix, and where it is loaded."""
+
+    model: str = Field(description="Its key under the prefix (the X-Target-Model value).")
+    variant: str
+    size_bytes: int = Field(description="The object's size.")
+    memory_bytes: int | None = Field(
+        default=None, description="Measured memory where it is loaded (the largest copy)."
+    )
+    loaded_on: list[str] = Field(default_factory=list, description="Worker ids holding it.")
+    last_used_at: dt.datetime | None = None
+    invocations: int = Field(default=0, description="Requests served (not batches).")
 
 
 class WeightPatch(Strict):
@@ -451,6 +503,13 @@ class TransformJobCreate(Strict):
         default=None, description="Or run this registered model on the transform pool."
     )
     model_version: Int | None = Field(default=None, ge=1, description="With model; default latest.")
+    target_model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="With endpoint: the model its multi-model variants run (a key under "
+        "their prefix, as X-Target-Model).",
+    )
     input_prefix: S3Uri
     output_prefix: S3Uri
     content_type: Literal["text/csv", "application/jsonlines"] = "text/csv"
@@ -476,6 +535,8 @@ class TransformJobCreate(Strict):
             raise ValueError("model_version goes with model, not endpoint")
         if self.component is not None and self.endpoint is None:
             raise ValueError("component goes with endpoint, not model")
+        if self.target_model is not None and self.endpoint is None:
+            raise ValueError("target_model goes with endpoint, not model")
         return self
 
 
@@ -487,6 +548,7 @@ class TransformJobPublic(BaseModel):
     component: str | None = None
     model: str | None
     model_version: int | None
+    target_model: str | None = None
     input_prefix: str
     output_prefix: str
     content_type: str

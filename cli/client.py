@@ -16,6 +16,7 @@ import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from urllib.parse import quote
 
 import typer
 
@@ -108,11 +109,15 @@ def invocation_headers(
     idempotency_key: str | None,
     callback_url: str | None,
     component: str | None = None,
+    target_model: str | None = None,
 ) -> dict[str, str]:
-    """The API's invocation headers for the options that were given (docs/api.md, Invocations)."""
+    """The API's invocation headers for the options that were given (docs/api.md, Invocations).
+
+    A target model key is percent-encoded, so any key reaches the API as written."""
     optional = {
         "X-Target-Variant": variant,
         "X-Target-Component": component,
+        "X-Target-Model": None if target_model is None else quote(target_model, safe="/"),
         "X-Timeout-Ms": None if timeout_ms is None else str(timeout_ms),
         "X-Input-Location": input_location,
         "Idempotency-Key": idempotency_key,
@@ -166,6 +171,13 @@ def invoke(
         str | None,
         typer.Option(help="Call this inference component (X-Target-Component)."),
     ] = None,
+    target_model: Annotated[
+        str | None,
+        typer.Option(
+            help="On a multi-model endpoint: the model to run, its key under the prefix "
+            "(X-Target-Model), e.g. chicago.json."
+        ),
+    ] = None,
     timeout_ms: Annotated[
         int | None, typer.Option(min=1, help="Realtime: give up after this long (X-Timeout-Ms).")
     ] = None,
@@ -212,12 +224,15 @@ def invoke(
         idempotency_key=idempotency_key,
         callback_url=callback_url,
         component=component,
+        target_model=target_model,
     )
     with http.session(api_url) as api:
         target = api.endpoint(endpoint)
         if not is_async:
             answer = target.invoke(body, headers=headers)
             served = f"component {component}" if component else f"variant {answer.variant or '?'}"
+            if answer.model:
+                served += f", model {answer.model}"
             typer.echo(f"{served}, job {answer.job_id or '?'}", err=True)
             http.print_body(answer.body, answer.content_type)
             return
@@ -353,6 +368,18 @@ def endpoints_get(name: str, api_url: ApiUrlOption = None) -> None:
     (copies current/desired, placements, pending reasons) and the hosts' free room."""
     with http.session(api_url) as api:
         http.print_json(api.endpoints.get(name).to_json())
+
+
+@endpoints_app.command("models")
+def endpoints_models(
+    name: str,
+    variant: Annotated[str | None, typer.Option(help="Only this multi-model variant.")] = None,
+    api_url: ApiUrlOption = None,
+) -> None:
+    """List a multi-model endpoint's models: size, memory, where loaded, last use, requests."""
+    with http.session(api_url) as api:
+        models = api.endpoint(name).models(variant=variant)
+    http.print_json([model.to_json() for model in models])
 
 
 @endpoints_app.command("delete")

@@ -185,6 +185,24 @@ class Settings(BaseSettings):
         "The local backend sets it for inference component copies that share a GPU.",
     )
     model_cache_size: int = Field(default=8, ge=1, description="Models kept loaded per worker.")
+    model_affinity: bool = Field(
+        default=True,
+        description="Multi-model variants: workers take requests for models they hold first "
+        "and leave other workers theirs (off: any worker takes any request).",
+    )
+    model_affinity_steal_ms: int = Field(
+        default=50,
+        ge=0,
+        le=60_000,
+        description="Multi-model variants: a request for a model another worker holds is "
+        "taken by any worker once it waited this long (ms).",
+    )
+    model_disk_mb: int = Field(
+        default=10_240,
+        ge=1,
+        description="Disk each worker may fill with multi-model variants' artifacts (MB); "
+        "the least recently used are removed first.",
+    )
     worker_preload: str = Field(
         default="torch,xgboost",
         pattern=r"^((torch|xgboost)(,(torch|xgboost))*)?$",

@@ -144,6 +144,7 @@ ERROR_KINDS: dict[str, type[SluicewayError]] = {
     "timeout": InvocationTimeout,
     "internal": SluicewayError,
     "worker_lost": WorkerLost,
+    "not_found": NotFound,  # a multi-model variant's X-Target-Model names no object
 }
 
 

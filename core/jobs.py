@@ -12,13 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.broker.keys import component_of
+from core.multi_model import target_ref
 from core.protocol import Invocation, ModelRef
 from core.tables import Endpoint, InferenceComponent, Job, ModelVersion, Variant
 
 
-def async_invocation(session: Session, job: Job) -> Invocation | None:
-    """The message for `job` on its variant's (or inference component's) current model, or
-    None if that is gone."""
+def _model_of(session: Session, job: Job) -> ModelRef | None:
+    """The model `job` runs now: its component's, its variant's, or (multi-model) the
+    job's `target_model` under the variant's prefix; None if that is gone."""
     component = component_of(job.variant)
     if component is not None:  # the variant label `ic.<name>` of a component's queue
         row = session.execute(
@@ -28,25 +29,42 @@ def async_invocation(session: Session, job: Job) -> Invocation | None:
             .where(Endpoint.name == job.endpoint, InferenceComponent.name == component)
         ).scalar_one_or_none()
     else:
-        row = session.execute(
-            select(ModelVersion)
-            .join(Variant, Variant.model_version_id == ModelVersion.id)
+        variant = session.execute(
+            select(Variant)
             .join(Endpoint, Variant.endpoint_id == Endpoint.id)
             .where(Endpoint.name == job.endpoint, Variant.name == job.variant)
         ).scalar_one_or_none()
+        if variant is None:
+            return None
+        row = variant.model_version
+        if row is None:
+            if variant.multi_model_prefix is None or job.target_model is None:
+                return None
+            return target_ref(
+                prefix=variant.multi_model_prefix, framework=variant.framework, key=job.target_model
+            )
     if row is None:
+        return None
+    return ModelRef(
+        name=row.model.name,
+        version=row.version,
+        framework=row.framework,
+        artifact_uri=row.artifact_uri,
+    )
+
+
+def async_invocation(session: Session, job: Job) -> Invocation | None:
+    """The message for `job` on its variant's (or inference component's) current model, or
+    None if that is gone."""
+    model = _model_of(session, job)
+    if model is None:
         return None
     return Invocation(
         job_id=job.id,
         mode="async",
         endpoint=job.endpoint,
         variant=job.variant,
-        model=ModelRef(
-            name=row.model.name,
-            version=row.version,
-            framework=row.framework,
-            artifact_uri=row.artifact_uri,
-        ),
+        model=model,
         content_type=job.content_type,
         accept=job.accept,
         input_location=job.input_location,

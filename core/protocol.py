@@ -72,9 +72,13 @@ class Reply:
     error_kind: str | None = None
     detail: str | None = None
     model_ms: float = 0.0
+    model_cache: str | None = None  # multi-model variants: "hit" or "miss" (a load)
 
     def to_wire(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _REPLY_FIELDS}
+        wire = {name: getattr(self, name) for name in _REPLY_FIELDS}
+        if self.model_cache is None:  # one-model variants: the reply as it always was
+            del wire["model_cache"]
+        return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Reply:

@@ -52,6 +52,7 @@ class Readable(Protocol):
 class ObjectInfo:
     size: int
     content_type: str
+    etag: str = ""  # changes when the object is replaced (multi-model reloads key on it)
 
 
 class ObjectStore:
@@ -148,20 +149,24 @@ class ObjectStore:
         return ObjectInfo(
             size=int(stat.size or 0),
             content_type=stat.content_type or "application/octet-stream",
+            etag=stat.etag or "",
         )
 
     def list_keys(self, location: S3Location) -> list[str]:
         return [key for key, _size in self.iter_objects(location)]
 
-    def iter_objects(self, location: S3Location) -> Iterator[tuple[str, int]]:
-        """(key, size) of every object whose key starts with the location's key, in key order.
+    def iter_objects(
+        self, location: S3Location, *, start_after: str | None = None
+    ) -> Iterator[tuple[str, int]]:
+        """(key, size) of every object whose key starts with the location's key, in key order
+        (only keys after `start_after`, a whole key, when given).
 
         A bucket that does not exist holds no objects: nothing is yielded.
         """
         try:
             with _mapped_errors("list", location):
                 for obj in self.client.list_objects(
-                    location.bucket, prefix=location.key, recursive=True
+                    location.bucket, prefix=location.key, recursive=True, start_after=start_after
                 ):
                     if obj.object_name is not None and not obj.is_dir:
                         yield obj.object_name, int(obj.size or 0)

@@ -159,7 +159,14 @@ class Variant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(63))
-    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    # NULL on a multi-model variant, which serves every object under
+    # `multi_model_prefix` instead (migration 0011, docs/multi-model.md).
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id"), nullable=True
+    )
+    multi_model_prefix: Mapped[str | None] = mapped_column(Text, nullable=True)
+    multi_model_framework: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    model_memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
     weight: Mapped[float] = mapped_column(Float, default=1.0)
     accelerator: Mapped[str] = mapped_column(String(8), default="cpu")
     min_workers: Mapped[int] = mapped_column(Integer, default=0)
@@ -172,7 +179,15 @@ class Variant(Base):
     max_delay_ms: Mapped[float] = mapped_column(Float, default=0.0)
 
     endpoint: Mapped[Endpoint] = relationship(back_populates="variants")
-    model_version: Mapped[ModelVersion] = relationship()
+    model_version: Mapped[ModelVersion | None] = relationship()
+
+    @property
+    def framework(self) -> str:
+        """The variant's framework: its model version's, or its multi-model prefix's."""
+        if self.model_version is not None:
+            return self.model_version.framework
+        assert self.multi_model_framework is not None
+        return self.multi_model_framework
 
 
 class InferenceComponent(Base):
@@ -236,6 +251,9 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     inference_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # On a multi-model variant: the model's key under its prefix (X-Target-Model), so
+    # a requeued job runs the same model (migration 0011).
+    target_model: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Failed because every delivery failed (the worker died or the infrastructure
     # broke each time): a poison job, kept apart for a person to look at and retry.
@@ -415,6 +433,8 @@ class TransformJob(Base):
     component: Mapped[str | None] = mapped_column(String(63), nullable=True)
     model: Mapped[str | None] = mapped_column(String(63), nullable=True)
     model_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # On an endpoint's multi-model variants: the model every record runs (migration 0011).
+    target_model: Mapped[str | None] = mapped_column(Text, nullable=True)
     input_prefix: Mapped[str] = mapped_column(Text)
     output_prefix: Mapped[str] = mapped_column(Text)
     content_type: Mapped[str] = mapped_column(String(64))

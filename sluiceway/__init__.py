@@ -20,7 +20,14 @@ from sluiceway.errors import (
     NotSupported,
     SluicewayError,
 )
-from sluiceway.types import Endpoint, JobInfo, Model, ModelVersion, TransformJobInfo
+from sluiceway.types import (
+    Endpoint,
+    JobInfo,
+    LoadedModel,
+    Model,
+    ModelVersion,
+    TransformJobInfo,
+)
 
 __all__ = [
     "ApiError",
@@ -38,6 +45,7 @@ __all__ = [
     "JobFailed",
     "JobInfo",
     "JobWaitTimeout",
+    "LoadedModel",
     "Model",
     "ModelVersion",
     "NotFound",

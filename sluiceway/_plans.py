@@ -16,7 +16,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 import orjson
@@ -28,6 +28,7 @@ from sluiceway.types import (
     Endpoint,
     Invoked,
     JobInfo,
+    LoadedModel,
     Model,
     ModelVersion,
     TransformJobInfo,
@@ -130,12 +131,18 @@ def invocation_headers(
     idempotency_key: str | None = None,
     callback_url: str | None = None,
     component: str | None = None,
+    target_model: str | None = None,
 ) -> dict[str, str]:
-    """The API's invocation headers for the options given (docs/api.md, Invocations)."""
+    """The API's invocation headers for the options given (docs/api.md, Invocations).
+
+    `target_model` (a multi-model variant's model key) is percent-encoded: any key,
+    `eu/paris.json` or `données.json`, reaches the API as written.
+    """
     optional = {
         "Accept": accept,
         "X-Target-Variant": variant,
         "X-Target-Component": component,
+        "X-Target-Model": None if target_model is None else quote(target_model, safe="/"),
         "X-Timeout-Ms": None if timeout_ms is None else str(timeout_ms),
         "X-Input-Location": input_location,
         "Idempotency-Key": idempotency_key,
@@ -152,7 +159,33 @@ def invoked(response: httpx.Response) -> Invoked:
         content_type=response.headers.get("content-type", JSON).split(";")[0].strip(),
         variant=response.headers.get("X-Invoked-Variant"),
         job_id=response.headers.get("X-Job-Id"),
+        model=_unquoted(response.headers.get("X-Invoked-Model")),
     )
+
+
+def _unquoted(value: str | None) -> str | None:
+    return None if value is None else unquote(value)
+
+
+def endpoint_models(
+    name: str, *, variant: str | None = None, limit: int = 1000
+) -> Plan[list[LoadedModel]]:
+    """Every model under the endpoint's multi-model variants, following the pages."""
+    found: list[LoadedModel] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": limit}
+        if variant is not None:
+            params["variant"] = variant
+        if after is not None:
+            params["after"] = after
+        url = path("/v1/endpoints/{}/models", name)
+        response = yield from call("GET", url, params=params)
+        found += [parse(LoadedModel, entry) for entry in response.json()]
+        following = response.headers.get("X-Next-After")
+        if following is None:
+            return found
+        after = unquote(following)
 
 
 def invoke(endpoint: str, *, body: bytes, headers: Mapping[str, str]) -> Plan[Invoked]:

@@ -25,7 +25,15 @@ from sluiceway import errors
 from sluiceway._plans import JSON, Call, Pause, Plan
 from sluiceway.client import DEFAULT_TIMEOUT, DEFAULT_WAIT_S, settings_from_env, unreachable
 from sluiceway.progress import TransformProgress
-from sluiceway.types import Endpoint, Invoked, JobInfo, Model, ModelVersion, TransformJobInfo
+from sluiceway.types import (
+    Endpoint,
+    Invoked,
+    JobInfo,
+    LoadedModel,
+    Model,
+    ModelVersion,
+    TransformJobInfo,
+)
 
 T = TypeVar("T")
 
@@ -273,6 +281,7 @@ class AsyncEndpointHandle:
         variant: str | None = None,
         timeout_ms: int | None = None,
         component: str | None = None,
+        target_model: str | None = None,
     ) -> list[Any]:
         headers = plans.invocation_headers(
             content_type=JSON,
@@ -280,6 +289,7 @@ class AsyncEndpointHandle:
             variant=variant,
             timeout_ms=timeout_ms,
             component=component,
+            target_model=target_model,
         )
         answer = await self.invoke(plans.rows_body(rows), headers=headers)
         return plans.predictions(answer.body)
@@ -292,6 +302,7 @@ class AsyncEndpointHandle:
         callback_url: str | None = None,
         idempotency_key: str | None = None,
         component: str | None = None,
+        target_model: str | None = None,
     ) -> AsyncJob:
         headers = plans.invocation_headers(
             content_type=JSON,
@@ -299,8 +310,13 @@ class AsyncEndpointHandle:
             callback_url=callback_url,
             idempotency_key=idempotency_key,
             component=component,
+            target_model=target_model,
         )
         return await self.invoke_async(plans.rows_body(rows), headers=headers)
+
+    async def models(self, *, variant: str | None = None) -> list[LoadedModel]:
+        """A multi-model endpoint's models and where they are loaded (every page)."""
+        return await self._client.run(plans.endpoint_models(self.name, variant=variant))
 
     async def invoke(self, body: bytes, *, headers: Mapping[str, str]) -> Invoked:
         return await self._client.run(plans.invoke(self.name, body=body, headers=headers))

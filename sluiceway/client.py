@@ -29,7 +29,15 @@ from sluiceway import _plans as plans
 from sluiceway import errors
 from sluiceway._plans import JSON, Call, Pause, Plan
 from sluiceway.progress import TransformProgress
-from sluiceway.types import Endpoint, Invoked, JobInfo, Model, ModelVersion, TransformJobInfo
+from sluiceway.types import (
+    Endpoint,
+    Invoked,
+    JobInfo,
+    LoadedModel,
+    Model,
+    ModelVersion,
+    TransformJobInfo,
+)
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -335,6 +343,7 @@ class EndpointHandle:
         variant: str | None = None,
         timeout_ms: int | None = None,
         component: str | None = None,
+        target_model: str | None = None,
     ) -> list[Any]:
         """A realtime call: the predictions, one per row, in order."""
         headers = plans.invocation_headers(
@@ -343,6 +352,7 @@ class EndpointHandle:
             variant=variant,
             timeout_ms=timeout_ms,
             component=component,
+            target_model=target_model,
         )
         answer = self.invoke(plans.rows_body(rows), headers=headers)
         return plans.predictions(answer.body)
@@ -355,6 +365,7 @@ class EndpointHandle:
         callback_url: str | None = None,
         idempotency_key: str | None = None,
         component: str | None = None,
+        target_model: str | None = None,
     ) -> Job:
         """Queue the rows as an async job; `.result(timeout)` gives the predictions."""
         headers = plans.invocation_headers(
@@ -363,8 +374,13 @@ class EndpointHandle:
             callback_url=callback_url,
             idempotency_key=idempotency_key,
             component=component,
+            target_model=target_model,
         )
         return self.invoke_async(plans.rows_body(rows), headers=headers)
+
+    def models(self, *, variant: str | None = None) -> list[LoadedModel]:
+        """A multi-model endpoint's models and where they are loaded (every page)."""
+        return self._client.run(plans.endpoint_models(self.name, variant=variant))
 
     def invoke(self, body: bytes, *, headers: Mapping[str, str]) -> Invoked:
         """A realtime call with any payload (JSON or CSV) and the API's headers; the raw answer."""

@@ -29,6 +29,18 @@ class Result(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
+class LoadedModel(Result):
+    """One model under a multi-model variant's prefix, and where it is loaded."""
+
+    model: str
+    variant: str
+    size_bytes: int
+    memory_bytes: int | None = None
+    loaded_on: list[str] = Field(default_factory=list)
+    last_used_at: dt.datetime | None = None
+    invocations: int = 0
+
+
 class ModelVersion(Result):
     name: str
     version: int
@@ -132,6 +144,7 @@ class Invoked:
     content_type: str
     variant: str | None = None
     job_id: str | None = None
+    model: str | None = None  # a multi-model variant's model that answered (X-Invoked-Model)
 
     def data(self) -> Any:
         """The body decoded as JSON."""

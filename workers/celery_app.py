@@ -45,6 +45,7 @@ from core.tables import Endpoint, InferenceComponent, TransformJob, Variant
 from workers.batching import BatchSettings
 from workers.execution import Executor
 from workers.model_cache import ModelCache
+from workers.multi_model import MultiModelCache
 from workers.runners.host import HandlerHost
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,19 @@ def executor() -> Executor:
         # Python handlers run in a child process, where a stuck one can be stopped.
         handler_host=HandlerHost(device=settings.worker_device),
     )
-    return Executor(cache=cache, store=get_store(), redis=get_redis(), namespace=settings.namespace)
+    multi = MultiModelCache(
+        store=get_store(),
+        cache_dir=settings.model_cache_path,
+        device=settings.worker_device,
+        disk_budget_bytes=settings.model_disk_mb * 1_048_576,
+    )
+    return Executor(
+        cache=cache,
+        store=get_store(),
+        redis=get_redis(),
+        namespace=settings.namespace,
+        multi=multi,
+    )
 
 
 def wanted_queues(live: list[str], namespace: str, only: str) -> set[str]:
@@ -94,6 +107,7 @@ class VariantCatalog:
                         Variant.max_batch_size,
                         Variant.max_delay_ms,
                         Endpoint.max_concurrent_invocations_per_worker,
+                        Variant.model_memory_mb,
                     ).join(Variant, Variant.endpoint_id == Endpoint.id)
                 ).all()
                 # Inference components: variant queues labelled `ic.<name>`; a deleting
@@ -121,7 +135,7 @@ class VariantCatalog:
             return self.known
         every = {
             queue_name(settings.namespace, endpoint, variant): BatchSettings(size, delay, cap)
-            for endpoint, variant, size, delay, cap in rows
+            for endpoint, variant, size, delay, cap, _ in rows
         }
         every.update(
             {
@@ -131,6 +145,16 @@ class VariantCatalog:
                 for endpoint, name, size, delay, cap in component_rows
             }
         )
+        multi = executor().multi
+        if multi is not None:
+            multi_queues = {
+                queue_name(settings.namespace, endpoint, variant): memory_mb
+                for endpoint, variant, _, _, _, memory_mb in rows
+                if memory_mb is not None
+            }
+            multi.retain(set(multi_queues))
+            for queue, memory_mb in multi_queues.items():
+                multi.set_budget(queue, memory_mb)
         for model, version in pool:
             if model is None or version is None:
                 continue

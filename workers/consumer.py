@@ -30,16 +30,27 @@ from collections.abc import Callable
 
 import redis
 
-from core.broker import Reservations, WorkerLease, bell_key, pull_order
+from core.broker import (
+    Reservations,
+    WorkerLease,
+    bell_key,
+    live_workers,
+    pull_order,
+    refresh_models,
+    report_models,
+)
+from core.config import get_settings
 from core.protocol import Invocation
 from workers import metrics
 from workers.batching import BatchSettings, flush_reason, pull_caps
 from workers.execution import Executor
 from workers.invocation import InFlight
+from workers.multi_model import MultiModelCache
 
 logger = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.5
+MODELS_REPORT_S = 1.0  # multi-model variants: how often a worker republishes what it holds
 
 
 class BatchingConsumer:
@@ -64,6 +75,12 @@ class BatchingConsumer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pulls = 0
+        self._next_report: dict[str, float] = {}
+        self._peers: list[str] = []  # the other live workers (multi-model variants)
+        self._left_for_others = False
+        settings = get_settings()
+        self.affinity = settings.model_affinity
+        self.steal_after_ms = settings.model_affinity_steal_ms
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -83,12 +100,17 @@ class BatchingConsumer:
             try:
                 if time.monotonic() >= next_refresh:
                     self.queues = self._variants()
+                    self._refresh_peers()
                     next_refresh = time.monotonic() + self.refresh_s
                 served = False
+                self._left_for_others = False
                 for queue, settings in list(self.queues.items()):
                     served |= self.serve(queue, settings)
                 if not served:
-                    self._wait_for_work(min(IDLE_WAIT_S, max(next_refresh - time.monotonic(), 0)))
+                    wait_s = min(IDLE_WAIT_S, max(next_refresh - time.monotonic(), 0))
+                    if self._left_for_others:  # look again when what we left may be stolen
+                        wait_s = min(wait_s, max(self.steal_after_ms / 1000, 0.005))
+                    self._wait_for_work(wait_s)
             except redis.RedisError as exc:
                 logger.warning("Redis unavailable (%s); retrying in 1 s", exc)
                 self._stop.wait(1.0)
@@ -112,9 +134,22 @@ class BatchingConsumer:
         order = pull_order(self._pulls)
         self._pulls += 1
         caps = pull_caps(order, limit=limit, settings=settings, async_held=async_held)
-        taken = self._reservations.take(
-            queue, limit=limit, steps=[step for step, _ in caps], caps=[cap for _, cap in caps]
-        )
+        steps, step_caps = [step for step, _ in caps], [cap for _, cap in caps]
+        multi = self.executor.multi
+        if multi is not None and self.affinity and multi.is_multi_model(queue):
+            affine = self._reservations.take_affine(
+                queue,
+                limit=limit,
+                steps=steps,
+                caps=step_caps,
+                mine=multi.held_tags(queue),
+                others=self._peers,
+                steal_after_ms=self.steal_after_ms,
+            )
+            taken, left = affine if affine is not None else (None, 0)
+            self._left_for_others |= left > 0
+        else:
+            taken = self._reservations.take(queue, limit=limit, steps=steps, caps=step_caps)
         if taken is None:
             # Our lease ended (a long pause): renew it before taking anything more.
             self.lease.renew()
@@ -145,21 +180,70 @@ class BatchingConsumer:
             )
             requests += self.executor.prepare(taken)
         stats = self.executor.run(requests, settings)
-        self.executor.complete(requests, model_ms=stats.model_s * 1000)
-        self._acknowledge(queue, requests, stats, reason)
+        # Multi-model: requests whose model is loading are answered after the rest.
+        waiting = [r for r in requests if r.loading is not None]
+        ready = [r for r in requests if r.loading is None] if waiting else requests
+        self.executor.complete(ready, model_ms=stats.model_s * 1000)
+        self._acknowledge(queue, ready, stats, reason)
+        if waiting:
+            self.executor.finish_loads(waiting)
+            stats = self.executor.run(waiting, settings)
+            self.executor.complete(waiting, model_ms=stats.model_s * 1000)
+            self._acknowledge(queue, waiting, stats, reason)
         return True
+
+    def _refresh_peers(self) -> None:
+        """The other live workers, for model-affine reserves; and keep this worker's own
+        model reports from expiring while it holds models it has not served lately.
+
+        Every live worker, not only those known to serve the variant: a worker's
+        queue list lags a new endpoint by a renewal, and one that does not serve it
+        simply has no report to consult.
+        """
+        multi = self.executor.multi
+        multi_queues = [q for q in self.queues if multi is not None and multi.is_multi_model(q)]
+        if multi is None or not multi_queues:
+            self._peers = []
+            return
+        for queue in multi_queues:
+            if multi.held_tags(queue):
+                refresh_models(self.redis, self.namespace, queue, worker_id=self.lease.worker_id)
+        if self.affinity:
+            me = self.lease.worker_id
+            self._peers = [w.id for w in live_workers(self.redis, self.namespace) if w.id != me]
+
+    def _report_models(self, queue: str, multi: MultiModelCache) -> None:
+        """Publish which models this worker holds of a multi-model variant: at once when that
+        changed (other workers' reserves read it), else its request counts about once a second."""
+        now = time.monotonic()
+        if now < self._next_report.get(queue, 0.0) and not multi.has_changes(queue):
+            return
+        report = multi.take_report(queue)
+        if report is None:
+            return
+        self._next_report[queue] = now + MODELS_REPORT_S
+        held, invocations = report
+        report_models(
+            self.redis,
+            self.namespace,
+            queue,
+            worker_id=self.lease.worker_id,
+            held=held,
+            invocations=invocations,
+        )
 
     def _acknowledge(
         self, queue: str, requests: list[InFlight], stats: object, reason: str
     ) -> None:
         done = [r.tag for r in requests if r.tag and not r.transient]
         let_go = [r.tag for r in requests if r.tag and r.transient]
-        self._reservations.settle(
-            queue,
-            done=done,
-            let_go=let_go,
-            counters=metrics.batch_increments(requests, stats, reason),
-        )
+        counters = metrics.batch_increments(requests, stats, reason)
+        multi = self.executor.multi
+        if multi is not None:
+            counters.update(multi.take_counters(queue))
+        self._reservations.settle(queue, done=done, let_go=let_go, counters=counters)
+        if multi is not None:
+            self._report_models(queue, multi)
         if let_go:
             logger.warning(
                 "%d message(s) of %s left for redelivery after the visibility timeout "

@@ -9,6 +9,9 @@ once per phase with that mode's invocations:
   start async jobs, claim transform chunks), then the payloads — inline ones
   read here (~10 µs each, no thread hop), stored ones fetched in parallel on
   the I/O pool — then the model (the worker's cache) and the rows or body.
+  A multi-model variant's request for a model the worker does not hold
+  starts its load on the loader pool and waits (`loading`); the consumer
+  answers the pull's other requests first (workers/multi_model.py).
 - run: invocations of one numeric model are merged row-wise into calls of at
   most `max_batch_size` rows, and a failing call is bisected so only the
   guilty ones fail (workers/merged.py). Python handlers run one invocation
@@ -36,8 +39,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import redis
 
 from core import codecs
-from core.broker import PRIORITY
+from core.broker import PRIORITY, queue_name
 from core.errors import InvocationTimeout, ModelError, SluicewayError, describe
+from core.multi_model import is_multi_model
 from core.protocol import Invocation, Mode
 from core.storage import ObjectStore
 from workers import capture
@@ -49,18 +53,29 @@ from workers.modes import ModeHandler, WorkerIO
 from workers.modes.asynchronous import Asynchronous
 from workers.modes.realtime import Realtime
 from workers.modes.transform import Transform
+from workers.multi_model import MultiModelCache
 from workers.runners.base import NumericRunner, Runner
 
 logger = logging.getLogger(__name__)
 
 IO_THREADS = 8  # async inputs and outputs are independent objects: move them in parallel
+LOAD_THREADS = 4  # multi-model loads at once (distinct models; one model loads once)
 
 
 class Executor:
     def __init__(
-        self, *, cache: ModelCache, store: ObjectStore, redis: redis.Redis, namespace: str
+        self,
+        *,
+        cache: ModelCache,
+        store: ObjectStore,
+        redis: redis.Redis,
+        namespace: str,
+        multi: MultiModelCache | None = None,
     ) -> None:
         self.cache = cache
+        self.multi = multi
+        self.namespace = namespace
+        self._loaded_this_batch: set[tuple[str, str]] = set()  # multi-model loads
         io = WorkerIO(
             store=store,
             redis=redis,
@@ -73,11 +88,15 @@ class Executor:
             "transform": Transform(io),
         }
         self.pool = io.pool
+        # Multi-model loads run here while the rest of their pull is answered.
+        self.loader = ThreadPoolExecutor(max_workers=LOAD_THREADS, thread_name_prefix="model-load")
         self.capture = capture.recorder_for_worker(store)
 
     def prepare(self, taken: Sequence[tuple[Invocation, str | None]]) -> list[InFlight]:
         """Invocations ready to run (or already failed or skipped, saying why), in order."""
         now_ms = time.time() * 1000
+        if self.multi is not None:
+            self.multi.new_batch()
         items = [
             InFlight(inv=inv, tag=tag, queue_wait_s=max(now_ms - inv.enqueued_ms, 0) / 1000)
             for inv, tag in taken
@@ -85,6 +104,10 @@ class Executor:
         by_mode = self._by_mode(items)
         for handler, group in by_mode:
             handler.prepare(group)
+        if self.multi is not None:  # multi-model ETag checks, in parallel
+            refs = [i.inv.model for i in items if i.live and is_multi_model(i.inv.model)]
+            if refs:
+                self.multi.check_all(refs, self.pool)
         stored: dict[int, Future[bytes | None]] = {
             id(item): self.pool.submit(handler.read, item)
             for handler, group in by_mode
@@ -100,7 +123,8 @@ class Executor:
                 payload = future.result() if future is not None else handler.read(item)
                 if payload is not None and item.live:
                     item.payload = payload
-                    self._parse(handler, item, payload)
+                    if not self._defer(handler, item):
+                        self._parse(handler, item, payload)
         return items
 
     def run(self, items: list[InFlight], settings: BatchSettings) -> BatchStats:
@@ -121,6 +145,7 @@ class Executor:
 
     def complete(self, items: list[InFlight], *, model_ms: float) -> None:
         """Answer, store and record every invocation; realtime callers first."""
+        self._loaded_this_batch.clear()
         for handler, group in self._by_mode(items):
             handler.complete(group, model_ms=model_ms)
         self.capture.record(items)  # buffered; written to S3 off this path
@@ -142,9 +167,44 @@ class Executor:
             for mode, group in sorted(groups.items(), key=lambda pair: PRIORITY[pair[0]])
         ]
 
-    def _parse(self, handler: ModeHandler, item: InFlight, payload: bytes) -> None:
+    def finish_loads(self, items: list[InFlight]) -> None:
+        """Parse the invocations whose multi-model model was loading, once it has loaded (or
+        failed to: they fail with its reason)."""
+        for item in items:
+            loading, item.loading = item.loading, None
+            assert loading is not None and item.payload is not None
+            self._parse(item.handler, item, item.payload, loading=loading)  # type: ignore[arg-type]
+
+    def _defer(self, handler: ModeHandler, item: InFlight) -> bool:
+        """Start loading a cold multi-model model on the loader pool, instead of making the
+        pull's other requests wait for it; True when the invocation waits for that load.
+
+        The consumer answers the rest of the pull first, then these (workers/consumer.py).
+        """
+        ref = item.inv.model
+        if self.multi is None or not is_multi_model(ref):
+            return False
+        queue = queue_name(self.namespace, item.inv.endpoint, item.inv.variant)
+        if not self.multi.needs_load(queue, ref):
+            return False
+        item.handler = handler
+        item.loading = self.loader.submit(self.multi.lookup, queue, ref)
+        return True
+
+    def _parse(
+        self,
+        handler: ModeHandler,
+        item: InFlight,
+        payload: bytes,
+        *,
+        loading: Future[object] | None = None,
+    ) -> None:
         try:
-            runner = self.cache.get(item.inv.model)
+            if loading is not None:
+                runner: Runner = loading.result()[0]  # type: ignore[index]
+                item.model_cache = "miss"
+            else:
+                runner = self._runner(item)
             item.runner = runner
             handler.parse(item, runner, payload)
         except SluicewayError as exc:
@@ -156,6 +216,21 @@ class Executor:
             # A loader or parser bug must fail this invocation, not the whole batch.
             logger.exception("job %s: unexpected error preparing it", item.inv.job_id)
             item.error = ModelError(f"cannot run the model: {describe(exc)}")
+
+    def _runner(self, item: InFlight) -> Runner:
+        """The invocation's model: a registered version, or one object under a prefix."""
+        inv = item.inv
+        if self.multi is not None and is_multi_model(inv.model):
+            queue = queue_name(self.namespace, inv.endpoint, inv.variant)
+            runner, hit = self.multi.lookup(queue, inv.model)
+            # A request batched with the one whose model loaded waited for that load too.
+            loaded_now = (queue, inv.model.artifact_uri)
+            if not hit:
+                self._loaded_this_batch.add(loaded_now)
+            waited = not hit or loaded_now in self._loaded_this_batch
+            item.model_cache = "miss" if waited else "hit"
+            return runner
+        return self.cache.get(inv.model)
 
     def _run_merged(
         self,

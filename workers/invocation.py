@@ -31,6 +31,8 @@ from core.protocol import Invocation
 from workers.runners.base import Runner
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from workers.modes.transform import ChunkWork
 
 
@@ -60,6 +62,11 @@ class InFlight:
     records: bool = False  # its rows are independent records: a bad one fails alone
     one_per_call: bool = False  # call the model once per row (single_record)
     row_failures: dict[int, str] = field(default_factory=dict)  # records: row → why it failed
+    model_cache: str | None = None  # multi-model variants: "hit", or "miss" when it was loaded
+    # multi-model variants: the load of its model, running while the rest of its pull is
+    # answered (workers/execution.py), and the mode handler that parses it afterwards
+    loading: Future[object] | None = None
+    handler: object | None = None
 
     @property
     def instances(self) -> int:

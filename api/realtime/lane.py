@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from urllib.parse import quote
 
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -40,7 +41,7 @@ from core.errors import (
     RealtimeTimeout,
     SluicewayError,
 )
-from core.protocol import Invocation
+from core.protocol import Invocation, ModelRef
 from core.tables import new_id
 
 INVOKE_PATH = re.compile(r"^/v1/endpoints/(?P<name>[^/]+)/invocations$")
@@ -79,6 +80,7 @@ async def invoke(request: Request, name: str) -> Response:
         _rng,
         header_text("X-Target-Component", headers.get("x-target-component")),
     )
+    model = variant.target(header_text("X-Target-Model", headers.get("x-target-model")))
     await state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     timeout_ms = timeout_from(headers.get("x-timeout-ms"), settings.realtime_timeout_ms)
     sent_inference_id = headers.get("x-inference-id")
@@ -103,6 +105,7 @@ async def invoke(request: Request, name: str) -> Response:
         timeout_ms=timeout_ms,
         job_id=job_id,
         inference_id=inference_id,
+        model=model,
     )
     future = replies.expect(job_id, timeout_s=timeout_ms / 1000)
     started = time.perf_counter()
@@ -134,6 +137,10 @@ async def invoke(request: Request, name: str) -> Response:
         answer_headers["X-Invoked-Variant"] = variant.name
     else:
         answer_headers["X-Invoked-Component"] = variant.component
+    if variant.multi_model_prefix is not None:
+        answer_headers["X-Invoked-Model"] = quote(model.name, safe="/")
+        if reply.model_cache:  # "hit", or "miss": this call waited for its model to load
+            answer_headers["X-Model-Cache"] = reply.model_cache
     metrics.observe_realtime(
         endpoint=name,
         variant=variant.name,
@@ -185,6 +192,7 @@ def realtime_invocation(
     timeout_ms: int,
     job_id: str,
     inference_id: str | None = None,
+    model: ModelRef | None = None,
 ) -> Invocation:
     now_ms = int(time.time() * 1000)
     return Invocation(
@@ -192,7 +200,7 @@ def realtime_invocation(
         mode="realtime",
         endpoint=route.name,
         variant=variant.name,
-        model=variant.model,
+        model=model or variant.model,
         content_type=content_type,
         accept=accept,
         body=body,

@@ -23,8 +23,10 @@ from core.broker import component_variant, queue_name
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import BadRequest, NotFound, NotReady
+from core.multi_model import check_target_model, target_ref
 from core.protocol import ModelRef
 from core.states import ComponentStatus
+from core.tables import Variant
 from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
@@ -34,9 +36,21 @@ logger = logging.getLogger(__name__)
 class VariantRoute:
     name: str
     weight: float
-    model: ModelRef
+    model: ModelRef  # of a multi-model variant: the prefix as its artifact_uri, version 0
     queue: str
     component: str | None = None  # set for an inference component (name: its `ic.` label)
+    multi_model_prefix: str | None = None  # serves every object under it (X-Target-Model)
+
+    def target(self, header: str | None) -> ModelRef:
+        """The model this request runs: the variant's own, or the one X-Target-Model names.
+
+        BadRequest (400) on a multi-model variant without a valid X-Target-Model; the
+        header is ignored on a one-model variant.
+        """
+        if self.multi_model_prefix is None:
+            return self.model
+        key = check_target_model(header, prefix=self.multi_model_prefix)
+        return target_ref(prefix=self.multi_model_prefix, framework=self.model.framework, key=key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +106,9 @@ def load_route(name: str) -> EndpointRoute:
             VariantRoute(
                 name=v.name,
                 weight=v.weight,
-                model=ModelRef(
-                    name=v.model_version.model.name,
-                    version=v.model_version.version,
-                    framework=v.model_version.framework,
-                    artifact_uri=v.model_version.artifact_uri,
-                ),
+                model=variant_model(v),
                 queue=queue_name(namespace, endpoint.name, v.name),
+                multi_model_prefix=v.multi_model_prefix,
             )
             for v in endpoint.variants
         )
@@ -126,6 +136,20 @@ def load_route(name: str) -> EndpointRoute:
             invocation_timeout_s=endpoint.invocation_timeout_s,
             components=components,
         )
+
+
+def variant_model(variant: Variant) -> ModelRef:
+    """The model a variant serves; of a multi-model variant, its prefix (version 0)."""
+    version = variant.model_version
+    if version is None:
+        assert variant.multi_model_prefix is not None
+        return target_ref(prefix=variant.multi_model_prefix, framework=variant.framework, key="")
+    return ModelRef(
+        name=version.model.name,
+        version=version.version,
+        framework=version.framework,
+        artifact_uri=version.artifact_uri,
+    )
 
 
 class RouteCache:

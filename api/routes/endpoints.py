@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import SessionDep
 from api.problems import problem_responses
-from api.schemas import DataCapture, EndpointCreate, EndpointPublic, VariantPatch, WeightsPatch
+from api.schemas import (
+    DataCapture,
+    EndpointCreate,
+    EndpointPublic,
+    ModelLoadPublic,
+    VariantPatch,
+    WeightsPatch,
+)
 from api.services import endpoints as endpoint_service
+from api.services import multi_models
 
 router = APIRouter(
     prefix="/v1/endpoints",
@@ -70,3 +80,22 @@ def set_data_capture(
     result = endpoint_service.set_data_capture(session, name, capture)
     _forget_route(request, name)
     return result
+
+
+@router.get("/{name}/models", response_model=list[ModelLoadPublic])
+def list_models(
+    name: str,
+    session: SessionDep,
+    response: Response,
+    variant: str | None = None,
+    after: str | None = Query(default=None, description="The last model of the previous page."),
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> list[ModelLoadPublic]:
+    """Every model under the endpoint's multi-model variants' prefixes, in key order, with
+    where it is loaded. `X-Next-After` (when present) is the `after` of the next page."""
+    page, next_after = multi_models.list_models(
+        session, name, variant=variant, after=after, limit=limit
+    )
+    if next_after is not None:
+        response.headers["X-Next-After"] = quote(next_after, safe="/")
+    return page

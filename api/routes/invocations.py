@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -55,6 +56,7 @@ PAYLOAD_BODY: dict[str, Any] = {
             for header in (
                 "X-Target-Variant",
                 "X-Target-Component",
+                "X-Target-Model",
                 "X-Timeout-Ms",
                 "X-Inference-Id",
             )
@@ -84,6 +86,11 @@ async def invoke_async(
     x_target_component: str | None = Header(
         default=None,
         description="The inference component to run (required on an endpoint of components only).",
+    ),
+    x_target_model: str | None = Header(
+        default=None,
+        description="On a multi-model variant (required there): the model's key under its "
+        "prefix, e.g. `chicago.json`.",
     ),
     x_input_location: str | None = Header(default=None),
     x_callback_url: str | None = Header(default=None),
@@ -120,6 +127,7 @@ async def invoke_async(
     variant = route.choose(
         x_target_variant, _rng, header_text("X-Target-Component", x_target_component)
     )
+    model = variant.target(header_text("X-Target-Model", x_target_model))
     await request.app.state.backlog.admit(variant.queue, endpoint=name, variant=variant.name)
     content_type = codecs.media_type(request.headers.get("content-type"))
     body = await payloads.read_body(request, settings.max_inline_body_bytes)
@@ -149,6 +157,7 @@ async def invoke_async(
             inference_id=x_inference_id,
             invocation_timeout_s=invocation_timeout_s,
             request_ttl_s=request_ttl_s,
+            model=model,
         )
     )
     metrics.count_async(endpoint=name, variant=job.variant, outcome="accepted")
@@ -160,16 +169,11 @@ async def invoke_async(
         inference_id=inference_id,
         failure_location=job.failure_location,
     )
-    return JSONResponse(
-        accepted.model_dump(),
-        status_code=202,
-        headers={
-            "Location": f"/v1/jobs/{job.id}",
-            "X-Inference-Id": inference_id,
-            **(
-                {"X-Invoked-Variant": job.variant}
-                if variant.component is None
-                else {"X-Invoked-Component": variant.component}
-            ),
-        },
-    )
+    headers = {"Location": f"/v1/jobs/{job.id}", "X-Inference-Id": inference_id}
+    if variant.component is None:
+        headers["X-Invoked-Variant"] = job.variant
+    else:
+        headers["X-Invoked-Component"] = variant.component
+    if variant.multi_model_prefix is not None:
+        headers["X-Invoked-Model"] = quote(model.name, safe="/")
+    return JSONResponse(accepted.model_dump(), status_code=202, headers=headers)

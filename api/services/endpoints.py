@@ -20,7 +20,9 @@ from api.schemas import (
     DataCapture,
     EndpointCreate,
     EndpointPublic,
+    MultiModel,
     ScalingEventPublic,
+    VariantCreate,
     VariantPatch,
     VariantPublic,
     WeightsPatch,
@@ -31,7 +33,14 @@ from api.services import component_views
 from api.services.registry import resolve_version
 from api.services.topics import require_topics
 from core import scaling_state
-from core.broker import get_redis, queue_loads, queue_name, variants_key, workers_per_queue
+from core.broker import (
+    forget_models,
+    get_redis,
+    queue_loads,
+    queue_name,
+    variants_key,
+    workers_per_queue,
+)
 from core.config import get_settings
 from core.errors import Conflict, InvalidInput, NotFound
 from core.storage import S3Location
@@ -79,9 +88,11 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
             variants.append(
                 VariantPublic(
                     name=variant.name,
-                    model=version.model.name,
-                    model_version=version.version,
-                    framework=version.framework,
+                    model=version.model.name if version is not None else None,
+                    model_version=version.version if version is not None else None,
+                    framework=variant.framework,
+                    multi_model=multi_model_public(variant),
+                    model_memory_mb=variant.model_memory_mb,
                     weight=variant.weight,
                     accelerator=variant.accelerator,
                     min_workers=variant.min_workers,
@@ -139,6 +150,38 @@ def _prefix(uri: str) -> str:
     return prefix
 
 
+def multi_model_public(variant: Variant) -> MultiModel | None:
+    """A multi-model variant's `multi_model` block, or None for a one-model variant."""
+    if variant.multi_model_prefix is None or variant.multi_model_framework is None:
+        return None
+    return MultiModel.model_validate(
+        {"prefix": variant.multi_model_prefix, "framework": variant.multi_model_framework}
+    )
+
+
+def _served_model(session: Session, spec: VariantCreate) -> dict[str, object]:
+    """The Variant columns of what it serves: a registered version, or a multi-model prefix.
+
+    InvalidInput (422) for an unknown model, or a prefix the platform may not read.
+    """
+    if spec.multi_model is None:
+        assert spec.model is not None  # the schema requires one of the two
+        return {"model_version_id": resolve_version(session, spec.model, spec.model_version).id}
+    prefix = _prefix(spec.multi_model.prefix)
+    bucket = S3Location.parse(prefix).bucket
+    if not get_settings().may_read_bucket(bucket):
+        raise InvalidInput(
+            f"multi_model.prefix {prefix!r}: bucket {bucket!r} is not one the platform may "
+            "read (SLUICEWAY_READABLE_BUCKETS)"
+        )
+    return {
+        "model_version_id": None,
+        "multi_model_prefix": prefix,
+        "multi_model_framework": spec.multi_model.framework,
+        "model_memory_mb": spec.model_memory_mb,
+    }
+
+
 def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
     settings = get_settings()
     output_prefix = _prefix(
@@ -165,11 +208,11 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
         max_concurrent_invocations_per_worker=spec.async_.max_concurrent_invocations_per_worker,
     )
     for v in spec.variants:
-        version = resolve_version(session, v.model, v.model_version)
+        served = _served_model(session, v)
         endpoint.variants.append(
             Variant(
                 name=v.name,
-                model_version_id=version.id,
+                **served,
                 weight=v.weight,
                 accelerator=v.accelerator,
                 min_workers=v.min_workers,
@@ -213,13 +256,20 @@ def get_endpoint(session: Session, name: str) -> EndpointPublic:
 
 def delete_endpoint(session: Session, name: str) -> None:
     endpoint = load_endpoint(session, name)
-    queues = _queues(endpoint) + [
-        component_views.component_queue(endpoint.name, c.name) for c in endpoint.components
+    queues = _queues(endpoint)
+    multi_model = [
+        queue
+        for queue, v in zip(queues, endpoint.variants, strict=True)
+        if v.multi_model_prefix is not None
     ]
+    queues += [component_views.component_queue(endpoint.name, c.name) for c in endpoint.components]
     session.delete(endpoint)
     session.commit()
+    redis = get_redis()
     if queues:
-        get_redis().srem(variants_key(get_settings().namespace), *queues)
+        redis.srem(variants_key(get_settings().namespace), *queues)
+    for queue in multi_model:  # a re-created endpoint of the same name starts counting anew
+        forget_models(redis, get_settings().namespace, queue)
 
 
 def set_weights(session: Session, name: str, patch: WeightsPatch) -> EndpointPublic:

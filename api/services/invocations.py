@@ -30,7 +30,8 @@ from core.errors import (
     QueueUnavailable,
 )
 from core.failures import failure_location
-from core.protocol import Invocation
+from core.multi_model import is_multi_model
+from core.protocol import Invocation, ModelRef
 from core.states import JobStatus
 from core.storage import S3Location, get_store
 from core.tables import Job, new_id, utcnow
@@ -68,6 +69,7 @@ def submit_async(
     inference_id: str | None,
     invocation_timeout_s: int | None = None,
     request_ttl_s: int | None = None,
+    model: ModelRef | None = None,
 ) -> Job:
     """Record and enqueue one async job; with a known Idempotency-Key, return the first one.
 
@@ -82,6 +84,9 @@ def submit_async(
     job_id = new_id()
     inference_id = inference_id or job_id
     store = get_store()
+    model = model or variant.model
+    if is_multi_model(model):
+        _check_model_object(model)
     if input_location:
         location = S3Location.parse_object(input_location)
         if not settings.may_read_bucket(location.bucket):
@@ -118,6 +123,7 @@ def submit_async(
         idempotency_key=idempotency_key,
         callback_url=callback_url,
         inference_id=inference_id,
+        target_model=model.name if is_multi_model(model) else None,
     )
     try:
         with session_scope() as session:
@@ -133,7 +139,7 @@ def submit_async(
         mode="async",
         endpoint=route.name,
         variant=variant.name,
-        model=variant.model,
+        model=model,
         content_type=content_type,
         accept=accept,
         input_location=str(location),
@@ -151,6 +157,14 @@ def submit_async(
         raise QueueUnavailable(f"could not queue the job (broker unavailable): {exc}") from exc
     logger.info("job %s: queued for %s/%s", job_id, route.name, variant.name)
     return job
+
+
+def _check_model_object(model: ModelRef) -> None:
+    """NotFound (404) when a multi-model variant's target names no object under its prefix."""
+    try:
+        get_store().stat(S3Location.parse_object(model.artifact_uri))
+    except (NotFound, InvalidInput) as exc:
+        raise NotFound(f"no model {model.name!r}: there is no object {model.artifact_uri}") from exc
 
 
 def _find_idempotent(endpoint: str, key: str) -> Job | None:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from api.schemas import TransformJobCreate, TransformJobPublic
 from api.services.registry import resolve_version
 from core.errors import Conflict, InvalidInput, NotFound
+from core.multi_model import check_target_model
 from core.states import TRANSFORM_ACTIVE, ChunkStatus, ComponentStatus, TransformStatus
 from core.storage import S3Location, get_store
 from core.tables import Endpoint, InferenceComponent, TransformChunk, TransformJob, Variant
@@ -54,6 +55,7 @@ def public(job: TransformJob) -> TransformJobPublic:
         component=job.component,
         model=job.model,
         model_version=job.model_version,
+        target_model=job.target_model,
         input_prefix=job.input_prefix,
         output_prefix=job.output_prefix,
         content_type=job.content_type,
@@ -94,6 +96,7 @@ def submit(session: Session, spec: TransformJobCreate) -> TransformJobPublic:
         component=spec.component,
         model=spec.model,
         model_version=model_version,
+        target_model=spec.target_model,
         input_prefix=spec.input_prefix,
         output_prefix=output_prefix,
         content_type=spec.content_type,
@@ -127,7 +130,8 @@ def _check_prefixes(input_prefix: str, output_prefix: str) -> None:
 def _check_target(session: Session, spec: TransformJobCreate) -> int | None:
     """The model version a model job runs (None for an endpoint job); 404 if unknown."""
     if spec.endpoint is not None:
-        if session.scalar(select(Endpoint.id).where(Endpoint.name == spec.endpoint)) is None:
+        endpoint = session.scalar(select(Endpoint).where(Endpoint.name == spec.endpoint))
+        if endpoint is None:
             raise NotFound(f"no endpoint named {spec.endpoint!r}")
         if spec.component is not None:
             component = session.scalar(
@@ -152,12 +156,29 @@ def _check_target(session: Session, spec: TransformJobCreate) -> int | None:
                 f"endpoint {spec.endpoint!r} holds inference components only: "
                 "name one in component (or X-Target-Component)"
             )
+        else:
+            _check_target_model(endpoint, spec.target_model)
         return None
     assert spec.model is not None
     try:
         return resolve_version(session, spec.model, spec.model_version).version
     except InvalidInput as exc:
         raise NotFound(exc.detail) from exc
+
+
+def _check_target_model(endpoint: Endpoint, target_model: str | None) -> None:
+    """A multi-model endpoint's job names an existing model: 400 without one, 404 unknown."""
+    for variant in endpoint.variants:
+        if variant.multi_model_prefix is None:
+            continue
+        key = check_target_model(target_model, prefix=variant.multi_model_prefix)
+        location = S3Location.parse_object(variant.multi_model_prefix + key)
+        try:
+            get_store().stat(location)
+        except NotFound as exc:
+            raise NotFound(
+                f"no model {key!r}: there is no object {variant.multi_model_prefix}{key}"
+            ) from exc
 
 
 def _check_input(input_prefix: str) -> None:
@@ -176,6 +197,8 @@ def _resume(
     different = [f for f in SAME_SETTINGS if getattr(job, f) != wanted[f]]
     if spec.model_version is not None and spec.model_version != job.model_version:
         different.append("model_version")
+    if spec.target_model != job.target_model:
+        different.append("target_model")
     if different:
         raise Conflict(
             f"a transform job named {job.name!r} exists with other settings "

@@ -13,6 +13,7 @@ docstring:
 - `leases` / `liveness` — worker leases: the pure rules, and a worker's renewals;
 - `recovery` — the sweep of dead workers' reservations, and the stale restore;
 - `reads` — backlogs, reservations per queue, live workers, job ids present;
+- `models` — multi-model variants: which worker holds which model, requests per model;
 - `arrivals` — when each queue last got a message (the scaler's idle clock);
 - `connection` — the Redis client and the Celery app, told the same layout.
 
@@ -53,6 +54,13 @@ from core.broker.keys import (
 )
 from core.broker.leases import REPLY_TTL_S, new_worker_id, renew_every_s
 from core.broker.liveness import WorkerLease
+from core.broker.models import (
+    HeldModel,
+    forget_models,
+    read_models,
+    refresh_models,
+    report_models,
+)
 from core.broker.priorities import (
     PRIORITY,
     PRIORITY_STEPS,
@@ -95,6 +103,7 @@ __all__ = [
     "TASK_NAME",
     "TRANSFORM_POOL",
     "ArrivalLog",
+    "HeldModel",
     "Outgoing",
     "QueueLoad",
     "Reservations",
@@ -115,6 +124,7 @@ __all__ = [
     "desired_workers_key",
     "enqueue",
     "expire_worker",
+    "forget_models",
     "get_redis",
     "held_by",
     "held_key",
@@ -137,10 +147,13 @@ __all__ = [
     "pull_order",
     "queue_loads",
     "queue_name",
+    "read_models",
+    "refresh_models",
     "release_worker",
     "release_worker_processes",
     "renew_every_s",
     "reply_key",
+    "report_models",
     "reserved_counts",
     "restore_stale_reservations",
     "scaling_events_key",

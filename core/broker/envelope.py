@@ -10,6 +10,9 @@ One invocation is one JSON envelope pushed on a priority list:
                     "delivery_info": {"exchange": "", "routing_key": "sluiceway.churn.a"},
                     "body_encoding": "base64", "delivery_tag": "<uuid4>"}}
 
+A multi-model variant's message also has `"x_model": "<model tag>"` and
+`"x_enqueued_ms"` in its headers, for model-affine reserves (core/broker/affinity.py).
+
 A reserved message is kept in kombu's `unacked` hash as the JSON list
 `[envelope, "", "sluiceway.churn.a"]` (exchange, routing key = queue), keyed by
 its delivery tag. The envelope is built here by hand because it is on the
@@ -32,7 +35,9 @@ from typing import Any
 import msgpack
 import orjson
 
+from core.broker.affinity import model_tag
 from core.broker.priorities import PRIORITY, priority_list
+from core.multi_model import is_multi_model
 from core.protocol import Invocation
 
 TASK_NAME = "sluiceway.invoke"
@@ -90,6 +95,10 @@ def build_message(invocation: Invocation, queue: str) -> tuple[str, bytes]:
             "delivery_tag": str(uuid.uuid4()),
         },
     }
+    if is_multi_model(invocation.model):  # a multi-model variant's: its model, for affinity
+        headers: dict[str, Any] = envelope["headers"]  # type: ignore[assignment]
+        headers["x_model"] = model_tag(invocation.model.name)
+        headers["x_enqueued_ms"] = invocation.enqueued_ms
     return priority_list(queue, priority), orjson.dumps(envelope)
 
 

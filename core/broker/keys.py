@@ -28,6 +28,8 @@ variant `a` and a worker `churn-a-3f9c1e@host1`:
 | `sluiceway.churn.ic.small` | list | inference component `small`'s queue (a variant queue) |
 | `sluiceway:component-placements` | hash | queue → its copies and where they run |
 | `sluiceway:host-capacity` | hash | host → its capacity and what is free |
+| `sluiceway:models:sluiceway.churn.a:<worker>` | hash | multi-model: what a worker holds |
+| `sluiceway:model-invocations:sluiceway.churn.a` | hash | multi-model: model → requests, ever |
 
 The queue lists and the three `unacked*` keys are kombu's Redis transport
 layout (core/broker/envelope.py, core/broker/priorities.py); the contract test
@@ -168,3 +170,14 @@ def transform_pool_variant(model: str, version: int) -> str:
 def transform_done_key(namespace: str) -> str:
     """Redis list workers ring when a transform chunk is done, waking the coordinator."""
     return f"{namespace}:transform-done"
+
+
+def models_loaded_key(namespace: str, queue: str, worker_id: str) -> str:
+    """Hash model → "memory_bytes last_used_at" a worker holds of a multi-model variant
+    (rewritten whole by that worker, expiring when it stops writing)."""
+    return f"{namespace}:models:{queue}:{worker_id}"
+
+
+def model_invocations_key(namespace: str, queue: str) -> str:
+    """Hash model → requests served, ever, of a multi-model variant."""
+    return f"{namespace}:model-invocations:{queue}"

@@ -17,13 +17,22 @@ the 5 realtime calls and 27 async jobs (transform chunks one per pull).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import redis
 
 from core.broker import scripts
+from core.broker.affinity import WINDOW
 from core.broker.envelope import parse_message
-from core.broker.keys import held_key, leases_key, metrics_key, unacked_index_key, unacked_key
+from core.broker.keys import (
+    held_key,
+    leases_key,
+    metrics_key,
+    models_loaded_key,
+    unacked_index_key,
+    unacked_key,
+)
 from core.broker.priorities import priority_list
 from core.protocol import Invocation
 
@@ -35,6 +44,7 @@ class Reservations:
         self.namespace = namespace
         self.worker_id = worker_id
         self._reserve = client.register_script(scripts.RESERVE)
+        self._reserve_affine = client.register_script(scripts.RESERVE_AFFINE)
         self._acknowledge = client.register_script(scripts.ACKNOWLEDGE)
         self._unacked = unacked_key(namespace)
         self._index = unacked_index_key(namespace)
@@ -53,6 +63,34 @@ class Reservations:
         if raw is None:
             return None
         return [parse_message(message) for message in raw]
+
+    def take_affine(
+        self,
+        queue: str,
+        *,
+        limit: int,
+        steps: Sequence[int],
+        caps: Sequence[int],
+        mine: Collection[str],
+        others: Sequence[str],
+        steal_after_ms: int,
+        window: int = WINDOW,
+    ) -> tuple[list[tuple[Invocation, str | None]], int] | None:
+        """As `take`, for a multi-model variant: messages for models this worker holds
+        (`mine`, model tags), for models no worker in `others` (live worker ids) holds, or
+        that waited `steal_after_ms` (core/broker/affinity.py). Returns them with how many
+        were left for other workers; None when this worker's lease has ended."""
+        keys = [self._unacked, self._index, self._leases, self._held]
+        keys += [priority_list(queue, step) for step in steps]
+        keys += [models_loaded_key(self.namespace, queue, worker) for worker in others]
+        now = time.time()
+        args: list[Any] = [limit, now, queue, self.worker_id, len(steps)]
+        args += [int(now * 1000), steal_after_ms, window, len(mine), *mine, *caps]
+        raw = self._reserve_affine(keys=keys, args=args)
+        if raw is None:
+            return None
+        left, *messages = raw
+        return [parse_message(message) for message in messages], int(left)
 
     def settle(
         self,

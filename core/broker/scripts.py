@@ -64,6 +64,77 @@ return taken
 """
 )
 
+# RESERVE for a multi-model variant (core/broker/affinity.py has the rule and its example).
+# KEYS: unacked hash, unacked index, leases, the worker's held hash, then the lists to
+#   read, in order, then the other live workers' model reports (models:<queue>:<worker>).
+# ARGV: most messages to take, the time (s, for the index), the queue, the worker id,
+#   how many lists, the time in ms, steal_after_ms, the window, how many of my tags,
+#   those tags, then for each list the most to take from it.
+# Returns [how many were left for other workers, message, message, ...], or nil when
+# the worker's lease has ended.
+RESERVE_AFFINE = (
+    _NOW
+    + """
+local lease = redis.call('ZSCORE', KEYS[3], ARGV[4])
+if not lease or tonumber(lease) < now then return false end
+local limit = tonumber(ARGV[1])
+local lists = tonumber(ARGV[5])
+local now_ms = tonumber(ARGV[6])
+local steal_after = tonumber(ARGV[7])
+local window = tonumber(ARGV[8])
+local mine_count = tonumber(ARGV[9])
+local mine = {}
+for i = 10, 9 + mine_count do mine[ARGV[i]] = true end
+local caps_at = 10 + mine_count
+local elsewhere = {}
+local function held_elsewhere(tag)
+  if elsewhere[tag] == nil then
+    elsewhere[tag] = false
+    for k = 5 + lists, #KEYS do
+      if redis.call('HEXISTS', KEYS[k], tag) == 1 then elsewhere[tag] = true break end
+    end
+  end
+  return elsewhere[tag]
+end
+local taken = {0}
+local left = 0
+for l = 1, lists do
+  local key = KEYS[4 + l]
+  local want = limit - (#taken - 1)
+  if want <= 0 then break end
+  local cap = tonumber(ARGV[caps_at + l - 1])
+  if cap and cap < want then want = cap end
+  local items = redis.call('LRANGE', key, -window, -1)
+  local got = 0
+  for j = #items, 1, -1 do
+    if got >= want then break end
+    local message = items[j]
+    local tag = string.match(message, '"x_model": ?"(%x+)"')
+    local take = true
+    if tag and not mine[tag] and held_elsewhere(tag) then
+      local enqueued = tonumber(string.match(message, '"x_enqueued_ms": ?(%d+)'))
+      if enqueued and now_ms - enqueued < steal_after then take = false end
+    end
+    if take then
+      redis.call('LREM', key, -1, message)
+      local dtag = string.match(message, '"delivery_tag": ?"([^"]+)"')
+      if dtag then
+        redis.call('HSET', KEYS[1], dtag, '[' .. message .. ', "", "' .. ARGV[3] .. '"]')
+        redis.call('ZADD', KEYS[2], ARGV[2], dtag)
+        redis.call('HSET', KEYS[4], dtag, key)
+      end
+      taken[#taken + 1] = message
+      got = got + 1
+    else
+      left = left + 1
+    end
+  end
+end
+taken[1] = left
+return taken
+"""
+)
+
 # KEYS: unacked hash, unacked index, the variant's metrics hash, the worker's held hash.
 # ARGV: how many tags are done, those tags, how many to let go, those tags, then
 #   field/amount pairs for the metrics.

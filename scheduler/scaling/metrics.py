@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.broker import (
     TRANSFORM_POOL,
@@ -52,13 +52,13 @@ def read_variants(namespace: str) -> list[VariantConfig]:
                 Endpoint.name,
                 Variant.name,
                 Variant.accelerator,
-                ModelVersion.framework,
+                func.coalesce(ModelVersion.framework, Variant.multi_model_framework),
                 Variant.min_workers,
                 Variant.max_workers,
                 Variant.target_backlog_per_worker,
             )
             .join(Variant, Variant.endpoint_id == Endpoint.id)
-            .join(ModelVersion, ModelVersion.id == Variant.model_version_id)
+            .outerjoin(ModelVersion, ModelVersion.id == Variant.model_version_id)
             .order_by(Endpoint.name, Variant.name)
         ).all()
     return [

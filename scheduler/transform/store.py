@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.broker import TRANSFORM_POOL, component_variant, transform_pool_variant
 from core.db import session_scope
+from core.multi_model import target_ref
 from core.outbox import record_transform_event
 from core.protocol import ModelRef
 from core.states import (
@@ -232,6 +233,23 @@ def first_failed_chunk(job_id: str) -> tuple[int, str | None, str] | None:
 # --- dispatch ---------------------------------------------------------------------------------
 
 
+def _variant_ref(variant: Variant, job: TransformJob) -> ModelRef:
+    """What a variant runs for `job`: its model, or the job's target_model under its prefix."""
+    version = variant.model_version
+    if version is not None:
+        return ModelRef(
+            version.model.name, version.version, version.framework, version.artifact_uri
+        )
+    if variant.multi_model_prefix is None or not job.target_model:
+        raise JobFailed(
+            f"variant {variant.name!r} of endpoint {job.endpoint!r} serves many models: "
+            "the job needs a target_model"
+        )
+    return target_ref(
+        prefix=variant.multi_model_prefix, framework=variant.framework, key=job.target_model
+    )
+
+
 def load_targets(session: Session, job: TransformJob) -> list[Target]:
     """The queues a job's chunks may go to, with their weights (never all zero).
 
@@ -249,21 +267,17 @@ def load_targets(session: Session, job: TransformJob) -> list[Target]:
         return [Target(TRANSFORM_POOL, transform_pool_variant(job.model, version.version), 1, ref)]
     if job.component is not None:
         return [_component_target(session, job)]
-    rows = session.execute(
-        select(Variant.name, Variant.weight, ModelVersion, Model.name)
+    variants = session.scalars(
+        select(Variant)
         .join(Endpoint, Endpoint.id == Variant.endpoint_id)
-        .join(ModelVersion, ModelVersion.id == Variant.model_version_id)
-        .join(Model, Model.id == ModelVersion.model_id)
         .where(Endpoint.name == job.endpoint)
         .order_by(Variant.id)
     ).all()
-    if not rows:
+    if not variants:
         raise JobFailed(f"endpoint {job.endpoint!r} was deleted")
     targets = [
-        Target(
-            str(job.endpoint), name, weight, ModelRef(model, v.version, v.framework, v.artifact_uri)
-        )
-        for name, weight, v, model in rows
+        Target(str(job.endpoint), variant.name, variant.weight, _variant_ref(variant, job))
+        for variant in variants
     ]
     if not any(t.weight > 0 for t in targets):
         # Every variant drained of realtime traffic: a batch job still has to run.

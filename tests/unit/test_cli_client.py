@@ -703,3 +703,46 @@ def test_invoke_with_a_component_sends_x_target_component() -> None:
         component="small",
     )
     assert headers == {"Content-Type": "application/json", "X-Target-Component": "small"}
+
+
+def test_invoke_with_a_target_model_sends_it_percent_encoded(
+    app: typer.Typer, serve: Callable[[Handler], None], requests_seen: list[httpx.Request]
+) -> None:
+    serve(
+        lambda _: httpx.Response(
+            200,
+            json={"predictions": [1]},
+            headers={"X-Invoked-Variant": "a", "X-Invoked-Model": "eu/donn%C3%A9es.json"},
+        )
+    )
+    result = run(
+        app,
+        "invoke",
+        "cities",
+        "--data",
+        '{"instances": [[1]]}',
+        "--target-model",
+        "eu/données.json",
+    )
+    assert result.exit_code == 0, result.stderr
+    (request,) = requests_seen
+    assert request.headers["X-Target-Model"] == "eu/donn%C3%A9es.json"
+    assert "model eu/données.json" in result.stderr
+
+
+def test_endpoints_models_follows_every_page(
+    app: typer.Typer, serve: Callable[[Handler], None], requests_seen: list[httpx.Request]
+) -> None:
+    def pages(request: httpx.Request) -> httpx.Response:
+        entry = {"variant": "a", "size_bytes": 10, "loaded_on": [], "invocations": 0}
+        if request.url.params.get("after") is None:
+            return httpx.Response(
+                200, json=[{**entry, "model": "a.json"}], headers={"X-Next-After": "a.json"}
+            )
+        return httpx.Response(200, json=[{**entry, "model": "b.json"}])
+
+    serve(pages)
+    result = run(app, "endpoints", "models", "cities")
+    assert result.exit_code == 0, result.stderr
+    assert [m["model"] for m in json.loads(result.stdout)] == ["a.json", "b.json"]
+    assert [r.url.params.get("after") for r in requests_seen] == [None, "a.json"]

@@ -100,7 +100,13 @@ def test_timeout_header_is_capped_and_checked() -> None:
 def test_openapi_documents_the_realtime_operation_and_its_headers() -> None:
     operation = create_app().openapi()["paths"]["/v1/endpoints/{name}/invocations"]["post"]
     headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
-    assert headers == {"X-Target-Variant", "X-Target-Component", "X-Timeout-Ms", "X-Inference-Id"}
+    assert headers == {
+        "X-Target-Variant",
+        "X-Target-Component",
+        "X-Target-Model",
+        "X-Timeout-Ms",
+        "X-Inference-Id",
+    }
     assert operation["requestBody"]["required"] is True
     assert {"404", "422", "503", "504"} <= set(operation["responses"])
 

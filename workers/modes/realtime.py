@@ -70,6 +70,7 @@ class Realtime(ModeHandler):
                     body=body,
                     content_type=content_type,
                     model_ms=model_ms,
+                    model_cache=item.model_cache,
                 )
             assert item.inv.reply_to is not None
             replies[item.inv.reply_to].append(pack(reply.to_wire()))
