@@ -43,6 +43,7 @@ def create_inference_component(session: Session, call: Call) -> dict[str, Any]:
         )
     fields.require(request["RuntimeConfig"], "CopyCount")
     model = find_model(session, call, spec_in["ModelName"]).body
+    mapping.single_model(model, "an inference component")
     endpoint_doc = store.get(session, store.ENDPOINT, endpoint)
     variant = mapping.component_variant(
         request.get("VariantName"), endpoint_doc.body.get("Config") if endpoint_doc else None

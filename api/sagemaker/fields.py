@@ -123,7 +123,6 @@ NO_EFFECT: dict[str, frozenset[str]] = {
 NOT_YET: dict[str, str] = {
     "ShadowProductionVariants": "shadow variants (the deployments work)",
     "DeploymentConfig": "deployments: UpdateEndpoint with DeploymentConfig",
-    "Mode=MultiModel": "multi-model variants",
     "Containers": "serial inference pipelines (more than one container)",
     "InferenceExecutionConfig": "serial pipelines and direct container calls",
 }

@@ -107,11 +107,7 @@ def primary_container(request: Mapping[str, Any]) -> dict[str, Any]:
     if not container:
         raise validation("CreateModel needs PrimaryContainer (or Containers)")
     mode = container.get("Mode", "SingleModel")
-    if mode == "MultiModel":
-        raise unsupported(
-            [f"Mode=MultiModel ({NOT_YET['Mode=MultiModel']}: not yet)"], "CreateModel"
-        )
-    if mode != "SingleModel":
+    if mode not in ("SingleModel", "MultiModel"):
         raise validation(f"Mode {mode!r} is not SingleModel or MultiModel")
     container = dict(container)
     source = (container.get("ModelDataSource") or {}).get("S3DataSource")
@@ -127,7 +123,39 @@ def primary_container(request: Mapping[str, Any]) -> dict[str, Any]:
         container["ModelDataUrl"] = source.get("S3Uri")
     if not container.get("ModelDataUrl"):
         raise validation("the container needs a ModelDataUrl: Sluiceway serves a model artifact")
+    if mode == "MultiModel" and source is not None:
+        raise validation("Mode MultiModel takes ModelDataUrl, the S3 prefix of its models")
     return container
+
+
+def multi_model(container: Mapping[str, Any]) -> dict[str, str] | None:
+    """The native `multi_model` block of a `Mode: MultiModel` container (None otherwise):
+    its ModelDataUrl is the prefix every model lives under (a `/` is added when missing),
+    and its framework (framework_of) must be xgboost or torch."""
+    if container.get("Mode", "SingleModel") != "MultiModel":
+        return None
+    prefix = str(container["ModelDataUrl"])
+    if not prefix.startswith("s3://") or len(prefix.removeprefix("s3://").split("/", 1)) < 2:
+        raise validation(
+            f"ModelDataUrl {prefix!r} of a MultiModel container must be an S3 prefix "
+            "(s3://bucket/models/)"
+        )
+    framework = framework_of(container)
+    if framework not in ("xgboost", "torch"):
+        raise unsupported(
+            [f"Mode=MultiModel with framework {framework}"],
+            "CreateModel (multi-model variants serve xgboost or torch models)",
+        )
+    return {"prefix": prefix if prefix.endswith("/") else prefix + "/", "framework": framework}
+
+
+def single_model(model: Mapping[str, Any], where: str) -> None:
+    """A ValidationException when `model` (a stored CreateModel document) is multi-model:
+    `where` (a transform job, an inference component) runs one model."""
+    if model.get("MultiModel"):
+        raise validation(
+            f"model {model['ModelName']!r} is a MultiModel model: {where} runs a single model"
+        )
 
 
 # --- instance types → accelerator and workers -------------------------------------------
@@ -197,12 +225,18 @@ def instances(workers: int, per_instance: int) -> int:
 def variant_spec(variant: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
     """A native variant (api/schemas.py VariantCreate) from a ProductionVariant.
 
-    `model` is the stored CreateModel document (with `NativeVersion`). Without
+    `model` is the stored CreateModel document (with `NativeVersion`, or `MultiModel`:
+    the variant's `multi_model` block, whose models X-Target-Model picks). Without
     ManagedInstanceScaling the worker count is fixed at InitialInstanceCount
     times the workers per instance; with it, the scaler moves between Min and Max.
     """
     where = placement(variant.get("InstanceType"))
     count = int(variant.get("InitialInstanceCount", 1))
+    served: dict[str, Any] = (
+        {"multi_model": model["MultiModel"]}
+        if model.get("MultiModel")
+        else {"model": model["ModelName"], "model_version": model["NativeVersion"]}
+    )
     low = high = count
     scaling = variant.get("ManagedInstanceScaling") or {}
     if scaling.get("Status") == "ENABLED":
@@ -210,8 +244,7 @@ def variant_spec(variant: Mapping[str, Any], model: Mapping[str, Any]) -> dict[s
         high = int(scaling.get("MaxInstanceCount", max(count, low)))
     return {
         "name": variant["VariantName"],
-        "model": model["ModelName"],
-        "model_version": model["NativeVersion"],
+        **served,
         "weight": float(variant.get("InitialVariantWeight", 1.0)),
         "accelerator": where.accelerator,
         "min_workers": low * where.workers_per_instance,
@@ -311,6 +344,7 @@ _CONTENT_TYPES = {
 
 def transform_spec(request: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
     """The native transform job (POST /v1/transform-jobs) of a CreateTransformJob request."""
+    single_model(model, "a transform job")
     source = ((request.get("TransformInput") or {}).get("DataSource") or {}).get("S3DataSource")
     if not source or not source.get("S3Uri"):
         raise validation("TransformInput.DataSource.S3DataSource.S3Uri is required")

@@ -6,8 +6,8 @@ and webhook notifier; SLUICEWAY_SCALER_BACKEND=none) and one worker that serves
 every variant and the transform pool. The seeds' flows run as their code is
 written, with only `endpoint_url` and the credentials changed: (a) A/B variants
 with waiters and weight updates, (b) async XGBoost from S3 with the success topic,
-(e) inference components on an endpoint without variant models, (g) a transform job
-with its waiter; then the error cases.
+(c) a multi-model endpoint with TargetModel, (e) inference components on an endpoint
+without variant models, (g) a transform job with its waiter; then the error cases.
 """
 
 from __future__ import annotations
@@ -415,6 +415,69 @@ def test_transform_job_with_its_waiter(
             TransformResources={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
         )
     assert caught.value.response["Error"]["Code"] == "ResourceInUse"
+
+
+def test_multi_model_endpoint_with_target_model(
+    sage: Sage, model_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Flow (c): a `Mode: MultiModel` model over an S3 prefix, each call's model by TargetModel."""
+    sm, runtime = sage.client("sagemaker"), sage.client("sagemaker-runtime")
+    prefix, name = unique("cities"), unique("Cities")
+    paris = models.build_xgboost(tmp_path / "paris.json", seed=5)
+    sage.upload(f"{prefix}/chicago.json", model_files["xgb"])
+    sage.upload(f"{prefix}/eu/paris.json", paris)
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer={
+            "Image": XGB_IMAGE,
+            "ModelDataUrl": f"s3://{sage.bucket}/{prefix}/",
+            "Mode": "MultiModel",
+        },
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/SageMakerRole",
+    )
+    assert sm.describe_model(ModelName=name)["PrimaryContainer"]["Mode"] == "MultiModel"
+    config, endpoint = unique("mme-config"), unique("mme")
+    sm.create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.xlarge"}
+        ],
+    )
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
+
+    rows = models.random_rows(3, seed=13)
+    for target, artifact in (("chicago.json", model_files["xgb"]), ("eu/paris.json", paris)):
+        answer = runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            TargetModel=target,
+            ContentType="application/json",
+            Body=_json(rows),
+        )
+        assert answer["InvokedProductionVariant"] == "AllTraffic"
+        predictions = orjson.loads(answer["Body"].read())["predictions"]
+        models.assert_close(predictions, models.predict_xgboost(artifact, rows))
+    with pytest.raises(ClientError) as untargeted:
+        runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=b"1,2,3,4")
+    assert _code(untargeted) == ("ValidationError", 400)
+    assert "TargetModel" in str(untargeted.value) or "X-Target-Model" in str(untargeted.value)
+    with pytest.raises(ClientError) as transform:
+        sm.create_transform_job(
+            TransformJobName=unique("mme-job"),
+            ModelName=name,
+            TransformInput={
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{sage.bucket}/in/"}
+                }
+            },
+            TransformOutput={"S3OutputPath": f"s3://{sage.bucket}/out/"},
+            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        )
+    assert "runs a single model" in str(transform.value)
+    sm.delete_endpoint(EndpointName=endpoint)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    sm.delete_endpoint_config(EndpointConfigName=config)
+    sm.delete_model(ModelName=name)
 
 
 def test_inference_components_on_an_endpoint_without_variant_models(

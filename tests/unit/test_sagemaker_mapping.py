@@ -13,6 +13,7 @@ from api.sagemaker.errors import AwsError
 from api.schemas import ComputeSpec, EndpointCreate, TransformJobCreate
 
 MODEL = {"ModelName": "churn-xgb", "NativeVersion": 3}
+XGB = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 
 
 @pytest.mark.parametrize(
@@ -159,11 +160,48 @@ def test_unsupported_fields_are_named_and_later_features_say_so() -> None:
     assert "Tags" not in message  # accepted, with no effect (docs/sagemaker.md)
 
 
-def test_a_multi_model_container_is_refused_until_that_lands() -> None:
-    with pytest.raises(AwsError, match="MultiModel"):
-        mapping.primary_container(
-            {"PrimaryContainer": {"Image": "x", "ModelDataUrl": "s3://b/m/", "Mode": "MultiModel"}}
-        )
+def test_a_multi_model_container_serves_every_model_under_its_prefix() -> None:
+    container = mapping.primary_container(
+        {
+            "PrimaryContainer": {
+                "Image": XGB,
+                "ModelDataUrl": "s3://models/cities",
+                "Mode": "MultiModel",
+            }
+        }
+    )
+    many = mapping.multi_model(container)
+    assert many == {"prefix": "s3://models/cities/", "framework": "xgboost"}
+    model = {"ModelName": "cities", "MultiModel": many}
+    variant = mapping.variant_spec({"VariantName": "AllTraffic"}, model)
+    spec = EndpointCreate.model_validate({"name": "cities", "variants": [variant]})
+    assert spec.variants[0].multi_model is not None
+    assert spec.variants[0].multi_model.prefix == "s3://models/cities/"
+    assert spec.variants[0].model is None
+    with pytest.raises(AwsError, match="runs a single model"):
+        mapping.transform_spec(_transform(ModelName="cities"), model)
+
+
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        ({"Image": XGB, "ModelDataUrl": "s3://bucket-only"}, "must be an S3 prefix"),
+        (
+            {
+                "Image": "my/handler",
+                "ModelDataUrl": "s3://b/m/",
+                "Environment": {"SAGEMAKER_PROGRAM": "x.py"},
+            },
+            "framework python",
+        ),
+    ],
+    ids=["bucket-without-prefix", "python-handlers"],
+)
+def test_multi_model_containers_sluiceway_cannot_serve_are_named(
+    container: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(AwsError, match=message):
+        mapping.multi_model({**container, "Mode": "MultiModel"})
 
 
 def _transform(**changes: Any) -> dict[str, Any]:
@@ -228,17 +266,20 @@ def test_runtime_headers_are_renamed_and_unsupported_ones_named() -> None:
         (b"content-type", b"text/csv"),
         (b"x-amzn-sagemaker-target-variant", b"AllTraffic"),
         (b"x-amzn-sagemaker-inference-id", b"order-1"),
+        (b"x-amzn-sagemaker-target-model", b"eu/paris.json"),
     ]
     assert runtime.translate_headers(headers, asynchronous=False) == [
         (b"content-type", b"text/csv"),
         (b"x-target-variant", b"AllTraffic"),
         (b"x-inference-id", b"order-1"),
+        (b"x-target-model", b"eu/paris.json"),
     ]
     with pytest.raises(AwsError) as caught:
         runtime.translate_headers(
-            [*headers, (b"x-amzn-sagemaker-target-model", b"a.json")], asynchronous=False
+            [*headers, (b"x-amzn-sagemaker-custom-attributes", b"a=1")], asynchronous=False
         )
-    assert caught.value.code == "ValidationError" and "TargetModel" in caught.value.message
+    assert caught.value.code == "ValidationError"
+    assert "CustomAttributes" in caught.value.message
 
 
 def test_async_headers_carry_the_input_content_type() -> None:
