@@ -665,10 +665,10 @@ def test_errors_come_in_aws_shape(sage: Sage, sm_models: dict[str, str]) -> None
     assert "UpdateEndpoint" in caught.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as caught:
         runtime.invoke_endpoint(
-            EndpointName=missing, ContentType="text/csv", TargetModel="a.json", Body=b"1,2,3,4"
+            EndpointName=missing, ContentType="text/csv", CustomAttributes="a=1", Body=b"1,2,3,4"
         )
     assert _code(caught) == ("ValidationError", 400)
-    assert "TargetModel" in caught.value.response["Error"]["Message"]
+    assert "CustomAttributes" in caught.value.response["Error"]["Message"]
 
     # Auth on: a wrong secret, an unknown key and a too-small scope are 403s in AWS shape.
     key_id = sage.credentials(sage.admin_key)["aws_access_key_id"]
