@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Header, Query, Response
+from pydantic import ValidationError
 
 from api.deps import SessionDep
 from api.headers import header_text
 from api.problems import problem_responses
 from api.schemas import TransformJobCreate, TransformJobPublic
 from api.services import transforms as transform_service
-from core.errors import BadRequest
+from core.errors import BadRequest, InvalidInput
 from core.states import TransformStatus
 
 router = APIRouter(
@@ -35,7 +36,12 @@ def create_transform_job(
             raise BadRequest(
                 f"X-Target-Component {component!r} and component {spec.component!r} differ"
             )
-        spec = TransformJobCreate.model_validate(spec.model_dump() | {"component": component})
+        try:
+            spec = TransformJobCreate.model_validate(spec.model_dump() | {"component": component})
+        except ValidationError as exc:
+            # e.g. the header on a model's job, or a name no component can have: 422, not 500
+            reasons = "; ".join(error["msg"] for error in exc.errors())
+            raise InvalidInput(f"X-Target-Component {component!r}: {reasons}") from exc
     job = transform_service.submit(session, spec)
     response.headers["Location"] = f"/v1/transform-jobs/{job.job_id}"
     return job

@@ -312,3 +312,10 @@ def test_bad_component_requests_are_refused_and_change_nothing(
             "/v1/transform-jobs", json={**tx, "component": "a"}, headers={"X-Target-Component": "b"}
         )
         assert both.status_code == 400
+        # Regression (schemathesis): the header on a model's job, or an empty one, was a 500.
+        model_job = {**tx, "endpoint": None, "model": "m"}
+        for header, named in (("b", "component goes with endpoint"), ("", "should match")):
+            wrong = client.post(
+                "/v1/transform-jobs", json=model_job, headers={"X-Target-Component": header}
+            )
+            assert wrong.status_code == 422 and named in wrong.text, wrong.text
