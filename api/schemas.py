@@ -193,6 +193,29 @@ class AsyncConfig(Strict):
     )
 
 
+class ShadowVariantCreate(Strict):
+    """A shadow variant: gets a sampled copy of requests; its answers never reach callers."""
+
+    name: Name
+    model: Name
+    model_version: Int | None = Field(
+        default=None, ge=1, le=MAX_INT, description="Default: latest."
+    )
+    sampling_percent: Float = Field(default=100.0, ge=0, le=100)
+    accelerator: Literal["cpu", "gpu"] = "cpu"
+    min_workers: Int = Field(default=0, ge=0, le=1024)
+    max_workers: Int = Field(default=1, ge=0, le=1024)
+    batching: Batching = Field(default_factory=Batching)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ShadowVariantCreate:
+        if self.max_workers < self.min_workers:
+            raise ValueError(
+                f"max_workers {self.max_workers} is below min_workers {self.min_workers}"
+            )
+        return self
+
+
 CaptureSide = Literal["input", "output"]
 CAPTURE_SIDES: tuple[CaptureSide, ...] = ("input", "output")
 
@@ -231,12 +254,13 @@ class EndpointCreate(Strict):
     variants: list[VariantCreate] = Field(default_factory=list, max_length=16)
     async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
     data_capture: DataCapture | None = None
+    shadow_variants: list[ShadowVariantCreate] = Field(default_factory=list, max_length=4)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
     def _unique_variants(self) -> EndpointCreate:
-        names = [v.name for v in self.variants]
+        names = [v.name for v in self.variants] + [s.name for s in self.shadow_variants]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"variant names must be unique, repeated: {duplicates}")
@@ -280,6 +304,22 @@ class VariantPublic(BaseModel):
     scaling_events: list[ScalingEventPublic] = Field(
         default_factory=list, description="The latest scaling events, newest first."
     )
+    key: str | None = Field(
+        default=None,
+        description="Its queue key: the name, or `<name>~<config>` for a deployment's new variant.",
+    )
+    config_version: int = Field(default=1, description="The endpoint config it belongs to.")
+    role: Literal["serving", "new", "draining"] = Field(
+        default="serving",
+        description="serving; new (a deployment's, taking traffic step by step); draining "
+        "(replaced or rolled back: no traffic, removed once its queued work is done).",
+    )
+    traffic_percent: float = Field(
+        default=0.0, description="Its share of the endpoint's traffic now (0-100)."
+    )
+    sampling_percent: float | None = Field(
+        default=None, description="A shadow variant's share of requests copied to it."
+    )
 
 
 class AsyncPublic(BaseModel):
@@ -294,7 +334,12 @@ class AsyncPublic(BaseModel):
 class EndpointPublic(BaseModel):
     name: str
     status: str
+    config_version: int = Field(default=1, description="The config serving now.")
+    deployment: DeploymentPublic | None = Field(
+        default=None, description="The current or last deployment, or null."
+    )
     variants: list[VariantPublic]
+    shadow_variants: list[VariantPublic] = Field(default_factory=list)
     async_: AsyncPublic = Field(serialization_alias="async")
     data_capture: DataCapture | None = None
     components: list[ComponentPublic] = Field(
@@ -838,3 +883,98 @@ class HostPublic(BaseModel):
     gpus: list[GpuPublic] = Field(default_factory=list)
     free_cpu_cores: float
     free_memory_mb: int
+
+
+# --- endpoint lifecycle: configs and deployments (docs/deployments.md) ------------
+
+
+class RollbackOn(Strict):
+    """Thresholds on the new config's own traffic in each step's window."""
+
+    error_rate_percent: Float | None = Field(default=None, ge=0, le=100)
+    p99_latency_ms: Float | None = Field(default=None, gt=0, le=3_600_000)
+    min_requests: Int = Field(default=20, ge=1, le=1_000_000)
+
+
+class DeploymentConfig(Strict):
+    """How a PUT that is a deployment moves traffic from the old config to the new one."""
+
+    strategy: Literal["all_at_once", "canary", "linear"] = "all_at_once"
+    canary_percent: Float | None = Field(default=None, gt=0, le=100)
+    linear_step_percent: Float | None = Field(default=None, gt=0, le=100)
+    step_interval_s: Float = Field(default=60.0, ge=0, le=86_400)
+    baking_s: Float = Field(default=0.0, ge=0, le=86_400)
+    rollback_on: RollbackOn | None = None
+
+    @model_validator(mode="after")
+    def _percents(self) -> DeploymentConfig:
+        if self.strategy == "canary" and self.canary_percent is None:
+            raise ValueError("strategy canary needs canary_percent")
+        if self.strategy == "linear" and self.linear_step_percent is None:
+            raise ValueError("strategy linear needs linear_step_percent")
+        return self
+
+
+class EndpointUpdate(EndpointCreate):
+    """`PUT /v1/endpoints/{name}`: a whole endpoint spec, plus how to deploy it."""
+
+    deployment: DeploymentConfig | None = None
+
+
+class DeploymentStep(BaseModel):
+    percent: float
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    outcome: str = Field(description="in_progress, passed, rolled_back, failed or stopped.")
+    requests: int | None = Field(default=None, description="New-config requests in its window.")
+    errors: int | None = None
+    p99_ms: float | None = Field(default=None, description="Model latency p99 (bucket bound).")
+
+
+class DeploymentPublic(BaseModel):
+    deployment_id: str
+    endpoint: str
+    strategy: str
+    state: str
+    from_config_version: int
+    to_config_version: int
+    new_traffic_percent: float
+    steps: list[DeploymentStep]
+    reason: str | None
+    deployment: dict[str, Any] = Field(description="The deployment block as accepted.")
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class UpdateAccepted(BaseModel):
+    applied: Literal["in_place", "deployment"]
+    config_version: int = Field(description="The new config's version.")
+    deployment_id: str | None
+    deployment: DeploymentPublic | None
+    endpoint: EndpointPublic
+
+
+class EndpointConfigPublic(BaseModel):
+    version: int
+    serving: bool
+    spec: dict[str, Any]
+    created_at: dt.datetime
+
+
+class ShadowComparison(BaseModel):
+    name: str
+    requests_compared: int
+    agreement_rate: float | None = Field(
+        description="Share of compared requests whose predictions all agree within tolerance."
+    )
+    mean_abs_diff: float | None = Field(description="Mean |production - shadow| per prediction.")
+    errors: int = Field(description="Copies the shadow failed (its own errors).")
+    production_p50_ms: float | None
+    production_p99_ms: float | None
+    shadow_p50_ms: float | None
+    shadow_p99_ms: float | None
+
+
+class ShadowReport(BaseModel):
+    tolerance: float
+    shadow_variants: list[ShadowComparison]

@@ -323,7 +323,9 @@ def models_delete(name: str, api_url: ApiUrlOption = None) -> None:
 
 # --- endpoints -------------------------------------------------------------
 
-endpoints_app = typer.Typer(help="Create, inspect and re-weight endpoints.", no_args_is_help=True)
+endpoints_app = typer.Typer(
+    help="Create, inspect, re-weight and update endpoints.", no_args_is_help=True
+)
 
 
 def read_spec(file: Path) -> dict[str, Any]:
@@ -414,4 +416,7 @@ def register(app: typer.Typer) -> None:
     app.command("invoke")(invoke)
     app.add_typer(jobs_app, name="jobs")
     app.add_typer(models_app, name="models")
+    from cli import deployments
+
+    deployments.register(endpoints_app)
     app.add_typer(endpoints_app, name="endpoints")

@@ -280,6 +280,25 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the scheduler looks for accepted jobs whose message was lost.",
     )
+    deployment_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="How often the scheduler drives deployments, drains old variants and "
+        "finishes deletions (a tripped rollback takes effect within one such tick).",
+    )
+    deployment_provision_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A deployment whose new variants have no live worker after this long "
+        "fails, with all traffic still on the old config.",
+    )
+    endpoint_drain_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A deleted endpoint's or removed variant's queued async jobs that no "
+        "worker started within this long fail with the reason 'endpoint deleted'.",
+    )
     history_interval_s: float = Field(
         default=5.0,
         gt=0,

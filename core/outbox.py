@@ -28,7 +28,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from core.states import JobStatus
-from core.tables import Endpoint, Event, Job, new_id, utcnow
+from core.tables import Endpoint, Event, Job, new_id, public_variant_name, utcnow
 
 JOB_EVENT_TYPES = {JobStatus.SUCCEEDED: "InferenceSucceeded", JobStatus.FAILED: "InferenceFailed"}
 TRANSFORM_EVENT_TYPES = {True: "TransformSucceeded", False: "TransformFailed"}
@@ -86,7 +86,7 @@ def record_job_events(session: Session, job_ids: Sequence[str]) -> list[str]:
             "type": JOB_EVENT_TYPES[row.status],
             "job_id": row.id,
             "endpoint": row.endpoint,
-            "variant": row.variant,
+            "variant": public_variant_name(row.variant),
             "output_location": row.output_location if succeeded else None,
             "error": row.error,
             "finished_at": rfc3339(row.finished_at or now),

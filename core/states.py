@@ -83,6 +83,21 @@ class EndpointStatus(StrEnum):
     DELETING = "deleting"
 
 
+class DeploymentState(StrEnum):
+    """A blue/green deployment: in_progress (provisioning, then steps) → baking →
+    succeeded | rolled_back | stopped | failed (docs/deployments.md)."""
+
+    IN_PROGRESS = "in_progress"
+    BAKING = "baking"
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled_back"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+DEPLOYMENT_ACTIVE = (DeploymentState.IN_PROGRESS, DeploymentState.BAKING)
+
+
 class BaselineStatus(StrEnum):
     """A monitoring baseline: pending → running → completed | failed (computed by the scheduler)."""
 

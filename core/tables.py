@@ -36,6 +36,7 @@ from core.states import (
     ChunkStatus,
     ComponentStatus,
     DeliveryStatus,
+    DeploymentState,
     EndpointStatus,
     ExecutionStatus,
     JobStatus,
@@ -137,6 +138,15 @@ class Endpoint(Base):
     max_concurrent_invocations_per_worker: Mapped[int | None] = mapped_column(
         Integer, nullable=True
     )
+    # Lifecycle (migration 0012): the config serving now; during a deployment the
+    # config traffic is moving to and its share (0-100), and the deployment itself
+    # (set only while one runs: the guard that makes a second one a 409).
+    config_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    next_config_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    next_traffic_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    deployment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Set by DELETE: the endpoint is `deleting` until its queued jobs are done.
+    delete_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -153,12 +163,26 @@ class Endpoint(Base):
 
 
 class Variant(Base):
+    """One production variant of one endpoint config.
+
+    `name` is the variant's *key*: unique in its endpoint and the last part of
+    its Redis queue. For the variants an endpoint was created with it is their
+    public name ("a"); a deployment's new variants are keyed `<name>~<version>`
+    ("a~2", `~` is never in a public name) so old and new run side by side on
+    queues of their own. `public_name` is then the name users see ("a").
+    """
+
     __tablename__ = "variants"
     __table_args__ = (UniqueConstraint("endpoint_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(63))
+    # The endpoint config this variant belongs to (migration 0012).
+    config_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    public_name: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    # A shadow variant (never answers callers): the share of requests copied to it.
+    shadow_sampling_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
     # NULL on a multi-model variant, which serves every object under
     # `multi_model_prefix` instead (migration 0011, docs/multi-model.md).
     model_version_id: Mapped[int | None] = mapped_column(
@@ -188,6 +212,15 @@ class Variant(Base):
             return self.model_version.framework
         assert self.multi_model_framework is not None
         return self.multi_model_framework
+
+    @property
+    def is_shadow(self) -> bool:
+        return self.shadow_sampling_percent is not None
+
+    @property
+    def display_name(self) -> str:
+        """The name users see: `public_name`, or the key itself for a first config's variant."""
+        return self.public_name or self.name
 
 
 class InferenceComponent(Base):
@@ -229,6 +262,62 @@ class InferenceComponent(Base):
     model_version: Mapped[ModelVersion] = relationship()
 
 
+VARIANT_KEY_SEPARATOR = "~"
+
+
+def public_variant_name(key: str) -> str:
+    """A variant key's public name: `a~2` → `a`, `a` → `a` (jobs keep the key)."""
+    return key.split(VARIANT_KEY_SEPARATOR, 1)[0]
+
+
+class EndpointConfig(Base):
+    """One immutable endpoint config: the whole spec as accepted (POST or PUT), by version."""
+
+    __tablename__ = "endpoint_configs"
+    __table_args__ = (UniqueConstraint("endpoint_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Deployment(Base):
+    """A blue/green move of an endpoint's traffic from config `from_version` to `to_version`.
+
+    `params` holds the accepted `deployment` block (strategy, percents, intervals,
+    rollback_on). The scheduler drives it: `step_index` -1 while the new variants'
+    workers start, then 0.. over the planned percents; `baseline` is the new
+    variants' counters when the current step began (its window starts there);
+    `steps` is the public history (percent, times, outcome, counts).
+    """
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        Index("ix_deployments_state", "state"),
+        Index("ix_deployments_endpoint", "endpoint_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(String(63))
+    from_version: Mapped[int] = mapped_column(Integer)
+    to_version: Mapped[int] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default=DeploymentState.IN_PROGRESS)
+    step_index: Mapped[int] = mapped_column(Integer, default=-1)
+    step_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    baseline: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    new_traffic_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class Job(Base):
     """An async invocation. Realtime calls never touch this table (hot path)."""
 
@@ -267,6 +356,9 @@ class Job(Base):
         server_default=str(DEFAULT_INVOCATION_TIMEOUT_S),
     )
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The accepting endpoint's created_at, as stored (migration 0012; NULL before): a
+    # worker starts the job only on that endpoint, never on one re-created under its name.
+    endpoint_created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # `<failure_prefix><job_id>.error.json`: where its error document goes if it fails.
     failure_location: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -9,8 +9,8 @@ Kubernetes Deployments). Webhook delivery (scheduler/webhooks/notifier.py), the
 lease sweeper (scheduler/reconcile/sweeper.py), the reconciler
 (scheduler/reconcile/reconciler.py), the batch-transform coordinator
 (scheduler/transform/coordinator.py), the history sampler (scheduler/history/sampler.py,
-the console's plots) and model monitoring (scheduler/monitoring/monitor.py) run beside
-it on their own threads.
+the console's plots), model monitoring (scheduler/monitoring/monitor.py) and the
+deployments loop (scheduler/deployments/runner.py) run beside it on their own threads.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from types import FrameType
 
 from core.broker import get_redis, release_worker_processes
 from core.config import Settings, get_settings
+from scheduler.deployments.runner import start_deployments
 from scheduler.history.sampler import start_sampler
 from scheduler.loop import run_loop
 from scheduler.monitoring.monitor import start_monitoring
@@ -32,6 +33,7 @@ from scheduler.scaling.actuators.base import Actuator, PlacementView, WorkerTarg
 from scheduler.scaling.host_capacity import detect_host
 from scheduler.scaling.policy import Timings
 from scheduler.scaling.scaler import Scaler
+from scheduler.shadows.comparer import start_shadow_comparer
 from scheduler.transform.coordinator import start_transform_coordinator
 from scheduler.webhooks.notifier import start_notifier
 
@@ -155,6 +157,8 @@ def run_scheduler() -> None:
     transform = start_transform_coordinator(settings, get_redis(), stop)
     start_sampler(settings, get_redis(), stop)  # the console's short history
     start_monitoring(settings, stop)  # baselines and monitoring runs
+    start_deployments(settings, stop)  # deployment steps, drains, creations and deletions
+    start_shadow_comparer(settings, stop)  # shadow answers paired with production's
     try:
         run_loop(scaler, stop)  # on this thread; closing it stops the workers it runs
     finally:

@@ -81,13 +81,17 @@ def executor() -> Executor:
 
 
 def wanted_queues(live: list[str], namespace: str, only: str) -> set[str]:
-    """The live queues this worker serves: all of them, or those named `ENDPOINT/VARIANT`."""
+    """The live queues this worker serves: all of them, or those named `ENDPOINT/VARIANT`.
+
+    `churn/a` also serves a deployment's new variant `a~2` (queue `ns.churn.a~2`):
+    a worker dedicated to a variant keeps serving it across updates.
+    """
     if not only.strip():
         return set(live)
     allowed = {
         f"{namespace}.{item.strip().replace('/', '.')}" for item in only.split(",") if item.strip()
     }
-    return {q for q in live if q in allowed}
+    return {q for q in live if q in allowed or q.split("~", 1)[0] in allowed}
 
 
 class VariantCatalog:

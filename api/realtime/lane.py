@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import metrics, payloads, problems
 from api.headers import header_text
+from api.realtime import shadow
 from api.realtime.routing import EndpointRoute, VariantRoute
 from core import codecs
 from core.config import get_settings
@@ -109,6 +110,20 @@ async def invoke(request: Request, name: str) -> Response:
     )
     future = replies.expect(job_id, timeout_s=timeout_ms / 1000)
     started = time.perf_counter()
+    copies = (
+        shadow.send_copies(
+            state,
+            route=route,
+            body=body,
+            content_type=content_type,
+            accept=headers.get("accept"),
+            namespace=settings.namespace,
+            rng=_rng,
+        )
+        # Shadows mirror the production variants; a call to a component has none.
+        if route.shadows and variant.component is None
+        else None
+    )
     try:
         try:
             await state.producer.send(invocation)
@@ -129,25 +144,36 @@ async def invoke(request: Request, name: str) -> Response:
     finally:
         replies.forget(job_id)
     answer_headers = {
+        "X-Config-Version": str(variant.config_version),
         "X-Job-Id": job_id,
         # The caller's own id echoed byte for byte, else the generated one.
         "X-Inference-Id": sent_inference_id or inference_id,
     }
     if variant.component is None:
-        answer_headers["X-Invoked-Variant"] = variant.name
+        answer_headers["X-Invoked-Variant"] = variant.shown
     else:
         answer_headers["X-Invoked-Component"] = variant.component
     if variant.multi_model_prefix is not None:
         answer_headers["X-Invoked-Model"] = quote(model.name, safe="/")
         if reply.model_cache:  # "hit", or "miss": this call waited for its model to load
             answer_headers["X-Model-Cache"] = reply.model_cache
+    total_s = time.perf_counter() - started
     metrics.observe_realtime(
         endpoint=name,
         variant=variant.name,
         outcome="ok" if reply.ok else reply.error_kind or "error",
-        total_s=time.perf_counter() - started,
+        total_s=total_s,
         model_s=reply.model_ms / 1000,
     )
+    if copies:
+        shadow.record_production(
+            state,
+            copies=copies,
+            endpoint=name,
+            reply=reply,
+            total_ms=total_s * 1000,
+            namespace=settings.namespace,
+        )
     if not reply.ok:
         error = reply_error(reply.error_kind, reply.detail)
         return problems.problem(error.status, error.detail, error.title, headers=answer_headers)

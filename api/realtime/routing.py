@@ -9,6 +9,7 @@ is visible at once; one made through another API process within that second.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 import threading
@@ -25,6 +26,7 @@ from core.db import session_scope
 from core.errors import BadRequest, NotFound, NotReady
 from core.multi_model import check_target_model, target_ref
 from core.protocol import ModelRef
+from core.rollouts import traffic_shares
 from core.states import ComponentStatus
 from core.tables import Variant
 from core.timeouts import DEFAULT_INVOCATION_TIMEOUT_S
@@ -34,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class VariantRoute:
+    """One variant a request may go to. `name` is its key (`a`, or `a~2` for a
+    deployment's new variant: jobs and queues carry it), `public` the name callers
+    see and pin with X-Target-Variant; `weight` is its effective share of traffic."""
+
     name: str
     weight: float
     model: ModelRef  # of a multi-model variant: the prefix as its artifact_uri, version 0
@@ -52,6 +58,13 @@ class VariantRoute:
         key = check_target_model(header, prefix=self.multi_model_prefix)
         return target_ref(prefix=self.multi_model_prefix, framework=self.model.framework, key=key)
 
+    public: str = ""
+    config_version: int = 1
+
+    @property
+    def shown(self) -> str:
+        return self.public or self.name
+
 
 @dataclass(frozen=True, slots=True)
 class EndpointRoute:
@@ -62,6 +75,10 @@ class EndpointRoute:
     failure_prefix: str | None = None
     invocation_timeout_s: int = DEFAULT_INVOCATION_TIMEOUT_S
     components: tuple[VariantRoute, ...] = ()  # in service (not deleting)
+    # When the endpoint was created (as stored): names this endpoint, not a re-created one.
+    created_at: dt.datetime | None = None
+    # Shadow variants of the serving config, each with its sampling share (0-100).
+    shadows: tuple[tuple[VariantRoute, float], ...] = ()
 
     def choose(
         self, pinned: str | None, rng: random.Random, component: str | None = None
@@ -76,21 +93,26 @@ class EndpointRoute:
             for route in self.components:
                 if route.component == component:
                     return route
-            known = [c.component for c in self.components]
+            names = [c.component for c in self.components]
             raise NotFound(
-                f"endpoint {self.name!r} has no inference component {component!r}; it has {known}"
+                f"endpoint {self.name!r} has no inference component {component!r}; it has {names}"
             )
         if not self.variants and not pinned:
-            known = [c.component for c in self.components]
+            components = [c.component for c in self.components]
             raise BadRequest(
                 f"endpoint {self.name!r} holds inference components only: "
-                f"name one in X-Target-Component (one of {known})"
+                f"name one in X-Target-Component (one of {components})"
             )
         if pinned:
-            for variant in self.variants:
-                if variant.name == pinned:
-                    return variant
-            known = [v.name for v in self.variants]
+            matches = [v for v in self.variants if v.shown == pinned]
+            if len(matches) == 1:
+                return matches[0]
+            if matches:
+                # Mid-deployment the old and the new "a" both exist: split as traffic is.
+                if sum(v.weight for v in matches) > 0:
+                    return rng.choices(matches, weights=[v.weight for v in matches], k=1)[0]
+                return matches[0]
+            known = sorted({v.shown for v in self.variants})
             raise NotFound(f"endpoint {self.name!r} has no variant {pinned!r}; it has {known}")
         weights = [v.weight for v in self.variants]
         if sum(weights) <= 0:
@@ -102,15 +124,46 @@ def load_route(name: str) -> EndpointRoute:
     namespace = get_settings().namespace
     with session_scope() as session:
         endpoint = load_endpoint(session, name)
+        if endpoint.delete_requested_at is not None:
+            raise NotFound(f"endpoint {name!r} is being deleted")
+        shares = traffic_shares(endpoint)
+        # Each config's share split by its variants' weights: a 10 % canary of a
+        # config with weights a=1, b=3 gives a~2 2.5 % and b~2 7.5 %. Variants of a
+        # replaced config (draining) get none.
+        totals: dict[int, float] = {}
+        for v in endpoint.variants:
+            totals[v.config_version] = totals.get(v.config_version, 0.0) + v.weight
+        shadows = tuple(
+            (
+                VariantRoute(
+                    name=v.name,
+                    public=v.display_name,
+                    config_version=v.config_version,
+                    weight=0.0,
+                    model=variant_model(v),
+                    queue=queue_name(namespace, endpoint.name, v.name),
+                ),
+                v.shadow_sampling_percent or 0.0,
+            )
+            for v in endpoint.variants
+            if v.is_shadow and v.config_version == endpoint.config_version
+        )
         variants = tuple(
             VariantRoute(
                 name=v.name,
-                weight=v.weight,
+                public=v.display_name,
+                config_version=v.config_version,
+                weight=(
+                    v.weight / totals[v.config_version] * shares[v.config_version] * 100.0
+                    if totals[v.config_version] > 0
+                    else 0.0
+                ),
                 model=variant_model(v),
                 queue=queue_name(namespace, endpoint.name, v.name),
                 multi_model_prefix=v.multi_model_prefix,
             )
             for v in endpoint.variants
+            if v.config_version in shares and not v.is_shadow
         )
         components = tuple(
             VariantRoute(
@@ -135,6 +188,8 @@ def load_route(name: str) -> EndpointRoute:
             failure_prefix=endpoint.failure_prefix,
             invocation_timeout_s=endpoint.invocation_timeout_s,
             components=components,
+            shadows=shadows,
+            created_at=endpoint.created_at,
         )
 
 

@@ -10,14 +10,22 @@ from api.deps import SessionDep
 from api.problems import problem_responses
 from api.schemas import (
     DataCapture,
+    DeploymentPublic,
+    EndpointConfigPublic,
     EndpointCreate,
     EndpointPublic,
+    EndpointUpdate,
     ModelLoadPublic,
+    ShadowReport,
+    UpdateAccepted,
+    VariantCreate,
     VariantPatch,
     WeightsPatch,
 )
+from api.services import deployments as deployment_service
 from api.services import endpoints as endpoint_service
 from api.services import multi_models
+from api.services import shadows as shadow_service
 
 router = APIRouter(
     prefix="/v1/endpoints",
@@ -99,3 +107,89 @@ def list_models(
     if next_after is not None:
         response.headers["X-Next-After"] = quote(next_after, safe="/")
     return page
+
+
+@router.put(
+    "/{name}",
+    response_model=UpdateAccepted,
+    response_model_by_alias=True,
+    responses={202: {"model": UpdateAccepted, "description": "A deployment started."}},
+)
+def update_endpoint(
+    name: str, spec: EndpointUpdate, request: Request, response: Response, session: SessionDep
+) -> UpdateAccepted:
+    """A whole new spec: 200 when it applies in place, 202 with a deployment otherwise."""
+    result, status = deployment_service.update_endpoint(session, name, spec)
+    _forget_route(request, name)
+    response.status_code = status
+    return result
+
+
+@router.get("/{name}/configs", response_model=list[EndpointConfigPublic])
+def list_configs(name: str, session: SessionDep) -> list[EndpointConfigPublic]:
+    return deployment_service.list_configs(session, name)
+
+
+@router.get("/{name}/configs/{version}", response_model=EndpointConfigPublic)
+def get_config(name: str, version: int, session: SessionDep) -> EndpointConfigPublic:
+    return deployment_service.get_config(session, name, version)
+
+
+@router.get("/{name}/deployments", response_model=list[DeploymentPublic])
+def list_deployments(name: str, session: SessionDep) -> list[DeploymentPublic]:
+    return deployment_service.list_deployments(session, name)
+
+
+@router.get("/{name}/deployments/{deployment_id}", response_model=DeploymentPublic)
+def get_deployment(name: str, deployment_id: str, session: SessionDep) -> DeploymentPublic:
+    return deployment_service.get_deployment(session, name, deployment_id)
+
+
+@router.post("/{name}/deployments/{deployment_id}/rollback", response_model=DeploymentPublic)
+def roll_back(
+    name: str, deployment_id: str, request: Request, session: SessionDep
+) -> DeploymentPublic:
+    """All traffic back to the old config now; the new variants drain and stop."""
+    result = deployment_service.roll_back(session, name, deployment_id)
+    _forget_route(request, name)
+    return result
+
+
+@router.post(
+    "/{name}/variants",
+    status_code=201,
+    response_model=EndpointPublic,
+    response_model_by_alias=True,
+)
+def add_variant(
+    name: str, spec: VariantCreate, request: Request, session: SessionDep
+) -> EndpointPublic:
+    """Add a production variant in place (a new config version, no deployment)."""
+    result = deployment_service.add_variant(session, name, spec)
+    _forget_route(request, name)
+    return result
+
+
+@router.delete(
+    "/{name}/variants/{variant}",
+    status_code=202,
+    response_model=EndpointPublic,
+    response_model_by_alias=True,
+)
+def remove_variant(
+    name: str, variant: str, request: Request, session: SessionDep
+) -> EndpointPublic:
+    """Stop routing to a variant; its queued work finishes first, then it is removed."""
+    result = deployment_service.remove_variant(session, name, variant)
+    _forget_route(request, name)
+    return result
+
+
+@router.get("/{name}/shadow-report", response_model=ShadowReport)
+def shadow_report(
+    name: str,
+    session: SessionDep,
+    tolerance: float = Query(default=1e-6, ge=0, le=1e12),
+) -> ShadowReport:
+    """Each shadow variant against production: agreement, differences, errors, latencies."""
+    return shadow_service.shadow_report(session, name, tolerance)

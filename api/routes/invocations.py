@@ -13,13 +13,14 @@ from fastapi.responses import JSONResponse
 from api import metrics, payloads
 from api.headers import header_text
 from api.problems import problem_responses
-from api.realtime import lane
+from api.realtime import lane, shadow
 from api.realtime.routing import RouteCache
 from api.schemas import AsyncAccepted
 from api.services import invocations
 from core import codecs
 from core.config import get_settings
 from core.errors import BadRequest, InvalidInput
+from core.tables import public_variant_name
 from core.timeouts import MAX_INVOCATION_TIMEOUT_S, MAX_REQUEST_TTL_S
 from core.url_safety import check_webhook_url
 
@@ -160,6 +161,17 @@ async def invoke_async(
             model=model,
         )
     )
+    if route.shadows and body and job.attempts == 0:
+        shadow.send_async_copies(
+            request.app.state,
+            route=route,
+            body=body,
+            content_type=content_type,
+            accept=request.headers.get("accept"),
+            namespace=settings.namespace,
+            rng=_rng,
+            job_id=job.id,
+        )
     metrics.count_async(endpoint=name, variant=job.variant, outcome="accepted")
     inference_id = job.inference_id or job.id
     accepted = AsyncAccepted(
@@ -169,9 +181,13 @@ async def invoke_async(
         inference_id=inference_id,
         failure_location=job.failure_location,
     )
-    headers = {"Location": f"/v1/jobs/{job.id}", "X-Inference-Id": inference_id}
+    headers = {
+        "Location": f"/v1/jobs/{job.id}",
+        "X-Config-Version": str(variant.config_version),
+        "X-Inference-Id": inference_id,
+    }
     if variant.component is None:
-        headers["X-Invoked-Variant"] = job.variant
+        headers["X-Invoked-Variant"] = public_variant_name(job.variant)
     else:
         headers["X-Invoked-Component"] = variant.component
     if variant.multi_model_prefix is not None:

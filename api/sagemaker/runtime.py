@@ -24,9 +24,11 @@ explanations) are a ValidationError naming them.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import orjson
+from fastapi import params
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
@@ -168,6 +170,16 @@ async def invoke(scope: Scope, body: bytes, name: str, *, asynchronous: bool) ->
     return response
 
 
+# Called as a function, the native route's header parameters default to FastAPI's
+# `Header()` markers, not values: every one is None unless passed below, so a header the
+# native route gains later never reaches it as a marker.
+NATIVE_ASYNC_HEADERS_UNSET: dict[str, None] = {
+    name: None
+    for name, parameter in inspect.signature(native_async.invoke_async).parameters.items()
+    if isinstance(parameter.default, params.Header)
+}
+
+
 async def _invoke_async(
     request: Request, name: str, raw_headers: list[tuple[bytes, bytes]], body: bytes
 ) -> Response:
@@ -176,19 +188,16 @@ async def _invoke_async(
         raise AwsError("ValidationError", "InvokeEndpointAsync needs an InputLocation")
     if body:
         raise AwsError("ValidationError", "InvokeEndpointAsync takes its input from InputLocation")
-    answer = await native_async.invoke_async(
-        name,
-        request,
-        x_target_variant=_header(raw_headers, "x-amzn-sagemaker-target-variant"),
-        x_target_component=_header(raw_headers, "x-amzn-sagemaker-inference-component"),
-        x_target_model=_header(raw_headers, "x-amzn-sagemaker-target-model"),
-        x_input_location=location,
-        x_callback_url=None,
-        x_inference_id=_header(raw_headers, "x-amzn-sagemaker-inference-id"),
-        idempotency_key=None,
-        x_request_ttl_s=_header(raw_headers, "x-amzn-sagemaker-requestttlseconds"),
-        x_invocation_timeout_s=_header(raw_headers, "x-amzn-sagemaker-invocationtimeoutseconds"),
-    )
+    given = {
+        "x_target_variant": _header(raw_headers, "x-amzn-sagemaker-target-variant"),
+        "x_target_component": _header(raw_headers, "x-amzn-sagemaker-inference-component"),
+        "x_target_model": _header(raw_headers, "x-amzn-sagemaker-target-model"),
+        "x_input_location": location,
+        "x_inference_id": _header(raw_headers, "x-amzn-sagemaker-inference-id"),
+        "x_request_ttl_s": _header(raw_headers, "x-amzn-sagemaker-requestttlseconds"),
+        "x_invocation_timeout_s": _header(raw_headers, "x-amzn-sagemaker-invocationtimeoutseconds"),
+    }
+    answer = await native_async.invoke_async(name, request, **(NATIVE_ASYNC_HEADERS_UNSET | given))
     accepted = orjson.loads(bytes(answer.body))
     headers = {"X-Amzn-SageMaker-OutputLocation": accepted["output_location"]}
     if accepted.get("failure_location"):

@@ -114,6 +114,7 @@ def submit_async(
         expires_at=now + dt.timedelta(seconds=request_ttl_s) if request_ttl_s else None,
         failure_location=failure_location(route.failure_prefix, job_id),
         endpoint=route.name,
+        endpoint_created_at=route.created_at,
         variant=variant.name,
         status=JobStatus.QUEUED,
         input_location=str(location),

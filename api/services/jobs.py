@@ -19,7 +19,7 @@ from core.errors import Conflict, NotFound
 from core.jobs import async_invocation
 from core.states import JobStatus
 from core.storage import get_store
-from core.tables import Job
+from core.tables import Endpoint, Job, public_variant_name
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def public(job: Job) -> JobPublic:
     return JobPublic(
         job_id=job.id,
         endpoint=job.endpoint,
-        variant=job.variant,
+        variant=public_variant_name(job.variant),
         status=job.status,
         output_location=job.output_location,
         failure_location=job.failure_location,
@@ -89,9 +89,18 @@ def retry_job(session: Session, job_id: str, key: KeyInfo | None) -> JobPublic:
     job = load_job(session, job_id, key)
     if job.status != JobStatus.FAILED:
         raise Conflict(f"job {job_id} is {job.status}; only failed jobs can be retried")
+    deleting = session.scalar(
+        select(Endpoint.delete_requested_at).where(Endpoint.name == job.endpoint)
+    )
+    if deleting is not None:
+        raise Conflict(f"job {job_id}'s endpoint {job.endpoint!r} is being deleted")
     invocation = async_invocation(session, job)
     if invocation is None:
-        raise Conflict(f"job {job_id}'s variant {job.endpoint}/{job.variant} no longer exists")
+        # Gone, or an endpoint re-created under the same name since: never run it there.
+        raise Conflict(
+            f"job {job_id}'s variant {job.endpoint}/{public_variant_name(job.variant)} "
+            "no longer exists (its endpoint or variant was deleted)"
+        )
     job.status, job.error, job.attempts, job.dead_letter = JobStatus.QUEUED, None, 0, False
     job.started_at = job.finished_at = job.expires_at = None
     session.commit()

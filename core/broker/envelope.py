@@ -53,7 +53,9 @@ def build_message(invocation: Invocation, queue: str) -> tuple[str, bytes]:
     An async invocation for queue `sluiceway.churn.a` goes to the list
     `sluiceway.churn.a\\x06\\x163` with a fresh delivery tag.
     """
-    priority = PRIORITY[invocation.mode]
+    # A shadow copy asks for the lowest step (9) in `extra`; every other message
+    # goes at its mode's priority.
+    priority = invocation.extra.get("priority", PRIORITY[invocation.mode])
     task_id = invocation.job_id
     body = msgpack.packb(
         [

@@ -30,6 +30,9 @@ variant `a` and a worker `churn-a-3f9c1e@host1`:
 | `sluiceway:host-capacity` | hash | host → its capacity and what is free |
 | `sluiceway:models:sluiceway.churn.a:<worker>` | hash | multi-model: what a worker holds |
 | `sluiceway:model-invocations:sluiceway.churn.a` | hash | multi-model: model → requests, ever |
+| `sluiceway:shadow-replies` | list | shadow variants' answers, for the scheduler to compare |
+| `sluiceway:shadow-prod:<copy id>` | string | the production answer a shadow copy is compared to |
+| `sluiceway:shadow-pairs:churn:s` | list | compared pairs of shadow `s` (newest first, capped) |
 
 The queue lists and the three `unacked*` keys are kombu's Redis transport
 layout (core/broker/envelope.py, core/broker/priorities.py); the contract test
@@ -181,3 +184,18 @@ def models_loaded_key(namespace: str, queue: str, worker_id: str) -> str:
 def model_invocations_key(namespace: str, queue: str) -> str:
     """Hash model → requests served, ever, of a multi-model variant."""
     return f"{namespace}:model-invocations:{queue}"
+
+
+def shadow_replies_key(namespace: str) -> str:
+    """Redis list where workers push shadow variants' answers (never a caller's reply list)."""
+    return f"{namespace}:shadow-replies"
+
+
+def shadow_production_key(namespace: str, copy_id: str) -> str:
+    """The production answer (msgpack) a shadow copy is to be compared with; expires."""
+    return f"{namespace}:shadow-prod:{copy_id}"
+
+
+def shadow_pairs_key(namespace: str, endpoint: str, shadow: str) -> str:
+    """Redis list of compared (production, shadow) pairs of one shadow variant, newest first."""
+    return f"{namespace}:shadow-pairs:{endpoint}:{shadow}"

@@ -56,6 +56,10 @@ def read_variants(namespace: str) -> list[VariantConfig]:
                 Variant.min_workers,
                 Variant.max_workers,
                 Variant.target_backlog_per_worker,
+                Variant.config_version,
+                Endpoint.config_version,
+                Endpoint.next_config_version,
+                Endpoint.delete_requested_at,
             )
             .join(Variant, Variant.endpoint_id == Endpoint.id)
             .outerjoin(ModelVersion, ModelVersion.id == Variant.model_version_id)
@@ -69,12 +73,26 @@ def read_variants(namespace: str) -> list[VariantConfig]:
             accelerator=accelerator,
             framework=framework,
             bounds=Bounds(
-                min_workers=min_workers,
+                # A variant draining (replaced by a deployment, or its endpoint being
+                # deleted) keeps workers only while it has work: it may scale to zero.
+                min_workers=min_workers if deleting is None and own in (serving, upcoming) else 0,
                 max_workers=max_workers,
                 target_backlog_per_worker=target,
             ),
         )
-        for endpoint, variant, accelerator, framework, min_workers, max_workers, target in rows
+        for (
+            endpoint,
+            variant,
+            accelerator,
+            framework,
+            min_workers,
+            max_workers,
+            target,
+            own,
+            serving,
+            upcoming,
+            deleting,
+        ) in rows
     ] + _transform_pools(namespace)
 
 

@@ -47,6 +47,8 @@ TABLES = {
     "monitoring_executions",
     "sagemaker_resources",
     "inference_components",
+    "endpoint_configs",
+    "deployments",
 }
 
 

@@ -407,7 +407,13 @@ def test_create_returns_the_stored_config_status_and_live_state(
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["name"] == spec["name"]
-    assert created["status"] == "in_service"
+    # `creating` until a worker of variant a (min_workers 1) consumes its queue.
+    assert created["status"] in ("creating", "in_service")
+    wait_for(
+        lambda: client.get(f"/v1/endpoints/{spec['name']}").json()["status"] == "in_service",
+        timeout_s=30,
+        what="the endpoint in service",
+    )
     assert created["created_at"] and created["updated_at"]
     assert created["async"] == {
         "output_prefix": "s3://my-results/x/",

@@ -66,7 +66,14 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def session(database: str) -> Iterator[Session]:
     engine = make_engine(database)
     with Session(engine, expire_on_commit=False) as session:
-        session.add(Endpoint(name="churn", output_prefix="s3://out/churn/"))
+        # Created before any job of the tests (a worker starts only jobs its endpoint took).
+        session.add(
+            Endpoint(
+                name="churn",
+                output_prefix="s3://out/churn/",
+                created_at=utcnow() - dt.timedelta(days=1),
+            )
+        )
         session.commit()
         yield session
     engine.dispose()
@@ -264,3 +271,34 @@ def _invocation(job_id: str, *, mode: str = "async", **fields: Any) -> Invocatio
         output_location=f"s3://out/churn/{job_id}.out" if mode == "async" else None,
         **fields,
     )
+
+
+def test_a_worker_never_starts_a_job_of_an_endpoint_deleted_and_created_again(
+    session: Session,
+) -> None:
+    """Issue 12.3: an endpoint re-created under the same name ran the old endpoint's
+    queued jobs with the deleted endpoint's model."""
+    add_job(session, "old", created_at=utcnow() - dt.timedelta(days=2))
+    started, expired = start_jobs(session, ["old"])
+    session.commit()
+    assert started == {} and expired == {}
+    assert job(session, "old").status == "queued"  # the reconciler fails it
+
+
+def test_a_job_names_its_endpoint_exactly_whatever_the_api_hosts_clocks(
+    session: Session,
+) -> None:
+    """A job carries the created_at of the endpoint that accepted it: a worker starts it on
+    that endpoint even if the accepting API host's clock ran behind, and never on another
+    endpoint of the same name."""
+    current = session.query(Endpoint).one().created_at
+    # Accepted by this endpoint on a host whose clock is an hour behind.
+    add_job(
+        session, "skewed", created_at=current - dt.timedelta(hours=1), endpoint_created_at=current
+    )
+    # Accepted by an endpoint of the same name deleted since.
+    add_job(session, "orphan", endpoint_created_at=current - dt.timedelta(days=3))
+    started, _ = start_jobs(session, ["skewed", "orphan"])
+    session.commit()
+    assert set(started) == {"skewed"}
+    assert job(session, "orphan").status == "queued"

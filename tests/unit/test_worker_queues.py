@@ -62,3 +62,15 @@ def test_another_namespace_is_never_served() -> None:
 def test_no_live_queues_means_nothing_to_consume() -> None:
     assert wanted_queues([], NS, "") == set()
     assert wanted_queues([], NS, "churn/a") == set()
+
+
+def test_a_worker_dedicated_to_a_variant_serves_its_deployments_new_variant_too() -> None:
+    live = [
+        queue_name(NS, "churn", "a"),
+        queue_name(NS, "churn", "a~2"),
+        queue_name(NS, "churn", "ab"),
+    ]
+    assert wanted_queues(live, NS, "churn/a") == {
+        queue_name(NS, "churn", "a"),
+        queue_name(NS, "churn", "a~2"),
+    }

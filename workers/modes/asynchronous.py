@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 
 from core.db import session_scope
 from core.errors import (
@@ -40,10 +40,11 @@ from core.errors import (
     job_error,
 )
 from core.failures import write_failure_document
+from core.jobs import same_endpoint
 from core.outbox import record_job_event
 from core.states import JOB_UNFINISHED, JobStatus
 from core.storage import S3Location
-from core.tables import Job, utcnow
+from core.tables import Endpoint, Job, utcnow
 from workers.invocation import InFlight
 from workers.modes import ModeHandler
 
@@ -172,6 +173,9 @@ def start_jobs(
             Job.status.in_(JOB_UNFINISHED),
             # Expiry is about starting: a job once started (its worker died) runs again.
             or_(Job.expires_at.is_(None), Job.expires_at > now, Job.attempts > 0),
+            # Only on the endpoint that accepted it: a job of a deleted endpoint is never
+            # started by one re-created under its name (the reconciler fails it instead).
+            exists().where(Endpoint.name == Job.endpoint, same_endpoint()),
         )
         .values(status=JobStatus.RUNNING, started_at=now, attempts=Job.attempts + 1)
         .returning(Job.id, Job.attempts, Job.invocation_timeout_s, Job.failure_location),

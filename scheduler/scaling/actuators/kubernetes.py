@@ -88,9 +88,9 @@ class KubernetesDeployments:
         self._resources: dict[str, dict[str, dict[str, str]]] = {}  # last set, per Deployment
 
     def name_of(self, target: WorkerTarget) -> str:
-        return kubernetes_name(
-            self.deployment.format(endpoint=target.endpoint, variant=target.variant)
-        )
+        # A deployment's new variant is keyed `a~2`; `~` is not allowed in a Kubernetes name.
+        variant = target.variant.replace("~", "-c")
+        return kubernetes_name(self.deployment.format(endpoint=target.endpoint, variant=variant))
 
     def apply(self, targets: list[WorkerTarget]) -> dict[str, int]:
         from kubernetes.client.exceptions import ApiException

@@ -1,0 +1,1 @@
+"""The shadows room: pairs shadow variants' answers with production's (comparer.py)."""
