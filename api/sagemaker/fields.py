@@ -63,9 +63,28 @@ SUPPORTED: dict[str, frozenset[str]] = {
         "AsyncInferenceConfig.OutputConfig.NotificationConfig.ErrorTopic "
         "DataCaptureConfig DataCaptureConfig.EnableCapture "
         "DataCaptureConfig.InitialSamplingPercentage DataCaptureConfig.DestinationS3Uri "
-        "DataCaptureConfig.CaptureOptions DataCaptureConfig.CaptureOptions[].CaptureMode"
+        "DataCaptureConfig.CaptureOptions DataCaptureConfig.CaptureOptions[].CaptureMode "
+        "ShadowProductionVariants"
     )
-    | _paths(_VARIANT, "ProductionVariants[]."),
+    | _paths(_VARIANT, "ProductionVariants[].")
+    | _paths(_VARIANT, "ShadowProductionVariants[]."),
+    "UpdateEndpoint": _paths(
+        "EndpointName EndpointConfigName DeploymentConfig "
+        "DeploymentConfig.BlueGreenUpdatePolicy "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.Type "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.WaitIntervalInSeconds "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.CanarySize "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.CanarySize.Type "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.CanarySize.Value "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.LinearStepSize "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.LinearStepSize.Type "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.LinearStepSize.Value "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TerminationWaitInSeconds "
+        "DeploymentConfig.AutoRollbackConfiguration "
+        "DeploymentConfig.AutoRollbackConfiguration.Alarms "
+        "DeploymentConfig.AutoRollbackConfiguration.Alarms[].AlarmName"
+    ),
     "CreateEndpoint": _paths("EndpointName EndpointConfigName"),
     "UpdateEndpointWeightsAndCapacities": _paths(
         "EndpointName DesiredWeightsAndCapacities DesiredWeightsAndCapacities[].VariantName "
@@ -110,6 +129,9 @@ NO_EFFECT: dict[str, frozenset[str]] = {
     ),
     "CreateEndpoint": _paths("Tags"),
     "UpdateEndpointWeightsAndCapacities": frozenset(),
+    "UpdateEndpoint": _paths(
+        "DeploymentConfig.BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds"
+    ),
     "CreateInferenceComponent": _paths("Tags " + _COMPONENT_NO_EFFECT),
     "UpdateInferenceComponent": _paths(_COMPONENT_NO_EFFECT),
     "UpdateInferenceComponentRuntimeConfig": frozenset(),
@@ -121,8 +143,6 @@ NO_EFFECT: dict[str, frozenset[str]] = {
 
 # What later issues bring; until then a ValidationException names the field and says so.
 NOT_YET: dict[str, str] = {
-    "ShadowProductionVariants": "shadow variants (the deployments work)",
-    "DeploymentConfig": "deployments: UpdateEndpoint with DeploymentConfig",
     "Containers": "serial inference pipelines (more than one container)",
     "InferenceExecutionConfig": "serial pipelines and direct container calls",
 }

@@ -310,7 +310,37 @@ def endpoint_spec(
     capture = capture_spec(config.get("DataCaptureConfig"))
     if capture is not None:
         spec["data_capture"] = capture
+    shadows = config.get("ShadowProductionVariants") or []
+    if shadows:
+        production = sum(
+            float(v.get("InitialVariantWeight", 1.0)) for v in declared if v.get("ModelName")
+        )
+        spec["shadow_variants"] = [
+            shadow_spec(v, models[v["ModelName"]], production) for v in shadows
+        ]
     return spec
+
+
+def shadow_spec(
+    variant: Mapping[str, Any], model: Mapping[str, Any], production_weight: float
+) -> dict[str, Any]:
+    """A native shadow variant from a ShadowProductionVariant: the share of requests copied
+    to it is its weight over the production variants' total (capped at 100 %), as on
+    SageMaker; workers as for a production variant (fixed at its instance count)."""
+    single_model(model, "a shadow variant")
+    where = placement(variant.get("InstanceType"))
+    count = int(variant.get("InitialInstanceCount", 1))
+    weight = float(variant.get("InitialVariantWeight", 1.0))
+    share = 100.0 if production_weight <= 0 else min(100.0, 100.0 * weight / production_weight)
+    return {
+        "name": variant["VariantName"],
+        "model": model["ModelName"],
+        "model_version": model["NativeVersion"],
+        "sampling_percent": share,
+        "accelerator": where.accelerator,
+        "min_workers": count * where.workers_per_instance,
+        "max_workers": count * where.workers_per_instance,
+    }
 
 
 ENDPOINT_STATUS = {
@@ -508,3 +538,88 @@ def compute_requirements(native: Mapping[str, Any], given: Mapping[str, Any]) ->
     if given.get("MaxMemoryRequiredInMb") is not None:
         answer["MaxMemoryRequiredInMb"] = given["MaxMemoryRequiredInMb"]
     return answer
+
+
+# --- deployments: UpdateEndpoint's DeploymentConfig → the native `deployment` block ------
+
+_BLUE_GREEN = {"ALL_AT_ONCE": "all_at_once", "CANARY": "canary", "LINEAR": "linear"}
+_ALARM = re.compile(
+    r"^(?P<field>error_rate_percent|p99_latency_ms|min_requests)=(?P<value>\d+(?:\.\d+)?)$"
+)
+
+
+def rollback_thresholds(alarms: list[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The native `rollback_on` from AutoRollbackConfiguration.Alarms: each alarm's name is
+    one threshold, `error_rate_percent=5`, `p99_latency_ms=2000` or `min_requests=50`
+    (Sluiceway watches its own counters, not CloudWatch). Others: a ValidationException."""
+    if not alarms:
+        return None
+    thresholds: dict[str, Any] = {}
+    for alarm in alarms:
+        name = str(alarm.get("AlarmName") or "")
+        match = _ALARM.match(name)
+        if match is None:
+            raise validation(
+                f"AlarmName {name!r} is not a Sluiceway rollback threshold: name alarms "
+                "error_rate_percent=N, p99_latency_ms=N or min_requests=N (docs/sagemaker.md)"
+            )
+        value = float(match["value"])
+        thresholds[match["field"]] = int(value) if match["field"] == "min_requests" else value
+    if set(thresholds) == {"min_requests"}:
+        raise validation(
+            "min_requests=N alone judges nothing: add error_rate_percent or p99_latency_ms"
+        )
+    return thresholds
+
+
+def _percent(size: Mapping[str, Any] | None, field: str) -> float:
+    if not size:
+        raise validation(f"TrafficRoutingConfiguration.{field} is required for its Type")
+    if size.get("Type") != "CAPACITY_PERCENT":
+        raise unsupported(
+            [f"{field}.Type={size.get('Type')} (give CAPACITY_PERCENT)"], "UpdateEndpoint"
+        )
+    return float(size["Value"])
+
+
+def deployment_spec(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The native `deployment` block (docs/deployments.md) of a DeploymentConfig.
+
+    BlueGreenUpdatePolicy.TrafficRoutingConfiguration.Type → `strategy`
+    (ALL_AT_ONCE, CANARY, LINEAR); CanarySize / LinearStepSize (CAPACITY_PERCENT) →
+    `canary_percent` / `linear_step_percent`; WaitIntervalInSeconds → `step_interval_s`;
+    TerminationWaitInSeconds → `baking_s` (for ALL_AT_ONCE, the wait interval too: it is
+    that strategy's baking period); AutoRollbackConfiguration.Alarms → `rollback_on`.
+    Worked example: CANARY, CanarySize 10 %, WaitIntervalInSeconds 60,
+    TerminationWaitInSeconds 120 → `{"strategy": "canary", "canary_percent": 10.0,
+    "step_interval_s": 60, "baking_s": 120}`.
+    """
+    if not config:
+        return None
+    if "RollingUpdatePolicy" in config:
+        raise unsupported(
+            ["DeploymentConfig.RollingUpdatePolicy (use BlueGreenUpdatePolicy)"], "UpdateEndpoint"
+        )
+    policy = config.get("BlueGreenUpdatePolicy") or {}
+    routing = policy.get("TrafficRoutingConfiguration") or {}
+    kind = routing.get("Type", "ALL_AT_ONCE")
+    if kind not in _BLUE_GREEN:
+        raise validation(
+            f"TrafficRoutingConfiguration.Type {kind!r} is not one of {list(_BLUE_GREEN)}"
+        )
+    wait = float(routing.get("WaitIntervalInSeconds", 0))
+    baking = float(policy.get("TerminationWaitInSeconds", 0))
+    spec: dict[str, Any] = {"strategy": _BLUE_GREEN[kind], "step_interval_s": wait}
+    if kind == "ALL_AT_ONCE":
+        baking += wait
+    if kind == "CANARY":
+        spec["canary_percent"] = _percent(routing.get("CanarySize"), "CanarySize")
+    if kind == "LINEAR":
+        spec["linear_step_percent"] = _percent(routing.get("LinearStepSize"), "LinearStepSize")
+    spec["baking_s"] = baking
+    rollback = rollback_thresholds(
+        (config.get("AutoRollbackConfiguration") or {}).get("Alarms") or []
+    )
+    if rollback is not None:
+        spec["rollback_on"] = rollback
+    return spec

@@ -120,7 +120,8 @@ def variant_models(
 ) -> dict[str, dict[str, Any]]:
     """The stored CreateModel documents of a config's variants, by model name. A variant
     without a ModelName holds none: it is capacity for inference components."""
-    names = [v["ModelName"] for v in config.get("ProductionVariants", []) if v.get("ModelName")]
+    declared = [*config.get("ProductionVariants", []), *config.get("ShadowProductionVariants", [])]
+    names = [v["ModelName"] for v in declared if v.get("ModelName")]
     found = store.get_many(session, store.MODEL, [str(n) for n in names])
     missing = [n for n in names if n not in found]
     if missing:

@@ -7,7 +7,8 @@ every variant and the transform pool. The seeds' flows run as their code is
 written, with only `endpoint_url` and the credentials changed: (a) A/B variants
 with waiters and weight updates, (b) async XGBoost from S3 with the success topic,
 (c) a multi-model endpoint with TargetModel, (e) inference components on an endpoint
-without variant models, (g) a transform job with its waiter; then the error cases.
+without variant models, (f) UpdateEndpoint with a canary DeploymentConfig, (g) a
+transform job with its waiter; then the error cases.
 """
 
 from __future__ import annotations
@@ -480,6 +481,76 @@ def test_multi_model_endpoint_with_target_model(
     sm.delete_model(ModelName=name)
 
 
+def test_update_endpoint_with_a_canary_deployment(
+    sage: Sage, sm_models: dict[str, str], model_files: dict[str, Path]
+) -> None:
+    """Flow (f): UpdateEndpoint to a config of another model with a canary DeploymentConfig
+    and rollback alarms; the endpoint_in_service waiter waits for it to finish."""
+    sm, runtime = sage.client("sagemaker"), sage.client("sagemaker-runtime")
+    endpoint, configs = unique("canary"), [unique("canary-v1"), unique("canary-v2")]
+    for config, model in zip(configs, (sm_models["xgb"], sm_models["torch"]), strict=True):
+        sm.create_endpoint_config(
+            EndpointConfigName=config,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": model,
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }
+            ],
+        )
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=configs[0])
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    sm.update_endpoint(
+        EndpointName=endpoint,
+        EndpointConfigName=configs[1],
+        DeploymentConfig={
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {
+                    "Type": "CANARY",
+                    "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+                    "WaitIntervalInSeconds": 1,
+                },
+                "TerminationWaitInSeconds": 0,
+            },
+            "AutoRollbackConfiguration": {
+                "Alarms": [
+                    {"AlarmName": "error_rate_percent=50"},
+                    {"AlarmName": "min_requests=100"},
+                ]
+            },
+        },
+    )
+    with sage.native() as native:
+        (deployment, *_) = native.get(f"/v1/endpoints/{endpoint}/deployments").json()
+    assert (deployment["strategy"], deployment["deployment"]["canary_percent"]) == ("canary", 50)
+    assert deployment["deployment"]["rollback_on"]["error_rate_percent"] == 50
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointConfigName"] == configs[1]
+    (variant,) = described["ProductionVariants"]
+    assert variant["DeployedImages"] == [{"SpecifiedImage": TORCH_IMAGE}]
+    rows = models.random_rows(2, seed=17)
+    answer = runtime.invoke_endpoint(
+        EndpointName=endpoint, ContentType="application/json", Body=_json(rows)
+    )
+    predictions = orjson.loads(answer["Body"].read())["predictions"]
+    models.assert_close(predictions, models.predict_torch(model_files["picky"], rows))
+    with pytest.raises(ClientError) as alarm:
+        sm.update_endpoint(
+            EndpointName=endpoint,
+            EndpointConfigName=configs[0],
+            DeploymentConfig={"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "HighP99"}]}},
+        )
+    assert _code(alarm) == ("ValidationException", 400)
+    assert "HighP99" in str(alarm.value)
+    sm.delete_endpoint(EndpointName=endpoint)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    for config in configs:
+        sm.delete_endpoint_config(EndpointConfigName=config)
+
+
 def test_inference_components_on_an_endpoint_without_variant_models(
     sage: Sage, sm_models: dict[str, str], model_files: dict[str, Path]
 ) -> None:
@@ -654,15 +725,16 @@ def test_errors_come_in_aws_shape(sage: Sage, sm_models: dict[str, str]) -> None
     variant = {"VariantName": "A", "ModelName": sm_models["xgb"], "InstanceType": "ml.m5.large"}
     with pytest.raises(ClientError) as caught:
         sm.create_endpoint_config(
-            EndpointConfigName=unique("shadow"),
-            ProductionVariants=[variant],
-            ShadowProductionVariants=[{**variant, "VariantName": "S"}],
+            EndpointConfigName=unique("serverless"),
+            ProductionVariants=[
+                {**variant, "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1}}
+            ],
         )
     assert _code(caught) == ("ValidationException", 400)
-    assert "ShadowProductionVariants" in caught.value.response["Error"]["Message"]
+    assert "ServerlessConfig" in caught.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as caught:
         sm.update_endpoint(EndpointName=missing, EndpointConfigName=missing)
-    assert "UpdateEndpoint" in caught.value.response["Error"]["Message"]
+    assert "Could not find endpoint configuration" in caught.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as caught:
         runtime.invoke_endpoint(
             EndpointName=missing, ContentType="text/csv", CustomAttributes="a=1", Body=b"1,2,3,4"

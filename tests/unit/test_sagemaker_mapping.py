@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from api.sagemaker import fields, mapping, runtime
 from api.sagemaker.errors import AwsError
-from api.schemas import ComputeSpec, EndpointCreate, TransformJobCreate
+from api.schemas import ComputeSpec, DeploymentConfig, EndpointCreate, TransformJobCreate
 
 MODEL = {"ModelName": "churn-xgb", "NativeVersion": 3}
 XGB = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
@@ -156,7 +156,7 @@ def test_unsupported_fields_are_named_and_later_features_say_so() -> None:
         fields.check_fields("CreateEndpointConfig", request)
     message = caught.value.message
     assert "ProductionVariants[].ServerlessConfig" in message
-    assert "ShadowProductionVariants (shadow variants" in message
+    assert "ShadowProductionVariants" not in message
     assert "Tags" not in message  # accepted, with no effect (docs/sagemaker.md)
 
 
@@ -434,3 +434,106 @@ def test_component_requests_name_the_fields_sluiceway_does_not_take() -> None:
     assert "Specification.ComputeResourceRequirements.AcceleratorPartitionType" in message
     assert "MaxMemoryRequiredInMb" not in message  # accepted, with no effect
     assert "StartupParameters" not in message and "Tags" not in message
+
+
+# --- deployments -------------------------------------------------------------------------
+
+
+def test_a_canary_deployment_config_becomes_the_native_deployment() -> None:
+    config = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                "WaitIntervalInSeconds": 60,
+            },
+            "TerminationWaitInSeconds": 120,
+            "MaximumExecutionTimeoutInSeconds": 1800,
+        },
+        "AutoRollbackConfiguration": {
+            "Alarms": [
+                {"AlarmName": "error_rate_percent=5"},
+                {"AlarmName": "p99_latency_ms=2000"},
+                {"AlarmName": "min_requests=50"},
+            ]
+        },
+    }
+    deployment = mapping.deployment_spec(config)
+    assert deployment == {
+        "strategy": "canary",
+        "canary_percent": 10.0,
+        "step_interval_s": 60.0,
+        "baking_s": 120.0,
+        "rollback_on": {"error_rate_percent": 5.0, "p99_latency_ms": 2000.0, "min_requests": 50},
+    }
+    assert DeploymentConfig.model_validate(deployment).canary_percent == 10.0
+    linear = mapping.deployment_spec(
+        {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {
+                    "Type": "LINEAR",
+                    "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 33},
+                    "WaitIntervalInSeconds": 30,
+                }
+            }
+        }
+    )
+    assert linear == {
+        "strategy": "linear",
+        "linear_step_percent": 33.0,
+        "step_interval_s": 30.0,
+        "baking_s": 0.0,
+    }
+    at_once = mapping.deployment_spec(
+        {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 30},
+                "TerminationWaitInSeconds": 10,
+            }
+        }
+    )
+    assert at_once == {"strategy": "all_at_once", "step_interval_s": 30.0, "baking_s": 40.0}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "HighErrors"}]}}, "HighErrors"),
+        ({"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "min_requests=5"}]}}, "alone"),
+        (
+            {
+                "BlueGreenUpdatePolicy": {
+                    "TrafficRoutingConfiguration": {
+                        "Type": "CANARY",
+                        "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                        "WaitIntervalInSeconds": 1,
+                    }
+                }
+            },
+            "CAPACITY_PERCENT",
+        ),
+        ({"RollingUpdatePolicy": {}}, "RollingUpdatePolicy"),
+    ],
+    ids=["cloudwatch-alarm", "min-requests-alone", "instance-count", "rolling-update"],
+)
+def test_deployment_configs_sluiceway_cannot_follow_are_named(
+    config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(AwsError, match=message):
+        mapping.deployment_spec(config)
+
+
+def test_a_shadow_variant_samples_its_weight_over_production() -> None:
+    config = {
+        "ProductionVariants": [
+            {"VariantName": "A", "ModelName": "churn-xgb", "InitialVariantWeight": 2}
+        ],
+        "ShadowProductionVariants": [
+            {"VariantName": "S", "ModelName": "churn-xgb", "InitialVariantWeight": 1}
+        ],
+    }
+    spec = EndpointCreate.model_validate(
+        mapping.endpoint_spec("churn", config, {"churn-xgb": MODEL})
+    )
+    (shadow,) = spec.shadow_variants
+    assert (shadow.name, shadow.sampling_percent, shadow.min_workers) == ("S", 50.0, 1)
