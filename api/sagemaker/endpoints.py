@@ -153,6 +153,22 @@ def describe_endpoint(session: Session, call: Call) -> dict[str, Any]:
         "CreationTime": mapping.epoch(endpoint.created_at),
         "LastModifiedTime": mapping.epoch(endpoint.updated_at),
     }
+    shadows = {v["VariantName"]: v for v in config.get("ShadowProductionVariants", [])}
+    if endpoint.shadow_variants:
+        answer["ShadowProductionVariants"] = [
+            {
+                "VariantName": shadow.name,
+                "CurrentWeight": float(shadows.get(shadow.name, {}).get("InitialVariantWeight", 1)),
+                "DesiredWeight": float(shadows.get(shadow.name, {}).get("InitialVariantWeight", 1)),
+                "CurrentInstanceCount": mapping.instances(
+                    shadow.workers.current,
+                    mapping.placement(
+                        shadows.get(shadow.name, {}).get("InstanceType")
+                    ).workers_per_instance,
+                ),
+            }
+            for shadow in endpoint.shadow_variants
+        ]
     if config.get("AsyncInferenceConfig"):
         answer["AsyncInferenceConfig"] = config["AsyncInferenceConfig"]
     if endpoint.data_capture is not None:

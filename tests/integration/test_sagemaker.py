@@ -489,16 +489,22 @@ def test_update_endpoint_with_a_canary_deployment(
     sm, runtime = sage.client("sagemaker"), sage.client("sagemaker-runtime")
     endpoint, configs = unique("canary"), [unique("canary-v1"), unique("canary-v2")]
     for config, model in zip(configs, (sm_models["xgb"], sm_models["torch"]), strict=True):
+        variant = {
+            "VariantName": "AllTraffic",
+            "ModelName": model,
+            "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1,
+        }
+        # v2 also shadows the old model with half of the requests (weight 1 beside 2).
+        shadows = (
+            [{**variant, "VariantName": "Shadow", "ModelName": sm_models["xgb"]}]
+            if config == configs[1]
+            else []
+        )
         sm.create_endpoint_config(
             EndpointConfigName=config,
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": model,
-                    "InstanceType": "ml.m5.large",
-                    "InitialInstanceCount": 1,
-                }
-            ],
+            ProductionVariants=[{**variant, "InitialVariantWeight": 2}],
+            **({"ShadowProductionVariants": shadows} if shadows else {}),
         )
     sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=configs[0])
     sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
@@ -529,8 +535,12 @@ def test_update_endpoint_with_a_canary_deployment(
     sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
     described = sm.describe_endpoint(EndpointName=endpoint)
     assert described["EndpointConfigName"] == configs[1]
-    (variant,) = described["ProductionVariants"]
-    assert variant["DeployedImages"] == [{"SpecifiedImage": TORCH_IMAGE}]
+    (serving,) = described["ProductionVariants"]
+    assert serving["DeployedImages"] == [{"SpecifiedImage": TORCH_IMAGE}]
+    assert [v["VariantName"] for v in described["ShadowProductionVariants"]] == ["Shadow"]
+    with sage.native() as native:
+        (shadow,) = native.get(f"/v1/endpoints/{endpoint}").json()["shadow_variants"]
+    assert (shadow["name"], shadow["sampling_percent"]) == ("Shadow", 50.0)
     rows = models.random_rows(2, seed=17)
     answer = runtime.invoke_endpoint(
         EndpointName=endpoint, ContentType="application/json", Body=_json(rows)
