@@ -6,7 +6,8 @@ implementation of their behaviour: `wire.py` recognises the two AWS protocols
 control plane; REST-JSON `POST /endpoints/{name}/invocations` and
 `.../async-invocations` for the runtime), `sigv4.py` verifies signatures with
 botocore's own signer, `control.py` dispatches each operation to `models.py`,
-`endpoints.py` or `transforms.py`, `runtime.py` translates the invocations,
+`endpoints.py`, `transforms.py` or `components.py` (inference components),
+`runtime.py` translates the invocations,
 `fields.py` says which fields each operation takes (and which arrive later),
 `mapping.py` holds the pure field-by-field translation, `store.py` the SageMaker
 documents, `errors.py` AWS's error shape.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,10 +15,15 @@ from api.sagemaker.errors import AwsError, validation
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One control-plane request: its body and the region it was signed for (for ARNs)."""
+    """One control-plane request: its body and the region it was signed for (for ARNs).
+
+    `routes_changed`: endpoints whose routes the operation changed (their components),
+    so this API process re-reads them at once.
+    """
 
     body: dict[str, Any]
     region: str = mapping.DEFAULT_REGION
+    routes_changed: set[str] = field(default_factory=set)
 
     def arn(self, kind: str, name: str) -> str:
         return mapping.arn(kind, name, self.region)

@@ -12,7 +12,8 @@ from api.sagemaker import fields, mapping, store
 from api.sagemaker.call import Call, spec_error
 from api.sagemaker.errors import AwsError, unsupported, validation
 from api.sagemaker.models import find_config, variant_models
-from api.schemas import EndpointCreate, VariantPatch, WeightsPatch
+from api.schemas import EndpointCreate, EndpointUpdate, VariantPatch, WeightsPatch
+from api.services import deployments as deployment_service
 from api.services import endpoints as endpoint_service
 from core.errors import Conflict, NotFound
 
@@ -24,7 +25,7 @@ def create_endpoint(session: Session, call: Call) -> dict[str, Any]:
     fields.require(request, "EndpointName", "EndpointConfigName")
     if "DeploymentConfig" in request:
         raise unsupported(
-            [f"DeploymentConfig ({fields.NOT_YET['DeploymentConfig']}: not yet)"],
+            ["DeploymentConfig (give it to each UpdateEndpoint: Sluiceway keeps none)"],
             "CreateEndpoint",
         )
     fields.check_fields("CreateEndpoint", request)
@@ -44,8 +45,57 @@ def create_endpoint(session: Session, call: Call) -> dict[str, Any]:
     images = {
         v["VariantName"]: mapping.primary_container(models[v["ModelName"]]).get("Image")
         for v in config.body.get("ProductionVariants", [])
+        if v.get("ModelName")
     }
     store.put(session, store.ENDPOINT, name, {**request, "Config": config.body, "Images": images})
+    return {"EndpointArn": call.arn("endpoint", name)}
+
+
+def update_endpoint(session: Session, call: Call) -> dict[str, Any]:
+    """The native `PUT /v1/endpoints/{name}` with the new config's spec: in place when
+    only weights, workers or capture change, else a blue/green deployment shaped by
+    DeploymentConfig (mapping.deployment_spec; all at once without one). DescribeEndpoint
+    says `Updating` until it has succeeded or rolled back."""
+    request = call.body
+    fields.require(request, "EndpointName", "EndpointConfigName")
+    fields.check_fields("UpdateEndpoint", request)
+    name = request["EndpointName"]
+    config = find_config(session, call, request["EndpointConfigName"])
+    models = variant_models(session, call, config.body)
+    spec = mapping.endpoint_spec(name, config.body, models)
+    deployment = mapping.deployment_spec(request.get("DeploymentConfig"))
+    if deployment is not None:
+        spec["deployment"] = deployment
+    try:
+        update = EndpointUpdate.model_validate(spec)
+    except ValidationError as exc:
+        raise spec_error(exc, "UpdateEndpoint") from None
+    try:
+        deployment_service.update_endpoint(session, name, update)
+    except NotFound:
+        raise _missing_endpoint(call, name) from None
+    except Conflict as exc:
+        raise validation(
+            f'Cannot update in-progress endpoint "{call.arn("endpoint", name)}": {exc.detail}'
+        ) from None
+    document = store.get(session, store.ENDPOINT, name)
+    images = {
+        v["VariantName"]: mapping.primary_container(models[v["ModelName"]]).get("Image")
+        for v in config.body.get("ProductionVariants", [])
+        if v.get("ModelName")
+    }
+    kept = document.body if document else {"EndpointName": name}
+    store.put(
+        session,
+        store.ENDPOINT,
+        name,
+        {
+            **kept,
+            "EndpointConfigName": request["EndpointConfigName"],
+            "Config": config.body,
+            "Images": images,
+        },
+    )
     return {"EndpointArn": call.arn("endpoint", name)}
 
 
@@ -65,6 +115,8 @@ def describe_endpoint(session: Session, call: Call) -> dict[str, Any]:
     declared = {v["VariantName"]: v for v in config.get("ProductionVariants", [])}
     variants = []
     for variant in endpoint.variants:
+        if variant.role != "serving":
+            continue  # a deployment's new variants, or old ones draining
         sagemaker_variant = declared.get(variant.name, {})
         per = mapping.placement(sagemaker_variant.get("InstanceType")).workers_per_instance
         image = (document.body.get("Images") or {}).get(variant.name) if document else None
@@ -80,6 +132,18 @@ def describe_endpoint(session: Session, call: Call) -> dict[str, Any]:
                 "DesiredInstanceCount": mapping.instances(variant.workers.desired, per),
             }
         )
+    # Variants without a model (capacity for inference components) have no native
+    # variant: their weight and declared instance count are echoed, nothing is live.
+    variants += [
+        {
+            "VariantName": declared_name,
+            "CurrentWeight": float(v.get("InitialVariantWeight", 1.0)),
+            "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
+            "DesiredInstanceCount": int(v.get("InitialInstanceCount", 1)),
+        }
+        for declared_name, v in declared.items()
+        if not v.get("ModelName")
+    ]
     answer: dict[str, Any] = {
         "EndpointName": name,
         "EndpointArn": call.arn("endpoint", name),
@@ -89,6 +153,22 @@ def describe_endpoint(session: Session, call: Call) -> dict[str, Any]:
         "CreationTime": mapping.epoch(endpoint.created_at),
         "LastModifiedTime": mapping.epoch(endpoint.updated_at),
     }
+    shadows = {v["VariantName"]: v for v in config.get("ShadowProductionVariants", [])}
+    if endpoint.shadow_variants:
+        answer["ShadowProductionVariants"] = [
+            {
+                "VariantName": shadow.name,
+                "CurrentWeight": float(shadows.get(shadow.name, {}).get("InitialVariantWeight", 1)),
+                "DesiredWeight": float(shadows.get(shadow.name, {}).get("InitialVariantWeight", 1)),
+                "CurrentInstanceCount": mapping.instances(
+                    shadow.workers.current,
+                    mapping.placement(
+                        shadows.get(shadow.name, {}).get("InstanceType")
+                    ).workers_per_instance,
+                ),
+            }
+            for shadow in endpoint.shadow_variants
+        ]
     if config.get("AsyncInferenceConfig"):
         answer["AsyncInferenceConfig"] = config["AsyncInferenceConfig"]
     if endpoint.data_capture is not None:

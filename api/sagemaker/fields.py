@@ -33,6 +33,17 @@ _VARIANT = (
 )
 
 
+_COMPUTE = (
+    "ComputeResourceRequirements ComputeResourceRequirements.NumberOfCpuCoresRequired "
+    "ComputeResourceRequirements.MinMemoryRequiredInMb "
+    "ComputeResourceRequirements.NumberOfAcceleratorDevicesRequired"
+)
+_COMPONENT_NO_EFFECT = (
+    "Specification.ComputeResourceRequirements.MaxMemoryRequiredInMb "
+    "Specification.StartupParameters Specification.DataCacheConfig"
+)
+
+
 def _paths(text: str, prefix: str = "") -> frozenset[str]:
     return frozenset(prefix + p for p in text.split())
 
@@ -52,14 +63,46 @@ SUPPORTED: dict[str, frozenset[str]] = {
         "AsyncInferenceConfig.OutputConfig.NotificationConfig.ErrorTopic "
         "DataCaptureConfig DataCaptureConfig.EnableCapture "
         "DataCaptureConfig.InitialSamplingPercentage DataCaptureConfig.DestinationS3Uri "
-        "DataCaptureConfig.CaptureOptions DataCaptureConfig.CaptureOptions[].CaptureMode"
+        "DataCaptureConfig.CaptureOptions DataCaptureConfig.CaptureOptions[].CaptureMode "
+        "ShadowProductionVariants"
     )
-    | _paths(_VARIANT, "ProductionVariants[]."),
+    | _paths(_VARIANT, "ProductionVariants[].")
+    | _paths(_VARIANT, "ShadowProductionVariants[]."),
+    "UpdateEndpoint": _paths(
+        "EndpointName EndpointConfigName DeploymentConfig "
+        "DeploymentConfig.BlueGreenUpdatePolicy "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.Type "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.WaitIntervalInSeconds "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.CanarySize "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.CanarySize.Type "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.CanarySize.Value "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.LinearStepSize "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.LinearStepSize.Type "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.LinearStepSize.Value "
+        "DeploymentConfig.BlueGreenUpdatePolicy.TerminationWaitInSeconds "
+        "DeploymentConfig.AutoRollbackConfiguration "
+        "DeploymentConfig.AutoRollbackConfiguration.Alarms "
+        "DeploymentConfig.AutoRollbackConfiguration.Alarms[].AlarmName"
+    ),
     "CreateEndpoint": _paths("EndpointName EndpointConfigName"),
     "UpdateEndpointWeightsAndCapacities": _paths(
         "EndpointName DesiredWeightsAndCapacities DesiredWeightsAndCapacities[].VariantName "
         "DesiredWeightsAndCapacities[].DesiredWeight "
         "DesiredWeightsAndCapacities[].DesiredInstanceCount"
+    ),
+    "CreateInferenceComponent": _paths(
+        "InferenceComponentName EndpointName VariantName Specification Specification.ModelName "
+        "RuntimeConfig RuntimeConfig.CopyCount"
+    )
+    | _paths(_COMPUTE, "Specification."),
+    "UpdateInferenceComponent": _paths(
+        "InferenceComponentName Specification Specification.ModelName "
+        "RuntimeConfig RuntimeConfig.CopyCount"
+    )
+    | _paths(_COMPUTE, "Specification."),
+    "UpdateInferenceComponentRuntimeConfig": _paths(
+        "InferenceComponentName DesiredRuntimeConfig DesiredRuntimeConfig.CopyCount"
     ),
     "CreateTransformJob": _paths(
         "TransformJobName ModelName MaxPayloadInMB BatchStrategy TransformInput "
@@ -82,10 +125,16 @@ NO_EFFECT: dict[str, frozenset[str]] = {
     "CreateEndpointConfig": _paths(
         "Tags KmsKeyId ExecutionRoleArn VpcConfig EnableNetworkIsolation "
         "AsyncInferenceConfig.OutputConfig.KmsKeyId DataCaptureConfig.KmsKeyId "
-        "DataCaptureConfig.CaptureContentTypeHeader"
+        "DataCaptureConfig.CaptureContentTypeHeader ProductionVariants[].RoutingConfig"
     ),
     "CreateEndpoint": _paths("Tags"),
     "UpdateEndpointWeightsAndCapacities": frozenset(),
+    "UpdateEndpoint": _paths(
+        "DeploymentConfig.BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds"
+    ),
+    "CreateInferenceComponent": _paths("Tags " + _COMPONENT_NO_EFFECT),
+    "UpdateInferenceComponent": _paths(_COMPONENT_NO_EFFECT),
+    "UpdateInferenceComponentRuntimeConfig": frozenset(),
     "CreateTransformJob": _paths(
         "Tags ExperimentConfig MaxConcurrentTransforms TransformOutput.KmsKeyId "
         "TransformResources.InstanceCount TransformResources.VolumeKmsKeyId"
@@ -94,12 +143,8 @@ NO_EFFECT: dict[str, frozenset[str]] = {
 
 # What later issues bring; until then a ValidationException names the field and says so.
 NOT_YET: dict[str, str] = {
-    "ShadowProductionVariants": "shadow variants (the deployments work)",
-    "DeploymentConfig": "deployments: UpdateEndpoint with DeploymentConfig",
-    "Mode=MultiModel": "multi-model variants",
     "Containers": "serial inference pipelines (more than one container)",
     "InferenceExecutionConfig": "serial pipelines and direct container calls",
-    "InferenceComponentName": "inference components",
 }
 
 

@@ -107,11 +107,7 @@ def primary_container(request: Mapping[str, Any]) -> dict[str, Any]:
     if not container:
         raise validation("CreateModel needs PrimaryContainer (or Containers)")
     mode = container.get("Mode", "SingleModel")
-    if mode == "MultiModel":
-        raise unsupported(
-            [f"Mode=MultiModel ({NOT_YET['Mode=MultiModel']}: not yet)"], "CreateModel"
-        )
-    if mode != "SingleModel":
+    if mode not in ("SingleModel", "MultiModel"):
         raise validation(f"Mode {mode!r} is not SingleModel or MultiModel")
     container = dict(container)
     source = (container.get("ModelDataSource") or {}).get("S3DataSource")
@@ -127,7 +123,39 @@ def primary_container(request: Mapping[str, Any]) -> dict[str, Any]:
         container["ModelDataUrl"] = source.get("S3Uri")
     if not container.get("ModelDataUrl"):
         raise validation("the container needs a ModelDataUrl: Sluiceway serves a model artifact")
+    if mode == "MultiModel" and source is not None:
+        raise validation("Mode MultiModel takes ModelDataUrl, the S3 prefix of its models")
     return container
+
+
+def multi_model(container: Mapping[str, Any]) -> dict[str, str] | None:
+    """The native `multi_model` block of a `Mode: MultiModel` container (None otherwise):
+    its ModelDataUrl is the prefix every model lives under (a `/` is added when missing),
+    and its framework (framework_of) must be xgboost or torch."""
+    if container.get("Mode", "SingleModel") != "MultiModel":
+        return None
+    prefix = str(container["ModelDataUrl"])
+    if not prefix.startswith("s3://") or len(prefix.removeprefix("s3://").split("/", 1)) < 2:
+        raise validation(
+            f"ModelDataUrl {prefix!r} of a MultiModel container must be an S3 prefix "
+            "(s3://bucket/models/)"
+        )
+    framework = framework_of(container)
+    if framework not in ("xgboost", "torch"):
+        raise unsupported(
+            [f"Mode=MultiModel with framework {framework}"],
+            "CreateModel (multi-model variants serve xgboost or torch models)",
+        )
+    return {"prefix": prefix if prefix.endswith("/") else prefix + "/", "framework": framework}
+
+
+def single_model(model: Mapping[str, Any], where: str) -> None:
+    """A ValidationException when `model` (a stored CreateModel document) is multi-model:
+    `where` (a transform job, an inference component) runs one model."""
+    if model.get("MultiModel"):
+        raise validation(
+            f"model {model['ModelName']!r} is a MultiModel model: {where} runs a single model"
+        )
 
 
 # --- instance types → accelerator and workers -------------------------------------------
@@ -197,12 +225,18 @@ def instances(workers: int, per_instance: int) -> int:
 def variant_spec(variant: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
     """A native variant (api/schemas.py VariantCreate) from a ProductionVariant.
 
-    `model` is the stored CreateModel document (with `NativeVersion`). Without
+    `model` is the stored CreateModel document (with `NativeVersion`, or `MultiModel`:
+    the variant's `multi_model` block, whose models X-Target-Model picks). Without
     ManagedInstanceScaling the worker count is fixed at InitialInstanceCount
     times the workers per instance; with it, the scaler moves between Min and Max.
     """
     where = placement(variant.get("InstanceType"))
     count = int(variant.get("InitialInstanceCount", 1))
+    served: dict[str, Any] = (
+        {"multi_model": model["MultiModel"]}
+        if model.get("MultiModel")
+        else {"model": model["ModelName"], "model_version": model["NativeVersion"]}
+    )
     low = high = count
     scaling = variant.get("ManagedInstanceScaling") or {}
     if scaling.get("Status") == "ENABLED":
@@ -210,8 +244,7 @@ def variant_spec(variant: Mapping[str, Any], model: Mapping[str, Any]) -> dict[s
         high = int(scaling.get("MaxInstanceCount", max(count, low)))
     return {
         "name": variant["VariantName"],
-        "model": model["ModelName"],
-        "model_version": model["NativeVersion"],
+        **served,
         "weight": float(variant.get("InitialVariantWeight", 1.0)),
         "accelerator": where.accelerator,
         "min_workers": low * where.workers_per_instance,
@@ -256,18 +289,58 @@ def capture_spec(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def endpoint_spec(
     name: str, config: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """The native endpoint spec (POST /v1/endpoints) of CreateEndpoint(name, config)."""
+    """The native endpoint spec (POST /v1/endpoints) of CreateEndpoint(name, config).
+
+    A variant without a ModelName makes no native variant: it is the capacity SageMaker
+    puts inference components on, and Sluiceway places their copies on the hosts its
+    scheduler knows (its InstanceType must still map). A config of such variants only
+    makes an endpoint of components only.
+    """
+    declared = config.get("ProductionVariants", [])
+    for variant in declared:
+        if not variant.get("ModelName"):
+            placement(variant.get("InstanceType"))
     spec: dict[str, Any] = {
         "name": name,
         "variants": [
-            variant_spec(v, models[v["ModelName"]]) for v in config.get("ProductionVariants", [])
+            variant_spec(v, models[v["ModelName"]]) for v in declared if v.get("ModelName")
         ],
         "async": async_spec(config.get("AsyncInferenceConfig")),
     }
     capture = capture_spec(config.get("DataCaptureConfig"))
     if capture is not None:
         spec["data_capture"] = capture
+    shadows = config.get("ShadowProductionVariants") or []
+    if shadows:
+        production = sum(
+            float(v.get("InitialVariantWeight", 1.0)) for v in declared if v.get("ModelName")
+        )
+        spec["shadow_variants"] = [
+            shadow_spec(v, models[v["ModelName"]], production) for v in shadows
+        ]
     return spec
+
+
+def shadow_spec(
+    variant: Mapping[str, Any], model: Mapping[str, Any], production_weight: float
+) -> dict[str, Any]:
+    """A native shadow variant from a ShadowProductionVariant: the share of requests copied
+    to it is its weight over the production variants' total (capped at 100 %), as on
+    SageMaker; workers as for a production variant (fixed at its instance count)."""
+    single_model(model, "a shadow variant")
+    where = placement(variant.get("InstanceType"))
+    count = int(variant.get("InitialInstanceCount", 1))
+    weight = float(variant.get("InitialVariantWeight", 1.0))
+    share = 100.0 if production_weight <= 0 else min(100.0, 100.0 * weight / production_weight)
+    return {
+        "name": variant["VariantName"],
+        "model": model["ModelName"],
+        "model_version": model["NativeVersion"],
+        "sampling_percent": share,
+        "accelerator": where.accelerator,
+        "min_workers": count * where.workers_per_instance,
+        "max_workers": count * where.workers_per_instance,
+    }
 
 
 ENDPOINT_STATUS = {
@@ -301,6 +374,7 @@ _CONTENT_TYPES = {
 
 def transform_spec(request: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
     """The native transform job (POST /v1/transform-jobs) of a CreateTransformJob request."""
+    single_model(model, "a transform job")
     source = ((request.get("TransformInput") or {}).get("DataSource") or {}).get("S3DataSource")
     if not source or not source.get("S3Uri"):
         raise validation("TransformInput.DataSource.S3DataSource.S3Uri is required")
@@ -396,3 +470,156 @@ def page(
         raise validation(f"NextToken {request['NextToken']!r} is not one this API gave") from None
     chunk = selected[start : start + limit]
     return chunk, str(start + limit) if start + limit < len(selected) else None
+
+
+# --- inference components -------------------------------------------------------------
+
+COMPONENT_STATUS = {"in_service": "InService", "deleting": "Deleting"}
+
+
+def component_variant(given: str | None, config: Mapping[str, Any] | None) -> str:
+    """The variant a component is said to run on: the one named (it must be the endpoint
+    config's), else the config's only variant. Placement ignores it: copies go to the
+    hosts the scheduler knows, whatever the variant declared."""
+    if config is None:  # an endpoint made natively
+        return given or "AllTraffic"
+    declared = [v["VariantName"] for v in config.get("ProductionVariants", [])]
+    if given is not None:
+        if given not in declared:
+            raise validation(f"VariantName {given!r} is not one of the endpoint's {declared}")
+        return given
+    if len(declared) != 1:
+        raise validation(f"VariantName is required: the endpoint has variants {declared}")
+    return str(declared[0])
+
+
+def component_compute(requirements: Mapping[str, Any]) -> dict[str, Any]:
+    """A native `compute` block from ComputeResourceRequirements.
+
+    NumberOfCpuCoresRequired → `cpu_cores` (fractions allowed), MinMemoryRequiredInMb →
+    `memory_mb` (what a copy reserves), NumberOfAcceleratorDevicesRequired → `gpus`
+    (whole devices; a fraction is a ValidationException). MaxMemoryRequiredInMb has no
+    effect. Worked example: `{"NumberOfCpuCoresRequired": 0.5, "MinMemoryRequiredInMb":
+    512}` → `{"cpu_cores": 0.5, "memory_mb": 512}`.
+    """
+    compute: dict[str, Any] = {}
+    if requirements.get("NumberOfCpuCoresRequired") is not None:
+        compute["cpu_cores"] = requirements["NumberOfCpuCoresRequired"]
+    if requirements.get("MinMemoryRequiredInMb") is not None:
+        compute["memory_mb"] = requirements["MinMemoryRequiredInMb"]
+    devices = requirements.get("NumberOfAcceleratorDevicesRequired")
+    if devices is not None:
+        if isinstance(devices, bool) or not isinstance(devices, (int, float)):
+            raise validation(f"NumberOfAcceleratorDevicesRequired {devices!r} is not a number")
+        if devices != int(devices):
+            raise validation(
+                f"NumberOfAcceleratorDevicesRequired {devices} is not a whole number: a copy "
+                "takes whole GPUs in Sluiceway"
+            )
+        compute["gpus"] = int(devices)
+    return compute
+
+
+def component_copies(count: Any) -> dict[str, int]:
+    """RuntimeConfig.CopyCount → `copies` {min, max} = the count (a fixed number of copies)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise validation(f"CopyCount {count!r} must be a whole number, 0 or more")
+    return {"min": count, "max": count}
+
+
+def compute_requirements(native: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """ComputeResourceRequirements as Describe answers it: the native figures in force."""
+    answer: dict[str, Any] = {
+        "NumberOfCpuCoresRequired": float(native["cpu_cores"]),
+        "MinMemoryRequiredInMb": int(native["memory_mb"]),
+    }
+    if native.get("gpus"):
+        answer["NumberOfAcceleratorDevicesRequired"] = float(native["gpus"])
+    if given.get("MaxMemoryRequiredInMb") is not None:
+        answer["MaxMemoryRequiredInMb"] = given["MaxMemoryRequiredInMb"]
+    return answer
+
+
+# --- deployments: UpdateEndpoint's DeploymentConfig → the native `deployment` block ------
+
+_BLUE_GREEN = {"ALL_AT_ONCE": "all_at_once", "CANARY": "canary", "LINEAR": "linear"}
+_ALARM = re.compile(
+    r"^(?P<field>error_rate_percent|p99_latency_ms|min_requests)=(?P<value>\d+(?:\.\d+)?)$"
+)
+
+
+def rollback_thresholds(alarms: list[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The native `rollback_on` from AutoRollbackConfiguration.Alarms: each alarm's name is
+    one threshold, `error_rate_percent=5`, `p99_latency_ms=2000` or `min_requests=50`
+    (Sluiceway watches its own counters, not CloudWatch). Others: a ValidationException."""
+    if not alarms:
+        return None
+    thresholds: dict[str, Any] = {}
+    for alarm in alarms:
+        name = str(alarm.get("AlarmName") or "")
+        match = _ALARM.match(name)
+        if match is None:
+            raise validation(
+                f"AlarmName {name!r} is not a Sluiceway rollback threshold: name alarms "
+                "error_rate_percent=N, p99_latency_ms=N or min_requests=N (docs/sagemaker.md)"
+            )
+        value = float(match["value"])
+        thresholds[match["field"]] = int(value) if match["field"] == "min_requests" else value
+    if set(thresholds) == {"min_requests"}:
+        raise validation(
+            "min_requests=N alone judges nothing: add error_rate_percent or p99_latency_ms"
+        )
+    return thresholds
+
+
+def _percent(size: Mapping[str, Any] | None, field: str) -> float:
+    if not size:
+        raise validation(f"TrafficRoutingConfiguration.{field} is required for its Type")
+    if size.get("Type") != "CAPACITY_PERCENT":
+        raise unsupported(
+            [f"{field}.Type={size.get('Type')} (give CAPACITY_PERCENT)"], "UpdateEndpoint"
+        )
+    return float(size["Value"])
+
+
+def deployment_spec(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The native `deployment` block (docs/deployments.md) of a DeploymentConfig.
+
+    BlueGreenUpdatePolicy.TrafficRoutingConfiguration.Type → `strategy`
+    (ALL_AT_ONCE, CANARY, LINEAR); CanarySize / LinearStepSize (CAPACITY_PERCENT) →
+    `canary_percent` / `linear_step_percent`; WaitIntervalInSeconds → `step_interval_s`;
+    TerminationWaitInSeconds → `baking_s` (for ALL_AT_ONCE, the wait interval too: it is
+    that strategy's baking period); AutoRollbackConfiguration.Alarms → `rollback_on`.
+    Worked example: CANARY, CanarySize 10 %, WaitIntervalInSeconds 60,
+    TerminationWaitInSeconds 120 → `{"strategy": "canary", "canary_percent": 10.0,
+    "step_interval_s": 60, "baking_s": 120}`.
+    """
+    if not config:
+        return None
+    if "RollingUpdatePolicy" in config:
+        raise unsupported(
+            ["DeploymentConfig.RollingUpdatePolicy (use BlueGreenUpdatePolicy)"], "UpdateEndpoint"
+        )
+    policy = config.get("BlueGreenUpdatePolicy") or {}
+    routing = policy.get("TrafficRoutingConfiguration") or {}
+    kind = routing.get("Type", "ALL_AT_ONCE")
+    if kind not in _BLUE_GREEN:
+        raise validation(
+            f"TrafficRoutingConfiguration.Type {kind!r} is not one of {list(_BLUE_GREEN)}"
+        )
+    wait = float(routing.get("WaitIntervalInSeconds", 0))
+    baking = float(policy.get("TerminationWaitInSeconds", 0))
+    spec: dict[str, Any] = {"strategy": _BLUE_GREEN[kind], "step_interval_s": wait}
+    if kind == "ALL_AT_ONCE":
+        baking += wait
+    if kind == "CANARY":
+        spec["canary_percent"] = _percent(routing.get("CanarySize"), "CanarySize")
+    if kind == "LINEAR":
+        spec["linear_step_percent"] = _percent(routing.get("LinearStepSize"), "LinearStepSize")
+    spec["baking_s"] = baking
+    rollback = rollback_thresholds(
+        (config.get("AutoRollbackConfiguration") or {}).get("Alarms") or []
+    )
+    if rollback is not None:
+        spec["rollback_on"] = rollback
+    return spec

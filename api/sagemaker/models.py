@@ -27,11 +27,17 @@ def create_model(session: Session, call: Call) -> dict[str, Any]:
     if store.get(session, store.MODEL, name) is not None:
         raise validation(f'Cannot create already existing model "{call.arn("model", name)}".')
     container = mapping.primary_container(request)
-    framework = mapping.framework_of(container)
-    version = registry.register_uri(
-        session, name=name, framework=framework, artifact_uri=container["ModelDataUrl"]
-    )
-    document = {**request, "NativeVersion": version.version, "Framework": framework}
+    many = mapping.multi_model(container)
+    document: dict[str, Any]
+    if many is not None:
+        # Nothing to register: the variant reads its models from the prefix on demand.
+        document = {**request, "MultiModel": many, "Framework": many["framework"]}
+    else:
+        framework = mapping.framework_of(container)
+        version = registry.register_uri(
+            session, name=name, framework=framework, artifact_uri=container["ModelDataUrl"]
+        )
+        document = {**request, "NativeVersion": version.version, "Framework": framework}
     if not store.add(session, store.MODEL, name, document):
         raise validation(f'Cannot create already existing model "{call.arn("model", name)}".')
     return {"ModelArn": call.arn("model", name)}
@@ -47,7 +53,8 @@ def find_model(session: Session, call: Call, name: str) -> store.Document:
 def describe_model(session: Session, call: Call) -> dict[str, Any]:
     fields.require(call.body, "ModelName")
     found = find_model(session, call, call.body["ModelName"])
-    body = {k: v for k, v in found.body.items() if k not in ("NativeVersion", "Framework")}
+    internal = ("NativeVersion", "Framework", "MultiModel")
+    body = {k: v for k, v in found.body.items() if k not in internal}
     body.pop("Tags", None)
     return {
         **body,
@@ -111,9 +118,10 @@ def create_endpoint_config(session: Session, call: Call) -> dict[str, Any]:
 def variant_models(
     session: Session, call: Call, config: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    names = [v.get("ModelName") for v in config.get("ProductionVariants", [])]
-    if None in names:
-        raise validation("every ProductionVariant needs a ModelName")
+    """The stored CreateModel documents of a config's variants, by model name. A variant
+    without a ModelName holds none: it is capacity for inference components."""
+    declared = [*config.get("ProductionVariants", []), *config.get("ShadowProductionVariants", [])]
+    names = [v["ModelName"] for v in declared if v.get("ModelName")]
     found = store.get_many(session, store.MODEL, [str(n) for n in names])
     missing = [n for n in names if n not in found]
     if missing:

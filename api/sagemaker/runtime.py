@@ -10,13 +10,14 @@ so batching, back-pressure, capture, limits and metrics are the native ones.
 | X-Amzn-SageMaker-Target-Variant                 | X-Target-Variant        |
 | X-Amzn-SageMaker-Inference-Id                   | X-Inference-Id          |
 | X-Amzn-SageMaker-Inference-Component            | X-Target-Component      |
+| X-Amzn-SageMaker-Target-Model                   | X-Target-Model          |
 | X-Amzn-SageMaker-Content-Type / -Accept (async) | Content-Type / Accept   |
 | X-Amzn-SageMaker-InputLocation                  | X-Input-Location        |
 | X-Amzn-SageMaker-RequestTTLSeconds              | X-Request-Ttl-S         |
 | X-Amzn-SageMaker-InvocationTimeoutSeconds       | X-Invocation-Timeout-S  |
 | answer X-Invoked-Variant                        | x-Amzn-Invoked-Production-Variant |
 
-Headers of capabilities Sluiceway does not have yet (target model, container)
+Headers of capabilities Sluiceway does not have yet (target container)
 and ones it cannot honour (custom attributes, sessions,
 explanations) are a ValidationError naming them.
 """
@@ -43,6 +44,7 @@ RENAMED = {
     "x-amzn-sagemaker-target-variant": "x-target-variant",
     "x-amzn-sagemaker-inference-id": "x-inference-id",
     "x-amzn-sagemaker-inference-component": "x-target-component",
+    "x-amzn-sagemaker-target-model": "x-target-model",
 }
 ASYNC_ONLY = {
     "x-amzn-sagemaker-content-type",
@@ -51,10 +53,9 @@ ASYNC_ONLY = {
     "x-amzn-sagemaker-requestttlseconds",
     "x-amzn-sagemaker-invocationtimeoutseconds",
 }
-# Header → why it is refused; each of the first two is one entry in RENAMED when its
-# capability lands (X-Target-Model, X-Target-Container).
+# Header → why it is refused; the first is one entry in RENAMED when its capability
+# lands (X-Target-Container).
 REFUSED = {
-    "x-amzn-sagemaker-target-model": "TargetModel (multi-model endpoints: not yet)",
     "x-amzn-sagemaker-target-container-hostname": (
         "TargetContainerHostname (serial pipelines and direct container calls: not yet)"
     ),

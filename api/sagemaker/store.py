@@ -1,7 +1,8 @@
 """The SageMaker documents: all of this package's SQL (the `sagemaker_resources` table).
 
 A document is the caller's Create request plus what the translation decided
-(`NativeVersion`: the model version CreateModel registered). Endpoint configs
+(`NativeVersion`: the model version CreateModel registered; an inference
+component's `EndpointName` and `VariantName`). Endpoint configs
 live only here; models, endpoints and transform jobs also exist natively, and
 the native rows hold their state.
 """
@@ -22,6 +23,7 @@ MODEL = "model"
 ENDPOINT_CONFIG = "endpoint-config"
 ENDPOINT = "endpoint"
 TRANSFORM_JOB = "transform-job"
+INFERENCE_COMPONENT = "inference-component"
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,8 @@ class SageMakerWire:
             result = await run_in_threadpool(_run_control, operation, call)
             if operation in control.CHANGES_ROUTES:
                 scope["app"].state.routes.invalidate(str(request["EndpointName"]))
+            for endpoint in call.routes_changed:
+                scope["app"].state.routes.invalidate(endpoint)
         except AwsError as exc:
             return response(exc, runtime=False)
         except SluicewayError as exc:

@@ -6,7 +6,9 @@ and webhook notifier; SLUICEWAY_SCALER_BACKEND=none) and one worker that serves
 every variant and the transform pool. The seeds' flows run as their code is
 written, with only `endpoint_url` and the credentials changed: (a) A/B variants
 with waiters and weight updates, (b) async XGBoost from S3 with the success topic,
-(g) a transform job with its waiter; then the error cases.
+(c) a multi-model endpoint with TargetModel, (e) inference components on an endpoint
+without variant models, (f) UpdateEndpoint with a canary DeploymentConfig, (g) a
+transform job with its waiter; then the error cases.
 """
 
 from __future__ import annotations
@@ -416,6 +418,301 @@ def test_transform_job_with_its_waiter(
     assert caught.value.response["Error"]["Code"] == "ResourceInUse"
 
 
+def test_multi_model_endpoint_with_target_model(
+    sage: Sage, model_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Flow (c): a `Mode: MultiModel` model over an S3 prefix, each call's model by TargetModel."""
+    sm, runtime = sage.client("sagemaker"), sage.client("sagemaker-runtime")
+    prefix, name = unique("cities"), unique("Cities")
+    paris = models.build_xgboost(tmp_path / "paris.json", seed=5)
+    sage.upload(f"{prefix}/chicago.json", model_files["xgb"])
+    sage.upload(f"{prefix}/eu/paris.json", paris)
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer={
+            "Image": XGB_IMAGE,
+            "ModelDataUrl": f"s3://{sage.bucket}/{prefix}/",
+            "Mode": "MultiModel",
+        },
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/SageMakerRole",
+    )
+    assert sm.describe_model(ModelName=name)["PrimaryContainer"]["Mode"] == "MultiModel"
+    config, endpoint = unique("mme-config"), unique("mme")
+    sm.create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.xlarge"}
+        ],
+    )
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
+
+    rows = models.random_rows(3, seed=13)
+    for target, artifact in (("chicago.json", model_files["xgb"]), ("eu/paris.json", paris)):
+        answer = runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            TargetModel=target,
+            ContentType="application/json",
+            Body=_json(rows),
+        )
+        assert answer["InvokedProductionVariant"] == "AllTraffic"
+        predictions = orjson.loads(answer["Body"].read())["predictions"]
+        models.assert_close(predictions, models.predict_xgboost(artifact, rows))
+    with pytest.raises(ClientError) as untargeted:
+        runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=b"1,2,3,4")
+    assert _code(untargeted) == ("ValidationError", 400)
+    assert "TargetModel" in str(untargeted.value) or "X-Target-Model" in str(untargeted.value)
+    with pytest.raises(ClientError) as transform:
+        sm.create_transform_job(
+            TransformJobName=unique("mme-job"),
+            ModelName=name,
+            TransformInput={
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{sage.bucket}/in/"}
+                }
+            },
+            TransformOutput={"S3OutputPath": f"s3://{sage.bucket}/out/"},
+            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        )
+    assert "runs a single model" in str(transform.value)
+    sm.delete_endpoint(EndpointName=endpoint)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    sm.delete_endpoint_config(EndpointConfigName=config)
+    sm.delete_model(ModelName=name)
+
+
+def test_update_endpoint_with_a_canary_deployment(
+    sage: Sage, sm_models: dict[str, str], model_files: dict[str, Path]
+) -> None:
+    """Flow (f): UpdateEndpoint to a config of another model with a canary DeploymentConfig
+    and rollback alarms; the endpoint_in_service waiter waits for it to finish."""
+    sm, runtime = sage.client("sagemaker"), sage.client("sagemaker-runtime")
+    endpoint, configs = unique("canary"), [unique("canary-v1"), unique("canary-v2")]
+    for config, model in zip(configs, (sm_models["xgb"], sm_models["torch"]), strict=True):
+        variant = {
+            "VariantName": "AllTraffic",
+            "ModelName": model,
+            "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1,
+        }
+        # v2 also shadows the old model with half of the requests (weight 1 beside 2).
+        shadows = (
+            [{**variant, "VariantName": "Shadow", "ModelName": sm_models["xgb"]}]
+            if config == configs[1]
+            else []
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName=config,
+            ProductionVariants=[{**variant, "InitialVariantWeight": 2}],
+            **({"ShadowProductionVariants": shadows} if shadows else {}),
+        )
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=configs[0])
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    sm.update_endpoint(
+        EndpointName=endpoint,
+        EndpointConfigName=configs[1],
+        DeploymentConfig={
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {
+                    "Type": "CANARY",
+                    "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+                    "WaitIntervalInSeconds": 1,
+                },
+                "TerminationWaitInSeconds": 0,
+            },
+            "AutoRollbackConfiguration": {
+                "Alarms": [
+                    {"AlarmName": "error_rate_percent=50"},
+                    {"AlarmName": "min_requests=100"},
+                ]
+            },
+        },
+    )
+    with sage.native() as native:
+        (deployment, *_) = native.get(f"/v1/endpoints/{endpoint}/deployments").json()
+    assert (deployment["strategy"], deployment["deployment"]["canary_percent"]) == ("canary", 50)
+    assert deployment["deployment"]["rollback_on"]["error_rate_percent"] == 50
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointConfigName"] == configs[1]
+    (serving,) = described["ProductionVariants"]
+    assert serving["DeployedImages"] == [{"SpecifiedImage": TORCH_IMAGE}]
+    assert [v["VariantName"] for v in described["ShadowProductionVariants"]] == ["Shadow"]
+    with sage.native() as native:
+        (shadow,) = native.get(f"/v1/endpoints/{endpoint}").json()["shadow_variants"]
+    assert (shadow["name"], shadow["sampling_percent"]) == ("Shadow", 50.0)
+    rows = models.random_rows(2, seed=17)
+    answer = runtime.invoke_endpoint(
+        EndpointName=endpoint, ContentType="application/json", Body=_json(rows)
+    )
+    predictions = orjson.loads(answer["Body"].read())["predictions"]
+    models.assert_close(predictions, models.predict_torch(model_files["picky"], rows))
+    with pytest.raises(ClientError) as alarm:
+        sm.update_endpoint(
+            EndpointName=endpoint,
+            EndpointConfigName=configs[0],
+            DeploymentConfig={"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "HighP99"}]}},
+        )
+    assert _code(alarm) == ("ValidationException", 400)
+    assert "HighP99" in str(alarm.value)
+    sm.delete_endpoint(EndpointName=endpoint)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    for config in configs:
+        sm.delete_endpoint_config(EndpointConfigName=config)
+
+
+def test_inference_components_on_an_endpoint_without_variant_models(
+    sage: Sage, sm_models: dict[str, str], model_files: dict[str, Path]
+) -> None:
+    """Flow (e): a config whose variant names no model, two components on its endpoint,
+    each invoked by InferenceComponentName, a copy count raised, then deleted."""
+    sm, runtime = sage.client("sagemaker"), sage.client("sagemaker-runtime")
+    config, endpoint = unique("ic-config"), unique("ic")
+    sm.create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "InstanceType": "ml.m5.xlarge",
+                "InitialInstanceCount": 1,
+                "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    names = {kind: unique(f"ic-{kind}") for kind in ("xgb", "torch")}
+    for kind, name in names.items():
+        arn = sm.create_inference_component(
+            InferenceComponentName=name,
+            EndpointName=endpoint,
+            VariantName="AllTraffic",
+            Specification={
+                "ModelName": sm_models[kind],
+                "ComputeResourceRequirements": {
+                    "NumberOfCpuCoresRequired": 0.5,
+                    "MinMemoryRequiredInMb": 256,
+                },
+            },
+            RuntimeConfig={"CopyCount": 1},
+        )["InferenceComponentArn"]
+        assert arn.endswith(f":inference-component/{name.lower()}")
+
+    described = sm.describe_inference_component(InferenceComponentName=names["xgb"])
+    assert described["InferenceComponentStatus"] == "InService"
+    assert (described["EndpointName"], described["VariantName"]) == (endpoint, "AllTraffic")
+    assert described["Specification"]["ModelName"] == sm_models["xgb"]
+    assert described["Specification"]["ComputeResourceRequirements"] == {
+        "NumberOfCpuCoresRequired": 0.5,
+        "MinMemoryRequiredInMb": 256,
+    }
+    variants = sm.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
+    assert [v["VariantName"] for v in variants] == ["AllTraffic"]
+
+    rows = models.random_rows(3, seed=11)
+    for kind, name in names.items():
+        answer = runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            InferenceComponentName=name,
+            ContentType="application/json",
+            Body=_json(rows),
+        )
+        predictions = orjson.loads(answer["Body"].read())["predictions"]
+        if kind == "xgb":
+            models.assert_close(predictions, models.predict_xgboost(model_files["xgb"], rows))
+        else:
+            models.assert_close(predictions, models.predict_torch(model_files["picky"], rows))
+    with pytest.raises(ClientError) as no_component:
+        runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=b"1,2,3,4")
+    assert _code(no_component) == ("ValidationError", 400)
+
+    # CopyCount 2: copies min = max = 2; the scaler's desired follows at its next tick.
+    sm.update_inference_component_runtime_config(
+        InferenceComponentName=names["xgb"], DesiredRuntimeConfig={"CopyCount": 2}
+    )
+    wait_for(
+        lambda: (
+            sm.describe_inference_component(InferenceComponentName=names["xgb"])["RuntimeConfig"][
+                "DesiredCopyCount"
+            ]
+            == 2
+        ),
+        timeout_s=30,
+        what="DesiredCopyCount 2",
+    )
+    sm.update_inference_component(
+        InferenceComponentName=names["torch"],
+        Specification={
+            "ComputeResourceRequirements": {
+                "NumberOfCpuCoresRequired": 1,
+                "MinMemoryRequiredInMb": 512,
+            }
+        },
+    )
+    with sage.native() as native:
+        natives = {c["name"]: c for c in native.get(f"/v1/endpoints/{endpoint}/components").json()}
+    xgb_copies = natives[names["xgb"]]["copies"]
+    assert (xgb_copies["min"], xgb_copies["max"]) == (2, 2)
+    assert natives[names["torch"]]["compute"]["cpu_cores"] == 1.0
+    assert natives[names["torch"]]["compute"]["memory_mb"] == 512
+    listed = sm.list_inference_components(EndpointNameEquals=endpoint, SortBy="Name")
+    assert [c["InferenceComponentName"] for c in listed["InferenceComponents"]] == sorted(
+        names.values(), reverse=True
+    )
+
+    # Refusals name what is wrong and change nothing.
+    with pytest.raises(ClientError) as again:
+        sm.create_inference_component(
+            InferenceComponentName=names["xgb"],
+            EndpointName=endpoint,
+            Specification={
+                "ModelName": sm_models["xgb"],
+                "ComputeResourceRequirements": {"MinMemoryRequiredInMb": 256},
+            },
+            RuntimeConfig={"CopyCount": 1},
+        )
+    assert "Cannot create already existing inference component" in str(again.value)
+    with pytest.raises(ClientError) as half_gpu:
+        sm.update_inference_component(
+            InferenceComponentName=names["xgb"],
+            Specification={
+                "ComputeResourceRequirements": {
+                    "NumberOfAcceleratorDevicesRequired": 1.5,
+                    "MinMemoryRequiredInMb": 256,
+                }
+            },
+        )
+    assert _code(half_gpu) == ("ValidationException", 400)
+    assert "whole GPUs" in str(half_gpu.value)
+    with pytest.raises(ClientError) as nowhere:
+        sm.create_inference_component(
+            InferenceComponentName=unique("ic-none"),
+            EndpointName=unique("no-such-endpoint"),
+            Specification={
+                "ModelName": sm_models["xgb"],
+                "ComputeResourceRequirements": {"MinMemoryRequiredInMb": 256},
+            },
+            RuntimeConfig={"CopyCount": 1},
+        )
+    assert "Could not find endpoint" in str(nowhere.value)
+
+    sm.delete_inference_component(InferenceComponentName=names["torch"])
+    with pytest.raises(ClientError):
+        runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            InferenceComponentName=names["torch"],
+            ContentType="application/json",
+            Body=_json(rows),
+        )
+    sm.delete_endpoint(EndpointName=endpoint)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    with pytest.raises(ClientError) as gone:
+        sm.describe_inference_component(InferenceComponentName=names["xgb"])
+    assert "Could not find inference component" in str(gone.value)
+    assert sm.list_inference_components(EndpointNameEquals=endpoint)["InferenceComponents"] == []
+    sm.delete_endpoint_config(EndpointConfigName=config)
+
+
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
     response = exc.value.response
     return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
@@ -438,21 +735,22 @@ def test_errors_come_in_aws_shape(sage: Sage, sm_models: dict[str, str]) -> None
     variant = {"VariantName": "A", "ModelName": sm_models["xgb"], "InstanceType": "ml.m5.large"}
     with pytest.raises(ClientError) as caught:
         sm.create_endpoint_config(
-            EndpointConfigName=unique("shadow"),
-            ProductionVariants=[variant],
-            ShadowProductionVariants=[{**variant, "VariantName": "S"}],
+            EndpointConfigName=unique("serverless"),
+            ProductionVariants=[
+                {**variant, "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1}}
+            ],
         )
     assert _code(caught) == ("ValidationException", 400)
-    assert "ShadowProductionVariants" in caught.value.response["Error"]["Message"]
+    assert "ServerlessConfig" in caught.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as caught:
         sm.update_endpoint(EndpointName=missing, EndpointConfigName=missing)
-    assert "UpdateEndpoint" in caught.value.response["Error"]["Message"]
+    assert "Could not find endpoint configuration" in caught.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as caught:
         runtime.invoke_endpoint(
-            EndpointName=missing, ContentType="text/csv", TargetModel="a.json", Body=b"1,2,3,4"
+            EndpointName=missing, ContentType="text/csv", CustomAttributes="a=1", Body=b"1,2,3,4"
         )
     assert _code(caught) == ("ValidationError", 400)
-    assert "TargetModel" in caught.value.response["Error"]["Message"]
+    assert "CustomAttributes" in caught.value.response["Error"]["Message"]
 
     # Auth on: a wrong secret, an unknown key and a too-small scope are 403s in AWS shape.
     key_id = sage.credentials(sage.admin_key)["aws_access_key_id"]

@@ -10,9 +10,10 @@ from starlette.responses import Response
 
 from api.sagemaker import fields, mapping, runtime
 from api.sagemaker.errors import AwsError
-from api.schemas import EndpointCreate, TransformJobCreate
+from api.schemas import ComputeSpec, DeploymentConfig, EndpointCreate, TransformJobCreate
 
 MODEL = {"ModelName": "churn-xgb", "NativeVersion": 3}
+XGB = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 
 
 @pytest.mark.parametrize(
@@ -155,15 +156,52 @@ def test_unsupported_fields_are_named_and_later_features_say_so() -> None:
         fields.check_fields("CreateEndpointConfig", request)
     message = caught.value.message
     assert "ProductionVariants[].ServerlessConfig" in message
-    assert "ShadowProductionVariants (shadow variants" in message
+    assert "ShadowProductionVariants" not in message
     assert "Tags" not in message  # accepted, with no effect (docs/sagemaker.md)
 
 
-def test_a_multi_model_container_is_refused_until_that_lands() -> None:
-    with pytest.raises(AwsError, match="MultiModel"):
-        mapping.primary_container(
-            {"PrimaryContainer": {"Image": "x", "ModelDataUrl": "s3://b/m/", "Mode": "MultiModel"}}
-        )
+def test_a_multi_model_container_serves_every_model_under_its_prefix() -> None:
+    container = mapping.primary_container(
+        {
+            "PrimaryContainer": {
+                "Image": XGB,
+                "ModelDataUrl": "s3://models/cities",
+                "Mode": "MultiModel",
+            }
+        }
+    )
+    many = mapping.multi_model(container)
+    assert many == {"prefix": "s3://models/cities/", "framework": "xgboost"}
+    model = {"ModelName": "cities", "MultiModel": many}
+    variant = mapping.variant_spec({"VariantName": "AllTraffic"}, model)
+    spec = EndpointCreate.model_validate({"name": "cities", "variants": [variant]})
+    assert spec.variants[0].multi_model is not None
+    assert spec.variants[0].multi_model.prefix == "s3://models/cities/"
+    assert spec.variants[0].model is None
+    with pytest.raises(AwsError, match="runs a single model"):
+        mapping.transform_spec(_transform(ModelName="cities"), model)
+
+
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        ({"Image": XGB, "ModelDataUrl": "s3://bucket-only"}, "must be an S3 prefix"),
+        (
+            {
+                "Image": "my/handler",
+                "ModelDataUrl": "s3://b/m/",
+                "Environment": {"SAGEMAKER_PROGRAM": "x.py"},
+            },
+            "framework python",
+        ),
+    ],
+    ids=["bucket-without-prefix", "python-handlers"],
+)
+def test_multi_model_containers_sluiceway_cannot_serve_are_named(
+    container: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(AwsError, match=message):
+        mapping.multi_model({**container, "Mode": "MultiModel"})
 
 
 def _transform(**changes: Any) -> dict[str, Any]:
@@ -228,17 +266,20 @@ def test_runtime_headers_are_renamed_and_unsupported_ones_named() -> None:
         (b"content-type", b"text/csv"),
         (b"x-amzn-sagemaker-target-variant", b"AllTraffic"),
         (b"x-amzn-sagemaker-inference-id", b"order-1"),
+        (b"x-amzn-sagemaker-target-model", b"eu/paris.json"),
     ]
     assert runtime.translate_headers(headers, asynchronous=False) == [
         (b"content-type", b"text/csv"),
         (b"x-target-variant", b"AllTraffic"),
         (b"x-inference-id", b"order-1"),
+        (b"x-target-model", b"eu/paris.json"),
     ]
     with pytest.raises(AwsError) as caught:
         runtime.translate_headers(
-            [*headers, (b"x-amzn-sagemaker-target-model", b"a.json")], asynchronous=False
+            [*headers, (b"x-amzn-sagemaker-custom-attributes", b"a=1")], asynchronous=False
         )
-    assert caught.value.code == "ValidationError" and "TargetModel" in caught.value.message
+    assert caught.value.code == "ValidationError"
+    assert "CustomAttributes" in caught.value.message
 
 
 def test_async_headers_carry_the_input_content_type() -> None:
@@ -291,3 +332,208 @@ def test_an_uncompressed_model_data_source_is_the_model_data_url() -> None:
                 }
             }
         )
+
+
+# --- inference components --------------------------------------------------------------
+
+
+def test_compute_resource_requirements_become_a_component_compute() -> None:
+    compute = mapping.component_compute(
+        {
+            "NumberOfCpuCoresRequired": 0.5,
+            "MinMemoryRequiredInMb": 512,
+            "NumberOfAcceleratorDevicesRequired": 2.0,
+            "MaxMemoryRequiredInMb": 4096,
+        }
+    )
+    assert ComputeSpec.model_validate(compute) == ComputeSpec(cpu_cores=0.5, memory_mb=512, gpus=2)
+    assert mapping.component_copies(3) == {"min": 3, "max": 3}
+    described = mapping.compute_requirements(
+        ComputeSpec.model_validate(compute).model_dump(), {"MaxMemoryRequiredInMb": 4096}
+    )
+    assert described == {
+        "NumberOfCpuCoresRequired": 0.5,
+        "MinMemoryRequiredInMb": 512,
+        "NumberOfAcceleratorDevicesRequired": 2.0,
+        "MaxMemoryRequiredInMb": 4096,
+    }
+
+
+@pytest.mark.parametrize(
+    ("requirements", "count", "message"),
+    [
+        ({"NumberOfAcceleratorDevicesRequired": 1.5}, 1, "whole GPUs"),
+        ({"NumberOfAcceleratorDevicesRequired": "one"}, 1, "not a number"),
+        ({}, -1, "CopyCount -1"),
+        ({}, True, "CopyCount True"),
+    ],
+    ids=["fraction-of-gpu", "gpus-as-text", "negative-copies", "copies-as-bool"],
+)
+def test_component_figures_sluiceway_cannot_take_are_named(
+    requirements: dict[str, Any], count: Any, message: str
+) -> None:
+    with pytest.raises(AwsError, match=message):
+        mapping.component_compute(requirements)
+        mapping.component_copies(count)
+
+
+def test_a_component_runs_on_the_variant_named_or_the_only_one() -> None:
+    config = {"ProductionVariants": [{"VariantName": "AllTraffic"}]}
+    assert mapping.component_variant(None, config) == "AllTraffic"
+    assert mapping.component_variant("AllTraffic", config) == "AllTraffic"
+    assert mapping.component_variant(None, None) == "AllTraffic"  # a native endpoint
+    with pytest.raises(AwsError, match="'Other' is not one of"):
+        mapping.component_variant("Other", config)
+    two = {"ProductionVariants": [{"VariantName": "A"}, {"VariantName": "B"}]}
+    with pytest.raises(AwsError, match="VariantName is required"):
+        mapping.component_variant(None, two)
+
+
+def test_a_config_of_variants_without_models_makes_an_endpoint_of_components_only() -> None:
+    config = {
+        "ProductionVariants": [
+            {"VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1}
+        ]
+    }
+    spec = EndpointCreate.model_validate(mapping.endpoint_spec("shop", config, {}))
+    assert spec.variants == []
+    mixed = {
+        "ProductionVariants": [
+            *config["ProductionVariants"],
+            {"VariantName": "Model", "ModelName": "churn-xgb", "InstanceType": "ml.m5.large"},
+        ]
+    }
+    spec = EndpointCreate.model_validate(mapping.endpoint_spec("shop", mixed, {"churn-xgb": MODEL}))
+    assert [v.name for v in spec.variants] == ["Model"]
+    bad = {"ProductionVariants": [{"VariantName": "A", "InstanceType": "ml.inf2.xlarge"}]}
+    with pytest.raises(AwsError, match="inf2"):
+        mapping.endpoint_spec("shop", bad, {})
+
+
+def test_component_requests_name_the_fields_sluiceway_does_not_take() -> None:
+    request = {
+        "InferenceComponentName": "ic",
+        "EndpointName": "shop",
+        "Specification": {
+            "ModelName": "m",
+            "ComputeResourceRequirements": {
+                "MinMemoryRequiredInMb": 512,
+                "MaxMemoryRequiredInMb": 1024,
+                "AcceleratorPartitionType": "mig-1g.10gb",
+            },
+            "StartupParameters": {"ModelDataDownloadTimeoutInSeconds": 60},
+            "BaseInferenceComponentName": "base",
+        },
+        "RuntimeConfig": {"CopyCount": 1},
+        "Tags": [{"Key": "team", "Value": "ml"}],
+    }
+    with pytest.raises(AwsError) as caught:
+        fields.check_fields("CreateInferenceComponent", request)
+    message = caught.value.message
+    assert "Specification.BaseInferenceComponentName" in message
+    assert "Specification.ComputeResourceRequirements.AcceleratorPartitionType" in message
+    assert "MaxMemoryRequiredInMb" not in message  # accepted, with no effect
+    assert "StartupParameters" not in message and "Tags" not in message
+
+
+# --- deployments -------------------------------------------------------------------------
+
+
+def test_a_canary_deployment_config_becomes_the_native_deployment() -> None:
+    config = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                "WaitIntervalInSeconds": 60,
+            },
+            "TerminationWaitInSeconds": 120,
+            "MaximumExecutionTimeoutInSeconds": 1800,
+        },
+        "AutoRollbackConfiguration": {
+            "Alarms": [
+                {"AlarmName": "error_rate_percent=5"},
+                {"AlarmName": "p99_latency_ms=2000"},
+                {"AlarmName": "min_requests=50"},
+            ]
+        },
+    }
+    deployment = mapping.deployment_spec(config)
+    assert deployment == {
+        "strategy": "canary",
+        "canary_percent": 10.0,
+        "step_interval_s": 60.0,
+        "baking_s": 120.0,
+        "rollback_on": {"error_rate_percent": 5.0, "p99_latency_ms": 2000.0, "min_requests": 50},
+    }
+    assert DeploymentConfig.model_validate(deployment).canary_percent == 10.0
+    linear = mapping.deployment_spec(
+        {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {
+                    "Type": "LINEAR",
+                    "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 33},
+                    "WaitIntervalInSeconds": 30,
+                }
+            }
+        }
+    )
+    assert linear == {
+        "strategy": "linear",
+        "linear_step_percent": 33.0,
+        "step_interval_s": 30.0,
+        "baking_s": 0.0,
+    }
+    at_once = mapping.deployment_spec(
+        {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 30},
+                "TerminationWaitInSeconds": 10,
+            }
+        }
+    )
+    assert at_once == {"strategy": "all_at_once", "step_interval_s": 30.0, "baking_s": 40.0}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "HighErrors"}]}}, "HighErrors"),
+        ({"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "min_requests=5"}]}}, "alone"),
+        (
+            {
+                "BlueGreenUpdatePolicy": {
+                    "TrafficRoutingConfiguration": {
+                        "Type": "CANARY",
+                        "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                        "WaitIntervalInSeconds": 1,
+                    }
+                }
+            },
+            "CAPACITY_PERCENT",
+        ),
+        ({"RollingUpdatePolicy": {}}, "RollingUpdatePolicy"),
+    ],
+    ids=["cloudwatch-alarm", "min-requests-alone", "instance-count", "rolling-update"],
+)
+def test_deployment_configs_sluiceway_cannot_follow_are_named(
+    config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(AwsError, match=message):
+        mapping.deployment_spec(config)
+
+
+def test_a_shadow_variant_samples_its_weight_over_production() -> None:
+    config = {
+        "ProductionVariants": [
+            {"VariantName": "A", "ModelName": "churn-xgb", "InitialVariantWeight": 2}
+        ],
+        "ShadowProductionVariants": [
+            {"VariantName": "S", "ModelName": "churn-xgb", "InitialVariantWeight": 1}
+        ],
+    }
+    spec = EndpointCreate.model_validate(
+        mapping.endpoint_spec("churn", config, {"churn-xgb": MODEL})
+    )
+    (shadow,) = spec.shadow_variants
+    assert (shadow.name, shadow.sampling_percent, shadow.min_workers) == ("S", 50.0, 1)

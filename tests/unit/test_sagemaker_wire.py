@@ -94,7 +94,7 @@ def test_a_body_that_is_not_json_is_a_serialization_error() -> None:
     assert _error(exchange)[:2] == (400, "SerializationException")
 
 
-def test_later_operations_say_they_are_not_there_yet() -> None:
-    headers = {"X-Amz-Target": "SageMaker.CreateInferenceComponent"}
+def test_operations_sluiceway_does_not_have_are_named() -> None:
+    headers = {"X-Amz-Target": "SageMaker.CreateTrainingJob"}
     exchange = drive(lambda app: SageMakerWire(app, auth=False), _scope("/", headers), b"{}")
-    assert "inference components: not yet" in _error(exchange)[2]
+    assert "CreateTrainingJob (not supported)" in _error(exchange)[2]
