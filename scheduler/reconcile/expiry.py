@@ -18,53 +18,31 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 
-from sqlalchemy import CursorResult, select, update
-
-from core.db import session_scope
 from core.errors import RequestExpired, job_error
 from core.failures import write_failure_document
-from core.outbox import record_job_event
-from core.states import JobStatus
 from core.storage import ObjectStore
-from core.tables import Job, utcnow
+from core.tables import utcnow
+from scheduler.reconcile import store as reconcile_store
 
 logger = logging.getLogger(__name__)
 
 EXPIRY_SLACK_S = 5.0
-BATCH = 500
 
 
 def expire_unstarted_jobs(store: ObjectStore, *, now: dt.datetime | None = None) -> int:
     """Fail queued, never-started jobs past their expiry (and the slack); how many."""
     cutoff = (now or utcnow()) - dt.timedelta(seconds=EXPIRY_SLACK_S)
-    never_started = (
-        (Job.status == JobStatus.QUEUED) & (Job.attempts == 0) & Job.expires_at.is_not(None)
-    )
-    with session_scope() as session:
-        rows = session.execute(
-            select(Job.id, Job.created_at, Job.expires_at, Job.failure_location)
-            .where(never_started, Job.expires_at <= cutoff)
-            .limit(BATCH)
-        ).all()
     expired = 0
-    for row in rows:
-        ttl_s = round((row.expires_at - row.created_at).total_seconds(), 3)
+    for job in reconcile_store.expired_jobs(cutoff):
+        ttl_s = round((job.expires_at - job.created_at).total_seconds(), 3)
         error = job_error(RequestExpired.not_started_within(ttl_s))
         finished_at = utcnow()
         if not write_failure_document(
-            store, row.failure_location, job_id=row.id, error=error, finished_at=finished_at
+            store, job.failure_location, job_id=job.id, error=error, finished_at=finished_at
         ):
             continue  # the store is down: the next pass tries again
-        with session_scope() as session:
-            result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-                update(Job)
-                .where(Job.id == row.id, never_started)
-                .values(status=JobStatus.FAILED, error=error, finished_at=finished_at)
-            )
-            if result.rowcount:
-                record_job_event(session, row.id)
-                expired += 1
-                logger.warning("job %s: failed: %s (no worker took it)", row.id, error)
+        if reconcile_store.fail_expired(job.id, error=error, finished_at=finished_at):
+            expired += 1
+            logger.warning("job %s: failed: %s (no worker took it)", job.id, error)
     return expired

@@ -38,10 +38,8 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import redis
-from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.broker import (
@@ -56,11 +54,11 @@ from core.config import Settings
 from core.db import session_scope
 from core.failures import write_failure_document
 from core.jobs import async_invocation
-from core.outbox import record_job_event
 from core.states import JOB_UNFINISHED, JobStatus
 from core.storage import ObjectStore, get_store
 from core.tables import Job, utcnow
 from scheduler.loop import start_loop
+from scheduler.reconcile import store as reconcile_store
 from scheduler.reconcile.expiry import expire_unstarted_jobs
 
 logger = logging.getLogger(__name__)
@@ -68,7 +66,6 @@ logger = logging.getLogger(__name__)
 MAX_DELIVERIES = 5
 # Lease lengths between the API's commit of a job row and the push of its message.
 GRACE_LEASES = 3
-BATCH = 500
 
 
 @dataclass
@@ -152,20 +149,7 @@ class Reconciler:
         return report
 
     def _unfinished_jobs(self) -> list[Job]:
-        cutoff = utcnow() - dt.timedelta(seconds=self.grace_s)
-        with session_scope() as session:
-            jobs = session.scalars(
-                select(Job)
-                .where(
-                    or_(
-                        (Job.status == JobStatus.QUEUED) & (Job.created_at < cutoff),
-                        (Job.status == JobStatus.RUNNING) & (Job.started_at < cutoff),
-                    )
-                )
-                .limit(BATCH)
-            ).all()
-            session.expunge_all()
-            return list(jobs)
+        return reconcile_store.unfinished_jobs(utcnow() - dt.timedelta(seconds=self.grace_s))
 
     def _recover(self, job: Job, report: ReconcileReport) -> None:
         with session_scope() as session:
@@ -193,20 +177,11 @@ class Reconciler:
             self.store, job.failure_location, job_id=job.id, error=error, finished_at=finished_at
         ):
             return False
-        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-            update(Job)
-            .where(Job.id == job.id, Job.status.in_(JOB_UNFINISHED))
-            .values(
-                status=JobStatus.FAILED,
-                error=error,
-                dead_letter=dead,
-                finished_at=finished_at,
-            )
+        failed = reconcile_store.fail_unfinished(
+            session, job.id, error=error, finished_at=finished_at, dead=dead
         )
-        if result.rowcount:
-            record_job_event(session, job.id)  # same transaction, like a worker's finish
         logger.warning("job %s: failed: %s", job.id, reason)
-        return bool(result.rowcount)
+        return failed
 
 
 def start_reconciler(settings: Settings, stop: threading.Event) -> threading.Thread:
