@@ -34,10 +34,10 @@ from api.schemas import (
 )
 from api.services import capture as capture_service
 from api.services.endpoints import (
+    checked_prefixes,
     deployment_public,
     get_endpoint,
     load_endpoint,
-    prefix_of,
     require_settled,
     serving_shadows,
     serving_variants,
@@ -45,7 +45,6 @@ from api.services.endpoints import (
     spec_record,
 )
 from api.services.registry import resolve_version
-from api.services.topics import require_topics
 from core.broker import get_redis, queue_name, variants_key
 from core.config import get_settings
 from core.errors import Conflict, InvalidInput, NotFound
@@ -177,20 +176,7 @@ def update_endpoint(
     endpoint = load_endpoint(session, name)
     require_settled(endpoint)
     refuse_multi_model(endpoint, spec.variants, "PUT")
-    settings = get_settings()
-    output_prefix = prefix_of(
-        spec.async_.output_prefix or f"{settings.default_output_prefix}{spec.name}/"
-    )
-    failure_prefix = prefix_of(spec.async_.failure_prefix) if spec.async_.failure_prefix else None
-    require_topics(
-        session,
-        {
-            "async.success_topic": spec.async_.success_topic,
-            "async.error_topic": spec.async_.error_topic,
-        },
-    )
-    if spec.data_capture is not None:
-        capture_service.check_destination(spec.data_capture)
+    output_prefix, failure_prefix = checked_prefixes(session, spec)
     versions = [_resolve(session, v) for v in spec.variants]
     shadow_versions = [
         resolve_version(session, v.model, v.model_version) for v in spec.shadow_variants
@@ -307,7 +293,7 @@ def update_endpoint(
         )
     )
     _commit(session, name)
-    namespace = settings.namespace
+    namespace = get_settings().namespace
     get_redis().sadd(
         variants_key(namespace), *[queue_name(namespace, name, v.name) for v in new_variants]
     )

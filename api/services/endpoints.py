@@ -338,10 +338,11 @@ def _served_model(
     }, None
 
 
-def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
-    settings = get_settings()
+def checked_prefixes(session: Session, spec: EndpointCreate) -> tuple[str, str | None]:
+    """The spec's async output and failure prefixes, normalized, after checking its topics
+    and data capture destination (InvalidInput / NotFound naming the field)."""
     output_prefix = prefix_of(
-        spec.async_.output_prefix or f"{settings.default_output_prefix}{spec.name}/"
+        spec.async_.output_prefix or f"{get_settings().default_output_prefix}{spec.name}/"
     )
     failure_prefix = prefix_of(spec.async_.failure_prefix) if spec.async_.failure_prefix else None
     require_topics(
@@ -353,6 +354,11 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
     )
     if spec.data_capture is not None:
         capture_service.check_destination(spec.data_capture)
+    return output_prefix, failure_prefix
+
+
+def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
+    output_prefix, failure_prefix = checked_prefixes(session, spec)
     endpoint = Endpoint(
         name=spec.name,
         output_prefix=output_prefix,
@@ -415,7 +421,7 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
         raise Conflict(f"an endpoint named {spec.name!r} already exists") from exc
     endpoint = load_endpoint(session, spec.name)
     if endpoint.variants:  # none: components only, added later
-        get_redis().sadd(variants_key(settings.namespace), *_queues(endpoint))
+        get_redis().sadd(variants_key(get_settings().namespace), *_queues(endpoint))
     return _public([endpoint])[0]
 
 
