@@ -15,8 +15,9 @@ with boto3 (demo_sagemaker.py), the web console (demo_console.py), data capture
 and drift monitoring (demo_capture.py), inference components, one called with
 the Python SDK (demo_components.py), a multi-model endpoint with two target
 models (demo_multi_model.py), canary deployments that succeed and roll back
-(demo_deployments.py). The models and their in-process reference live in
-cli/demo_models.py, the Tour the steps share in cli/demo_tour.py.
+(demo_deployments.py), a 3-step serial inference pipeline (demo_pipelines.py).
+The models and their in-process reference live in cli/demo_models.py, the Tour
+the steps share in cli/demo_tour.py.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from cli.demo_models import (
     rounded,
 )
 from cli.demo_multi_model import step_multi_model
+from cli.demo_pipelines import step_pipeline
 from cli.demo_receiver import LoopbackReceiver
 from cli.demo_sagemaker import step_sagemaker
 from cli.demo_tour import (
@@ -259,6 +261,7 @@ STEPS: list[tuple[str, Step]] = [
     ("inference components", step_components),
     ("multi-model endpoint", step_multi_model),
     ("canary deployments and a rollback", step_deployments),
+    ("serial inference pipeline", step_pipeline),
 ]
 
 # What a step may fail with; anything else is a bug in the demo and keeps its traceback.

@@ -43,7 +43,7 @@ def create_endpoint(session: Session, call: Call) -> dict[str, Any]:
             f'Cannot create already existing endpoint "{call.arn("endpoint", name)}".'
         ) from None
     images = {
-        v["VariantName"]: mapping.primary_container(models[v["ModelName"]]).get("Image")
+        v["VariantName"]: mapping.model_images(models[v["ModelName"]])
         for v in config.body.get("ProductionVariants", [])
         if v.get("ModelName")
     }
@@ -80,7 +80,7 @@ def update_endpoint(session: Session, call: Call) -> dict[str, Any]:
         ) from None
     document = store.get(session, store.ENDPOINT, name)
     images = {
-        v["VariantName"]: mapping.primary_container(models[v["ModelName"]]).get("Image")
+        v["VariantName"]: mapping.model_images(models[v["ModelName"]])
         for v in config.body.get("ProductionVariants", [])
         if v.get("ModelName")
     }
@@ -119,12 +119,15 @@ def describe_endpoint(session: Session, call: Call) -> dict[str, Any]:
             continue  # a deployment's new variants, or old ones draining
         sagemaker_variant = declared.get(variant.name, {})
         per = mapping.placement(sagemaker_variant.get("InstanceType")).workers_per_instance
-        image = (document.body.get("Images") or {}).get(variant.name) if document else None
+        images = (document.body.get("Images") or {}).get(variant.name) if document else None
+        # One image per container; an endpoint stored before pipelines kept one string.
+        shown = [images] if isinstance(images, str) else [i for i in images or () if i]
         variants.append(
             {
                 "VariantName": variant.name,
                 "DeployedImages": [
-                    {"SpecifiedImage": image or f"sluiceway/{variant.framework}:{variant.model}"}
+                    {"SpecifiedImage": image}
+                    for image in shown or [f"sluiceway/{variant.framework}:{variant.model}"]
                 ],
                 "CurrentWeight": variant.weight,
                 "DesiredWeight": variant.weight,

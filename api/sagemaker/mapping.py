@@ -4,7 +4,8 @@ Which fields each operation takes is fields.py; this module turns the taken ones
 into native specs. A capability that lands later (deployments, shadow variants,
 multi-model, serial pipelines, inference components) is one more entry in
 fields.SUPPORTED plus its translation here (e.g. `Mode: MultiModel` →
-the variant's `multi_model` block in `variant_spec`).
+the variant's `multi_model` block in `variant_spec`; `Containers` of 2 to 15 →
+a native pipeline model in `pipeline_containers`).
 
 Worked example: a variant `{"VariantName": "AllTraffic", "InstanceType":
 "ml.g5.12xlarge", "InitialInstanceCount": 2, "InitialVariantWeight": 1}` becomes
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.sagemaker.errors import unsupported, validation
-from api.sagemaker.fields import NOT_YET
+from core.config import NAME_MAX_LENGTH, NAME_PATTERN
 
 ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
@@ -100,7 +101,9 @@ def primary_container(request: Mapping[str, Any]) -> dict[str, Any]:
         raise validation("give PrimaryContainer or Containers, not both")
     if containers is not None:
         if len(containers) != 1:
-            raise unsupported([f"Containers ({NOT_YET['Containers']}: not yet)"], "CreateModel")
+            raise validation(
+                f"Containers holds 1 to {MAX_CONTAINERS} containers, this one {len(containers)}"
+            )
         container = containers[0]
     else:
         container = request.get("PrimaryContainer")
@@ -126,6 +129,95 @@ def primary_container(request: Mapping[str, Any]) -> dict[str, Any]:
     if mode == "MultiModel" and source is not None:
         raise validation("Mode MultiModel takes ModelDataUrl, the S3 prefix of its models")
     return container
+
+
+# --- inference pipelines: Containers → a native pipeline model ---------------------------
+
+MAX_CONTAINERS = 15  # SageMaker's limit, the native pipeline's too (core/pipeline.py)
+EXECUTION_MODES = ("Serial", "Direct")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineContainers:
+    """A CreateModel of 2 to 15 containers: its InferenceExecutionConfig.Mode and each
+    container (checked as a PrimaryContainer is) by its step name, in order."""
+
+    mode: str
+    containers: tuple[tuple[str, dict[str, Any]], ...]
+
+
+def pipeline_containers(request: Mapping[str, Any]) -> PipelineContainers | None:
+    """The inference pipeline a CreateModel request declares (None for one container).
+
+    Each container becomes a step named by its `ContainerHostname` (`Container1`,
+    `Container2`, ... when no container names one, as SageMaker does). `Mode` is
+    `Serial` (the default: each container's output is the next one's input) or `Direct`
+    (each call names its container with TargetContainerHostname, so every container
+    needs a ContainerHostname). Raises a ValidationException for anything else: a mode
+    of neither kind, more than 15 containers, hostnames given for some containers only
+    or twice, a MultiModel container, InferenceExecutionConfig without a pipeline.
+    """
+    containers = request.get("Containers")
+    execution = request.get("InferenceExecutionConfig")
+    if containers is None or len(containers) < 2:
+        if execution is not None:
+            raise validation("InferenceExecutionConfig applies to Containers of 2 or more")
+        return None
+    if request.get("PrimaryContainer") is not None:
+        raise validation("give PrimaryContainer or Containers, not both")
+    if len(containers) > MAX_CONTAINERS:
+        raise validation(
+            f"an inference pipeline has 2 to {MAX_CONTAINERS} Containers, "
+            f"this one has {len(containers)}"
+        )
+    mode = (execution or {}).get("Mode", "Serial")
+    if mode not in EXECUTION_MODES:
+        raise validation(f"InferenceExecutionConfig.Mode {mode!r} is not Serial or Direct")
+    hostnames = [c.get("ContainerHostname") for c in containers]
+    named = [h for h in hostnames if h]
+    if not named:
+        if mode == "Direct":
+            raise validation(
+                "Mode Direct calls a container by its ContainerHostname: give every container one"
+            )
+        hostnames = [f"Container{i}" for i in range(1, len(containers) + 1)]
+    elif len(named) != len(containers):
+        raise validation("give every container a ContainerHostname, or none of them")
+    if len(set(hostnames)) != len(hostnames):
+        raise validation(f"two containers share a ContainerHostname: {hostnames}")
+    for hostname in hostnames:
+        if not re.match(NAME_PATTERN, str(hostname)):
+            raise validation(
+                f"ContainerHostname {hostname!r} must be 1 to 63 letters, digits and hyphens "
+                "(not first or last)"
+            )
+    checked = []
+    for hostname, container in zip(hostnames, containers, strict=True):
+        if container.get("Mode", "SingleModel") != "SingleModel":
+            raise validation(
+                f"container {hostname!r}: an inference pipeline's containers are SingleModel"
+            )
+        checked.append((str(hostname), primary_container({"PrimaryContainer": container})))
+    return PipelineContainers(mode, tuple(checked))
+
+
+def model_images(model: Mapping[str, Any]) -> list[str | None]:
+    """The Image of each container of a stored CreateModel document, in order (one for a
+    PrimaryContainer; DescribeEndpoint's DeployedImages)."""
+    containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
+    return [container.get("Image") for container in containers]
+
+
+def step_model_name(model: str, hostname: str) -> str:
+    """The native model a pipeline container registers as: `churn` + `prep` → `churn-prep`;
+    a ValidationException when that is longer than a name may be (63 characters)."""
+    name = f"{model}-{hostname}"
+    if len(name) > NAME_MAX_LENGTH:
+        raise validation(
+            f"container {hostname!r} of model {model!r} registers as model {name!r}, longer "
+            "than 63 characters: shorten the ModelName or the ContainerHostname"
+        )
+    return name
 
 
 def multi_model(container: Mapping[str, Any]) -> dict[str, str] | None:

@@ -1,4 +1,5 @@
-"""SageMaker models and endpoint configs: CreateModel registers a native model version;
+"""SageMaker models and endpoint configs: CreateModel registers a native model version
+(an inference pipeline's containers each one, then the native pipeline over them);
 an endpoint config is kept as written (Sluiceway has no such resource) and checked by
 building the native endpoint spec it would make."""
 
@@ -12,8 +13,9 @@ from sqlalchemy.orm import Session
 from api.sagemaker import fields, mapping, store
 from api.sagemaker.call import Call, spec_error
 from api.sagemaker.errors import validation
-from api.schemas import EndpointCreate
+from api.schemas import EndpointCreate, PipelineCreate, PipelineStepCreate
 from api.services import registry
+from api.services.pipelines import register_pipeline
 from api.services.topics import require_topics
 
 # --- models -----------------------------------------------------------------------------
@@ -26,9 +28,15 @@ def create_model(session: Session, call: Call) -> dict[str, Any]:
     name = request["ModelName"]
     if store.get(session, store.MODEL, name) is not None:
         raise validation(f'Cannot create already existing model "{call.arn("model", name)}".')
+    pipeline = mapping.pipeline_containers(request)
+    document: dict[str, Any]
+    if pipeline is not None:
+        document = {**request, **_register_pipeline(session, name, pipeline)}
+        if not store.add(session, store.MODEL, name, document):
+            raise validation(f'Cannot create already existing model "{call.arn("model", name)}".')
+        return {"ModelArn": call.arn("model", name)}
     container = mapping.primary_container(request)
     many = mapping.multi_model(container)
-    document: dict[str, Any]
     if many is not None:
         # Nothing to register: the variant reads its models from the prefix on demand.
         document = {**request, "MultiModel": many, "Framework": many["framework"]}
@@ -43,6 +51,36 @@ def create_model(session: Session, call: Call) -> dict[str, Any]:
     return {"ModelArn": call.arn("model", name)}
 
 
+def _register_pipeline(
+    session: Session, name: str, pipeline: mapping.PipelineContainers
+) -> dict[str, Any]:
+    """Register each container as a step model (`{name}-{hostname}`, as a PrimaryContainer
+    registers), then the native pipeline model `name` over those exact versions. Serial
+    and Direct make the same pipeline: a Direct call names its step with
+    TargetContainerHostname (the native X-Target-Container). Returns the document's
+    internal fields."""
+    steps = []
+    for hostname, container in pipeline.containers:
+        step_model = mapping.step_model_name(name, hostname)
+        version = registry.register_uri(
+            session,
+            name=step_model,
+            framework=mapping.framework_of(container),
+            artifact_uri=container["ModelDataUrl"],
+        )
+        steps.append(
+            PipelineStepCreate(name=hostname, model=step_model, model_version=version.version)
+        )
+    registered = register_pipeline(
+        session, PipelineCreate(name=name, framework="pipeline", steps=steps)
+    )
+    return {
+        "NativeVersion": registered.version,
+        "Framework": "pipeline",
+        "ExecutionMode": pipeline.mode,
+    }
+
+
 def find_model(session: Session, call: Call, name: str) -> store.Document:
     found = store.get(session, store.MODEL, name)
     if found is None:
@@ -53,7 +91,7 @@ def find_model(session: Session, call: Call, name: str) -> store.Document:
 def describe_model(session: Session, call: Call) -> dict[str, Any]:
     fields.require(call.body, "ModelName")
     found = find_model(session, call, call.body["ModelName"])
-    internal = ("NativeVersion", "Framework", "MultiModel")
+    internal = ("NativeVersion", "Framework", "MultiModel", "ExecutionMode")
     body = {k: v for k, v in found.body.items() if k not in internal}
     body.pop("Tags", None)
     return {

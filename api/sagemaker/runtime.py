@@ -11,15 +11,15 @@ so batching, back-pressure, capture, limits and metrics are the native ones.
 | X-Amzn-SageMaker-Inference-Id                   | X-Inference-Id          |
 | X-Amzn-SageMaker-Inference-Component            | X-Target-Component      |
 | X-Amzn-SageMaker-Target-Model                   | X-Target-Model          |
+| X-Amzn-SageMaker-Target-Container-Hostname      | X-Target-Container      |
 | X-Amzn-SageMaker-Content-Type / -Accept (async) | Content-Type / Accept   |
 | X-Amzn-SageMaker-InputLocation                  | X-Input-Location        |
 | X-Amzn-SageMaker-RequestTTLSeconds              | X-Request-Ttl-S         |
 | X-Amzn-SageMaker-InvocationTimeoutSeconds       | X-Invocation-Timeout-S  |
 | answer X-Invoked-Variant                        | x-Amzn-Invoked-Production-Variant |
 
-Headers of capabilities Sluiceway does not have yet (target container)
-and ones it cannot honour (custom attributes, sessions,
-explanations) are a ValidationError naming them.
+Headers Sluiceway cannot honour (custom attributes, sessions, explanations) are
+a ValidationError naming them.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ RENAMED = {
     "x-amzn-sagemaker-inference-id": "x-inference-id",
     "x-amzn-sagemaker-inference-component": "x-target-component",
     "x-amzn-sagemaker-target-model": "x-target-model",
+    # A pipeline model's step, by its container's ContainerHostname (its step name).
+    "x-amzn-sagemaker-target-container-hostname": "x-target-container",
 }
 ASYNC_ONLY = {
     "x-amzn-sagemaker-content-type",
@@ -53,12 +55,8 @@ ASYNC_ONLY = {
     "x-amzn-sagemaker-requestttlseconds",
     "x-amzn-sagemaker-invocationtimeoutseconds",
 }
-# Header → why it is refused; the first is one entry in RENAMED when its capability
-# lands (X-Target-Container).
+# Header → why it is refused.
 REFUSED = {
-    "x-amzn-sagemaker-target-container-hostname": (
-        "TargetContainerHostname (serial pipelines and direct container calls: not yet)"
-    ),
     "x-amzn-sagemaker-custom-attributes": "CustomAttributes (models are not passed them)",
     "x-amzn-sagemaker-enable-explanations": "EnableExplanations",
     "x-amzn-sagemaker-session-id": "SessionId (stateful sessions)",
@@ -192,6 +190,7 @@ async def _invoke_async(
         "x_target_variant": _header(raw_headers, "x-amzn-sagemaker-target-variant"),
         "x_target_component": _header(raw_headers, "x-amzn-sagemaker-inference-component"),
         "x_target_model": _header(raw_headers, "x-amzn-sagemaker-target-model"),
+        "x_target_container": _header(raw_headers, "x-amzn-sagemaker-target-container-hostname"),
         "x_input_location": location,
         "x_inference_id": _header(raw_headers, "x-amzn-sagemaker-inference-id"),
         "x_request_ttl_s": _header(raw_headers, "x-amzn-sagemaker-requestttlseconds"),

@@ -31,6 +31,7 @@ from tests.integration.conftest import (
     wait_for,
     wait_job,
 )
+from tests.integration.console_html import page_row
 from tests.integration.test_transform import csv_text, get, lines, put, submit, wait_status
 
 pytestmark = pytest.mark.integration
@@ -273,6 +274,18 @@ def test_a_pipeline_answers_as_its_steps_called_by_hand_and_a_bad_record_fails_a
         ("xgb", churn["xgb"], 1),
         ("post", churn["post"], 1),
     ]
+    # The console's model page, rendered by the real API: the steps, in order.
+    with pstack.client() as client:
+        page = client.get(f"/console/models/{churn['pipeline']}")
+    assert page.status_code == 200, page.text
+    assert 'id="pipeline-steps"' in page.text
+    for index, step in enumerate(shown["steps"], start=1):
+        row = page_row(page.text, f"step-{step['name']}")
+        assert row == (
+            f"{index} {step['name']} {step['model']} v{step['version']} "
+            f"{step['framework']} {step['artifact_uri']}"
+        ), row
+    assert f'href="/console/models/{churn["xgb"]}"' in page.text
     text = httpx.get(f"{pstack.api_url}/metrics", timeout=10).text
     for step in ("prep", "xgb", "post"):
         assert (

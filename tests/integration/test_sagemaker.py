@@ -6,7 +6,8 @@ and webhook notifier; SLUICEWAY_SCALER_BACKEND=none) and one worker that serves
 every variant and the transform pool. The seeds' flows run as their code is
 written, with only `endpoint_url` and the credentials changed: (a) A/B variants
 with waiters and weight updates, (b) async XGBoost from S3 with the success topic,
-(c) a multi-model endpoint with TargetModel, (e) inference components on an endpoint
+(c) a multi-model endpoint with TargetModel, (d) a serial inference pipeline and
+direct container calls with TargetContainerHostname, (e) inference components on an endpoint
 without variant models, (f) UpdateEndpoint with a canary DeploymentConfig, (g) a
 transform job with its waiter; then the error cases.
 """
@@ -38,12 +39,14 @@ from tests.integration.conftest import (
     unique,
     wait_for,
 )
+from tests.integration.test_pipelines import POST, PREP, bundle, post, prep
 from tests.integration.webhook_parts import Receiver
 
 pytestmark = pytest.mark.integration
 
 FAST = {"Delay": 1, "MaxAttempts": 60}
 XGB_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1"
 TORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.3-cpu-py311"
 
 
@@ -479,6 +482,122 @@ def test_multi_model_endpoint_with_target_model(
     sm.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig=FAST)
     sm.delete_endpoint_config(EndpointConfigName=config)
     sm.delete_model(ModelName=name)
+
+
+def test_a_serial_inference_pipeline_and_direct_container_calls(
+    sage: Sage, model_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Flow (d): CreateModel with three Containers (python prep → xgboost → python post).
+    Mode Serial answers as the three containers called by hand, one after the other; on
+    a Direct model, TargetContainerHostname calls one container alone."""
+    sm, runtime = sage.client("sagemaker"), sage.client("sagemaker-runtime")
+    prefix = unique("pipeline")
+    handler = {"SAGEMAKER_PROGRAM": "handler.py"}
+    containers = [
+        {
+            "ContainerHostname": "prep",
+            "Image": SKLEARN_IMAGE,
+            "ModelDataUrl": sage.upload(
+                f"{prefix}/prep.tar.gz", bundle(tmp_path / "prep.tar.gz", PREP)
+            ),
+            "Environment": handler,
+        },
+        {
+            "ContainerHostname": "xgb",
+            "Image": XGB_IMAGE,
+            "ModelDataUrl": sage.upload(f"{prefix}/model.json", model_files["xgb"]),
+        },
+        {
+            "ContainerHostname": "post",
+            "Image": SKLEARN_IMAGE,
+            "ModelDataUrl": sage.upload(
+                f"{prefix}/post.tar.gz", bundle(tmp_path / "post.tar.gz", POST)
+            ),
+            "Environment": handler,
+        },
+    ]
+    serial, direct = unique("Serial"), unique("Direct")
+    for name, mode in ((serial, "Serial"), (direct, "Direct")):
+        sm.create_model(
+            ModelName=name,
+            Containers=containers,
+            InferenceExecutionConfig={"Mode": mode},
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/SageMakerRole",
+        )
+    described = sm.describe_model(ModelName=direct)
+    assert described["InferenceExecutionConfig"] == {"Mode": "Direct"}
+    assert [c["ContainerHostname"] for c in described["Containers"]] == ["prep", "xgb", "post"]
+    with sage.native() as native:
+        shown = native.get(f"/v1/models/{serial}").json()
+    assert shown["framework"] == "pipeline"
+    assert [(s["name"], s["model"]) for s in shown["steps"]] == [
+        (step, f"{serial}-{step}") for step in ("prep", "xgb", "post")
+    ]
+
+    config, endpoint = unique("pipeline-config"), unique("pipeline")
+    sm.create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {"VariantName": mode, "ModelName": name, "InstanceType": "ml.m5.xlarge"}
+            for name, mode in ((serial, "Serial"), (direct, "Direct"))
+        ],
+    )
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    deployed = sm.describe_endpoint(EndpointName=endpoint)["ProductionVariants"][0]
+    assert [i["SpecifiedImage"] for i in deployed["DeployedImages"]] == [
+        c["Image"] for c in containers
+    ]
+
+    rows = models.random_rows(3, seed=17)
+    answer = runtime.invoke_endpoint(
+        EndpointName=endpoint,
+        TargetVariant="Serial",
+        ContentType="application/json",
+        Body=_json(rows),
+    )
+    assert answer["InvokedProductionVariant"] == "Serial"
+    got = orjson.loads(answer["Body"].read())["scored"]
+    expected = post(models.predict_xgboost(model_files["xgb"], prep(rows)))
+    models.assert_close([p for p, _ in got], [p for p, _ in expected])
+    assert [label for _, label in got] == [label for _, label in expected]
+    for hostname, by_hand in (
+        ("xgb", models.predict_xgboost(model_files["xgb"], rows)),
+        ("prep", prep(rows)),
+    ):
+        alone = runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            TargetVariant="Direct",
+            TargetContainerHostname=hostname,
+            ContentType="application/json",
+            Body=_json(rows),
+        )
+        models.assert_close(orjson.loads(alone["Body"].read())["predictions"], by_hand)
+    with pytest.raises(ClientError) as unknown:
+        runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            TargetVariant="Direct",
+            TargetContainerHostname="scale",
+            ContentType="application/json",
+            Body=_json(rows),
+        )
+    assert _code(unknown) == ("ValidationError", 400)
+    assert "'prep', 'xgb', 'post'" in unknown.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as nameless:
+        sm.create_model(
+            ModelName=unique("Nameless"),
+            Containers=[
+                {k: v for k, v in c.items() if k != "ContainerHostname"} for c in containers
+            ],
+            InferenceExecutionConfig={"Mode": "Direct"},
+        )
+    assert _code(nameless) == ("ValidationException", 400)
+    assert "ContainerHostname" in nameless.value.response["Error"]["Message"]
+    sm.delete_endpoint(EndpointName=endpoint)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig=FAST)
+    sm.delete_endpoint_config(EndpointConfigName=config)
+    for name in (serial, direct):
+        sm.delete_model(ModelName=name)
 
 
 def test_update_endpoint_with_a_canary_deployment(

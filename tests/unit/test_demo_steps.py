@@ -22,6 +22,7 @@ from cli import (
     demo_console,
     demo_deployments,
     demo_multi_model,
+    demo_pipelines,
 )
 from cli.demo_models import DemoFailure
 
@@ -44,6 +45,7 @@ def test_the_tour_lists_every_capability_once() -> None:
         demo_console.step_console,
         demo_multi_model.step_multi_model,
         demo_deployments.step_deployments,
+        demo_pipelines.step_pipeline,
     ):
         assert step in steps
     # Components come after the steps that call the demo endpoint's variants: their
@@ -133,3 +135,26 @@ def test_the_canaries_watch_their_error_rate() -> None:
     assert spec["variants"] == [
         {"name": "a", "model": "demo-torch-x", "model_version": 2, "min_workers": 1}
     ]
+
+
+def test_the_pipeline_handlers_bundled_are_the_steps_the_demo_checks_against(
+    tmp_path: Path,
+) -> None:
+    """prep and post, as bundled for the workers, do what expected_answer does here."""
+    import tarfile
+
+    import numpy as np
+
+    handlers = {}
+    for name, source in (("prep", demo_pipelines.PREP), ("post", demo_pipelines.POST)):
+        bundle = demo_pipelines.handler_bundle(tmp_path / f"{name}.tar.gz", source)
+        with tarfile.open(bundle) as archive:
+            member = archive.extractfile("handler.py")
+            assert member is not None
+            namespace: dict[str, object] = {}
+            exec(member.read().decode(), namespace)  # the handler as a worker loads it
+        handlers[name] = namespace["predict_fn"]
+    rows = [[1.0, 1.0, 1.0, 1.0], [2.0, -1.0, 0.5, 4.0]]
+    scaled = handlers["prep"](rows, None)
+    np.testing.assert_allclose(scaled, np.asarray(rows) * np.asarray(demo_pipelines.SCALE))
+    assert handlers["post"](np.asarray([0.2, 0.9]), None) == [[0.2, 0.0], [0.9, 1.0]]

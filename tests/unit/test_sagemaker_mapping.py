@@ -537,3 +537,90 @@ def test_a_shadow_variant_samples_its_weight_over_production() -> None:
     )
     (shadow,) = spec.shadow_variants
     assert (shadow.name, shadow.sampling_percent, shadow.min_workers) == ("S", 50.0, 1)
+
+
+def _container(hostname: str | None = None, **extra: Any) -> dict[str, Any]:
+    container: dict[str, Any] = {"Image": "sagemaker-xgboost:1.7-1", "ModelDataUrl": "s3://b/m"}
+    if hostname is not None:
+        container["ContainerHostname"] = hostname
+    return {**container, **extra}
+
+
+def test_containers_make_a_pipeline_of_steps_named_by_their_hostnames() -> None:
+    request = {
+        "ModelName": "churn",
+        "Containers": [_container("prep"), _container("xgb"), _container("post")],
+        "InferenceExecutionConfig": {"Mode": "Direct"},
+    }
+    fields.check_fields("CreateModel", request)  # every field taken now
+    pipeline = mapping.pipeline_containers(request)
+    assert pipeline is not None and pipeline.mode == "Direct"
+    assert [name for name, _ in pipeline.containers] == ["prep", "xgb", "post"]
+    assert pipeline.containers[1][1]["ModelDataUrl"] == "s3://b/m"
+    assert mapping.step_model_name("churn", "prep") == "churn-prep"
+    serial = mapping.pipeline_containers({"Containers": [_container(), _container()]})
+    assert serial is not None and serial.mode == "Serial"
+    assert [name for name, _ in serial.containers] == ["Container1", "Container2"]
+    assert mapping.pipeline_containers({"Containers": [_container()]}) is None
+    assert mapping.pipeline_containers({"PrimaryContainer": _container()}) is None
+
+
+@pytest.mark.parametrize(
+    ("request_", "named"),
+    [
+        (
+            {
+                "Containers": [_container(), _container()],
+                "InferenceExecutionConfig": {"Mode": "Direct"},
+            },
+            "ContainerHostname",
+        ),
+        ({"Containers": [_container("a"), _container()]}, "every container"),
+        ({"Containers": [_container("a"), _container("a")]}, "share"),
+        ({"Containers": [_container("a_b"), _container("c")]}, "'a_b'"),
+        ({"Containers": [_container()] * 16}, "16"),
+        (
+            {
+                "Containers": [_container(), _container()],
+                "InferenceExecutionConfig": {"Mode": "Fast"},
+            },
+            "'Fast'",
+        ),
+        (
+            {"Containers": [_container()], "InferenceExecutionConfig": {"Mode": "Serial"}},
+            "2 or more",
+        ),
+        ({"Containers": [_container(), _container(Mode="MultiModel")]}, "SingleModel"),
+        ({"Containers": [_container(), {"Image": "sagemaker-xgboost"}]}, "ModelDataUrl"),
+        (
+            {"Containers": [_container(), _container()], "PrimaryContainer": _container()},
+            "not both",
+        ),
+    ],
+)
+def test_pipelines_sagemaker_would_refuse_are_named(request_: dict[str, Any], named: str) -> None:
+    with pytest.raises(AwsError) as caught:
+        mapping.pipeline_containers(request_)
+    assert caught.value.code == "ValidationException"
+    assert named in caught.value.message
+
+
+def test_a_step_model_name_longer_than_a_name_may_be_is_refused() -> None:
+    with pytest.raises(AwsError) as caught:
+        mapping.step_model_name("m" * 60, "prep")
+    assert "63" in caught.value.message
+
+
+def test_target_container_hostname_is_the_native_target_container() -> None:
+    headers = [(b"x-amzn-sagemaker-target-container-hostname", b"xgb")]
+    assert runtime.translate_headers(headers, asynchronous=False) == [
+        (b"x-target-container", b"xgb")
+    ]
+    assert "x_target_container" in runtime.NATIVE_ASYNC_HEADERS_UNSET
+
+
+def test_a_pipeline_deploys_one_image_per_container() -> None:
+    one = {"PrimaryContainer": _container()}
+    assert mapping.model_images(one) == ["sagemaker-xgboost:1.7-1"]
+    many = {"Containers": [_container("a"), _container("b", Image="sklearn:1")]}
+    assert mapping.model_images(many) == ["sagemaker-xgboost:1.7-1", "sklearn:1"]
