@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
 
 import numpy as np
 
 FEATURES = 4
+
+
+def tarball(path: Path, files: dict[str, bytes]) -> Path:
+    """A .tar.gz at `path` holding `files` (name → bytes): bundles and SageMaker archives."""
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def handler_bundle(path: Path, source: str) -> Path:
+    """A `python` model bundle: `source` as its handler.py."""
+    return tarball(path, {"handler.py": source.encode()})
 
 
 def build_xgboost(path: Path, *, seed: int = 0) -> Path:
@@ -106,15 +123,7 @@ def predict_fn(data, model):
 
 def build_slow_handler(path: Path, *, delay_s: float) -> Path:
     """A `python` bundle that sums each row after sleeping: a model that takes its time."""
-    import io
-    import tarfile
-
-    source = SLOW_HANDLER.format(delay_s=delay_s).encode()
-    with tarfile.open(path, "w:gz") as bundle:
-        info = tarfile.TarInfo("handler.py")
-        info.size = len(source)
-        bundle.addfile(info, io.BytesIO(source))
-    return path
+    return handler_bundle(path, SLOW_HANDLER.format(delay_s=delay_s))
 
 
 RECORDER_HANDLER = """
@@ -150,15 +159,7 @@ def build_recorder_handler(path: Path) -> Path:
     """A `python` bundle that appends `<id> <worker pid>` to the file its request names (one
     line per run), then sleeps the request's `sleep_s`: counts how often a request runs,
     and on which worker."""
-    import io
-    import tarfile
-
-    source = RECORDER_HANDLER.encode()
-    with tarfile.open(path, "w:gz") as bundle:
-        info = tarfile.TarInfo("handler.py")
-        info.size = len(source)
-        bundle.addfile(info, io.BytesIO(source))
-    return path
+    return handler_bundle(path, RECORDER_HANDLER)
 
 
 def recorded_runs(path: Path) -> list[tuple[str, int]]:

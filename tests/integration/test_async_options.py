@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import tarfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +30,7 @@ from tests.integration.conftest import (
     wait_for,
     wait_job,
 )
+from tests.integration.models import handler_bundle as bundle
 
 pytestmark = pytest.mark.integration
 
@@ -58,15 +57,6 @@ def predict_fn(data, model):
 
 BLOCKER = 5.0
 STUCK = -1.0
-
-
-def bundle(path: Path, source: str) -> Path:
-    data = source.encode()
-    with tarfile.open(path, "w:gz") as tar:
-        info = tarfile.TarInfo("handler.py")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ known exactly.
 from __future__ import annotations
 
 import asyncio
-import io
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,8 @@ from tests.integration.conftest import (
     wait_job,
 )
 from tests.integration.console_html import page_row
+from tests.integration.models import handler_bundle as bundle
+from tests.integration.models import tarball
 from tests.integration.test_transform import csv_text, get, lines, put, submit, wait_status
 
 pytestmark = pytest.mark.integration
@@ -146,15 +146,6 @@ def churn(
             },
         )
     return names
-
-
-def bundle(path: Path, source: str) -> Path:
-    data = source.encode()
-    with tarfile.open(path, "w:gz") as archive:
-        info = tarfile.TarInfo("handler.py")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    return path
 
 
 def serve(stack: Stack, endpoint: str) -> None:
@@ -423,15 +414,6 @@ def input_fn(body, content_type):
 def output_fn(prediction, accept):
     return json.dumps({"scores": np.asarray(prediction).tolist()}), "application/json"
 """
-
-
-def tarball(path: Path, files: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return path
 
 
 def test_sagemaker_model_tar_gz_artifacts_register_and_serve(

@@ -8,9 +8,7 @@ with a message that says what was found.
 
 from __future__ import annotations
 
-import io
 import pickle
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from api.services.registry import sniff_artifact
 from core.codecs import JSON
 from core.errors import InvalidInput
 from tests.integration import models
+from tests.integration.models import tarball
 from workers.runners import load_runner
 from workers.runners.base import NumericRunner
 from workers.runners.python import PythonRunner
@@ -38,15 +37,6 @@ def input_fn(body, content_type):
 def output_fn(prediction, accept):
     return json.dumps({"scores": np.asarray(prediction).tolist()}), "application/json"
 """
-
-
-def tarball(path: Path, files: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return path
 
 
 @pytest.fixture(scope="module")
