@@ -295,6 +295,8 @@ class EndpointCreate(Strict):
             raise ValueError(f"variant names must be unique, repeated: {duplicates}")
         if self.variants and sum(v.weight for v in self.variants) <= 0:
             raise ValueError("at least one variant needs a weight above 0")
+        if self.shadow_variants and not self.variants:
+            raise ValueError("shadow variants need a production variant to copy requests from")
         return self
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -24,6 +26,26 @@ router = APIRouter(
     responses=problem_responses(400, 404, 409, 413, 415, 422, 503),
 )
 
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its `$defs` put in place: embedded in the OpenAPI
+    document, `#/$defs/...` would resolve against the document's root and dangle."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 REGISTER_BODY = {
     "required": True,
     "content": {
@@ -40,7 +62,10 @@ REGISTER_BODY = {
         },
         "application/json": {
             "schema": {
-                "oneOf": [ModelCreate.model_json_schema(), PipelineCreate.model_json_schema()]
+                "oneOf": [
+                    _inlined(ModelCreate.model_json_schema()),
+                    _inlined(PipelineCreate.model_json_schema()),
+                ]
             }
         },
     },

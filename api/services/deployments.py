@@ -48,7 +48,7 @@ from api.services.registry import resolve_version
 from core.broker import get_redis, queue_name, variants_key
 from core.config import get_settings
 from core.errors import Conflict, InvalidInput, NotFound
-from core.rollouts import route_back
+from core.rollouts import apply_async_block, route_back
 from core.states import DEPLOYMENT_ACTIVE, DeploymentState, EndpointStatus
 from core.tables import (
     VARIANT_KEY_SEPARATOR,
@@ -175,6 +175,13 @@ def update_endpoint(
         raise InvalidInput(f"the spec names endpoint {spec.name!r}, the path {name!r}")
     endpoint = load_endpoint(session, name)
     require_settled(endpoint)
+    if not spec.variants and serving_variants(endpoint):
+        # As with removing the last variant: there would be nothing to shift traffic to.
+        raise InvalidInput(
+            f"the spec has no production variant; endpoint {name!r} serves "
+            f"{sorted(v.display_name for v in serving_variants(endpoint))}: name at least one, "
+            "or delete the endpoint"
+        )
     refuse_multi_model(endpoint, spec.variants, "PUT")
     output_prefix, failure_prefix = checked_prefixes(session, spec)
     versions = [_resolve(session, v) for v in spec.variants]
@@ -191,7 +198,9 @@ def update_endpoint(
     version = _next_version(session, endpoint)
     kind = classify_update(_current_identity(endpoint), identity(record))
     config = EndpointConfig(endpoint_id=endpoint.id, version=version, spec=record)
-    if kind == "in_place":
+    # An endpoint of components only has no variant workers to replace: its async
+    # block (read per accepted job) applies at once, as weights do.
+    if kind == "in_place" or not spec.variants:
         by_name = {v.display_name: v for v in serving_variants(endpoint)}
         for wanted in spec.variants:
             row = by_name[wanted.name]
@@ -205,6 +214,7 @@ def update_endpoint(
             shadow.config_version = version
         endpoint.config_version = version
         endpoint.data_capture = capture_service.stored(spec.data_capture)
+        apply_async_block(endpoint, record.get("async") or {})
         session.add(config)
         _commit(session, name)
         return (

@@ -494,12 +494,20 @@ def delete_endpoint(session: Session, name: str) -> None:
 
 
 def set_weights(session: Session, name: str, patch: WeightsPatch) -> EndpointPublic:
+    """Set the named production variants' weights at once; the others keep theirs.
+
+    NotFound for an unknown endpoint; InvalidInput when the body names a variant the
+    endpoint does not have (the path exists: the body is what is wrong) or every weight
+    would be 0; Conflict during a deployment or deletion.
+    """
     endpoint = load_endpoint(session, name)
     require_settled(endpoint)
     by_name = {v.display_name: v for v in serving_variants(endpoint)}
     unknown = [w.name for w in patch.variants if w.name not in by_name]
     if unknown:
-        raise NotFound(f"endpoint {name!r} has no variant(s) {unknown}")
+        raise InvalidInput(
+            f"endpoint {name!r} has no variant(s) {unknown}; it has {sorted(by_name)}"
+        )
     new_weights = {name: v.weight for name, v in by_name.items()}
     new_weights.update({w.name: w.weight for w in patch.variants})
     if sum(new_weights.values()) <= 0:

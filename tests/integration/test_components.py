@@ -323,6 +323,19 @@ def test_bad_component_requests_are_refused_and_change_nothing(
         assert kept["copies"]["min"] == 0 and kept["copies"]["max"] == 1
         assert kept["compute"]["gpus"] == 0
 
+        # Regression (schemathesis): a PUT of a components-only endpoint was a 500 (a
+        # deployment of no variants). Its async block now applies in place.
+        moved = {"name": ep, "async": {"output_prefix": f"s3://outputs/{ep}/moved/"}}
+        put = client.put(f"/v1/endpoints/{ep}", json=moved)
+        assert put.status_code == 200 and put.json()["applied"] == "in_place", put.text
+        assert client.get(f"/v1/endpoints/{ep}").json()["async"]["output_prefix"] == (
+            f"s3://outputs/{ep}/moved/"
+        )
+        assert client.get(f"{base}/c").status_code == 200  # the component is untouched
+        shadow_only = {"name": ep, "shadow_variants": [{"name": "s", "model": xgb}]}
+        refused = client.put(f"/v1/endpoints/{ep}", json=shadow_only)
+        assert refused.status_code == 422 and "production variant" in refused.text
+
         # Transform jobs: a components-only endpoint needs a component that exists.
         tx = {"endpoint": ep, "input_prefix": "s3://inputs/x/", "output_prefix": "s3://outputs/y/"}
         missing = client.post("/v1/transform-jobs", json=tx)

@@ -40,6 +40,7 @@ from tests.integration.conftest import (
     wait_job,
 )
 from tests.integration.console_html import page_row
+from tests.integration.test_errors import assert_problem
 
 pytestmark = pytest.mark.integration
 
@@ -166,6 +167,12 @@ def test_in_place_changes_make_a_new_config_without_a_deployment(
         assert called.status_code == 200 and called.headers["X-Config-Version"] == "2"
         wrong = client.put(f"/v1/endpoints/{name}", json={**spec, "name": "other"})
         assert wrong.status_code == 422
+        # No production variant left: nothing to shift traffic to (as deleting the last one).
+        emptied = client.put(f"/v1/endpoints/{name}", json={**spec, "variants": []})
+        assert_problem(emptied, 422, "no production variant")
+        kept = client.get(f"/v1/endpoints/{name}").json()
+        assert kept["config_version"] == 2 and kept["status"] == "in_service"
+        assert [v["name"] for v in kept["variants"]] == ["a"]
 
 
 def test_a_linear_update_under_load_loses_nothing_and_resumes_after_a_scheduler_kill(

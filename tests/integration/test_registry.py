@@ -609,8 +609,8 @@ def test_patch_weights(client: httpx.Client, endpoint: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("patch", "status", "named"),
     [
-        ({"variants": [{"name": "zz", "weight": 1}]}, 404, "['zz']"),
-        ({"variants": [{"name": "a", "weight": 1}, {"name": "q", "weight": 1}]}, 404, "['q']"),
+        ({"variants": [{"name": "zz", "weight": 1}]}, 422, "['zz']; it has ['a', 'b']"),
+        ({"variants": [{"name": "a", "weight": 1}, {"name": "q", "weight": 1}]}, 422, "['q']"),
         ({"variants": [{"name": "a", "weight": 0}, {"name": "b", "weight": 0}]}, 422, "above 0"),
         ({"variants": [{"name": "a", "weight": -1}]}, 422, "weight"),
         ({"variants": []}, 422, "variants"),

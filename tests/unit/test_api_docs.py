@@ -98,3 +98,29 @@ def test_route_headings_are_recognised() -> None:
         ("GET", "/healthz"),
         ("PATCH", "/v1/endpoints/{name}/weights"),
     ]
+
+
+def test_every_schema_reference_in_openapi_resolves() -> None:
+    """A `$ref` that dangles makes schema-driven clients and fuzzers skip that body
+    (a pipeline registration's `#/$defs/PipelineStepCreate` once did)."""
+    document = create_app().openapi()
+
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+            return found + [r for value in node.values() for r in refs(value)]
+        if isinstance(node, list):
+            return [r for item in node for r in refs(item)]
+        return []
+
+    def resolves(ref: str) -> bool:
+        node: object = document
+        for part in ref.removeprefix("#/").split("/"):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    found = refs(document)
+    assert found, "the document uses references"
+    assert [ref for ref in found if not resolves(ref)] == []
