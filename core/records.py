@@ -42,6 +42,7 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,7 @@ _NONBLANK = re.compile(rb"[^ \t\r\n]")
 _BLANK_AFTER_NEWLINE = re.compile(rb"\n[ \t\r]*(?=\n)")
 _BLANK_FIRST = re.compile(rb"[ \t\r]*\n")
 _NUMBER_TYPES = (int, float)
+_NUMBER_SET = frozenset(_NUMBER_TYPES)
 # Every byte a chunk of decimal-number CSV lines may hold (see codecs.csv_cells).
 _CSV_CHUNK_BYTES = b"0123456789.eE+- \t,\r\n"
 
@@ -282,7 +284,12 @@ def _arrow_rows(data: bytes, records: int) -> np.ndarray | None:
     return rows
 
 
-def _jsonl_values(texts: list[bytes], failures: dict[int, str]) -> list[Any]:
+def _jsonl_values(texts: list[bytes], failures: dict[int, str]) -> np.ndarray | list[Any]:
+    """All rows at once when every record is an array (or a `"features"` array) of
+    numbers of one width; else record by record, so a bad record fails alone."""
+    rows = _jsonl_rows(texts)
+    if rows is not None:
+        return rows
     values: list[Any] = []
     for record, text in enumerate(texts):
         try:
@@ -301,6 +308,30 @@ def _jsonl_values(texts: list[bytes], failures: dict[int, str]) -> list[Any]:
             continue
         values.append(features)
     return values
+
+
+def _jsonl_rows(texts: list[bytes]) -> np.ndarray | None:
+    """The records as float32 rows, checked in bulk (~100 ms for 6 MB of 32-number
+    arrays where the record-by-record path takes ~130); None when any record is not
+    JSON, not numbers or not the first one's width: the exact path then decides.
+
+    Each line is parsed on its own (joining lines into one document could let two
+    bad lines pass as one good one); the checks then run over all values at C speed:
+    `type` is exact, so a `true` (a bool, not an int here) is refused as before.
+    """
+    if not texts:
+        return None
+    try:
+        docs = list(map(orjson.loads, texts))
+    except orjson.JSONDecodeError:
+        return None
+    features: list[Any] = [doc.get("features") if type(doc) is dict else doc for doc in docs]
+    if set(map(type, features)) != {list} or len(set(map(len, features))) != 1:
+        return None
+    if not set(map(type, chain.from_iterable(features))) <= _NUMBER_SET:
+        return None
+    with np.errstate(over="ignore"):  # out-of-range values are failed later
+        return np.asarray(features, dtype=np.float32).reshape(len(features), len(features[0]))
 
 
 def _snippet(text: bytes) -> str:

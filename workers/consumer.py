@@ -15,14 +15,18 @@ kombu lists in bulk through the broker (core/broker/reservations.py):
 - Idle, the consumer blocks on the variants' bell lists, which producers ring
   with every message, so a lone request is picked up within a round trip.
 
-- A batch of batch-transform chunks only is completed (its output parts
-  written, its chunks recorded, then acknowledged) on a thread of its own
-  while the consumer takes, reads, parses and runs the next batch: chunk N's
-  ~40 ms of rendering, uploads and its transaction overlap chunk N+1's read,
-  parse and model call. At most one such completion is in flight (the next
-  waits for it), so memory holds two chunks' outputs at most, and nothing is
-  acknowledged before it is stored. Realtime and async batches complete
-  inline, as before: their callers wait for exactly that.
+- Batch transform runs as a three-stage pipeline, one chunk per stage. Before
+  a batch of transform chunks only runs its model, the consumer takes the
+  queue's next batch and prepares it (claims, reads and parses its chunks) on
+  the prefetch thread; after the model, the batch is completed (output parts
+  written, chunks recorded, then acknowledged) on the completion thread. So
+  chunk N+1's ranged GET and parse and chunk N-1's rendering, uploads and
+  transaction overlap chunk N's model call. At most one batch is in each
+  stage (the next waits for it), so memory holds three chunks at most;
+  nothing is acknowledged before it is stored; a prefetched batch is served
+  before any other preparing starts (prepare runs on one thread at a time),
+  and before the consumer stops. Realtime and async batches prefetch nothing
+  and complete inline: their callers wait for exactly that.
 
 The flush rule, how many messages of each priority a pull may take (one
 transform chunk; async up to the endpoint's `max_concurrent_invocations_per_worker`)
@@ -37,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import redis
 
@@ -61,6 +66,19 @@ logger = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.5
 MODELS_REPORT_S = 1.0  # multi-model variants: how often a worker republishes what it holds
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """A queue's next batch, taken and being prepared while the current one runs."""
+
+    queue: str
+    settings: BatchSettings
+    first_taken: float  # time.monotonic() when it was taken
+    future: Future[list[InFlight]]
+
+    def result(self) -> list[InFlight]:
+        return self.future.result()
 
 
 class BatchingConsumer:
@@ -91,9 +109,12 @@ class BatchingConsumer:
         settings = get_settings()
         self.affinity = settings.model_affinity
         self.steal_after_ms = settings.model_affinity_steal_ms
-        # Transform batches complete here while the next one runs (see the module docstring).
+        # Transform batches complete here while the next one runs, and the next one is
+        # prepared on the prefetcher meanwhile (see the module docstring).
         self._completer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-complete")
         self._completing: Future[None] | None = None
+        self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-prefetch")
+        self._prefetched: Prefetched | None = None
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -108,6 +129,7 @@ class BatchingConsumer:
             self._thread.join(timeout_s)
         self._drain()
         self._completer.shutdown(wait=True)
+        self._prefetcher.shutdown(wait=True)
 
     def _run(self) -> None:
         next_refresh = 0.0
@@ -117,7 +139,7 @@ class BatchingConsumer:
                     self.queues = self._variants()
                     self._refresh_peers()
                     next_refresh = time.monotonic() + self.refresh_s
-                served = False
+                served = self._serve_prefetched(unless_in=self.queues)
                 self._left_for_others = False
                 for queue, settings in list(self.queues.items()):
                     served |= self.serve(queue, settings)
@@ -133,6 +155,8 @@ class BatchingConsumer:
             except Exception:
                 logger.exception("batching consumer error; continuing in 1 s")
                 self._stop.wait(1.0)
+        self._serve_prefetched()  # what it took and prepared is answered before it stops
+        self._drain()
 
     def _wait_for_work(self, timeout_s: float) -> None:
         if not self.queues:
@@ -174,11 +198,15 @@ class BatchingConsumer:
 
     def serve(self, queue: str, settings: BatchSettings) -> bool:
         """Gather one batch from `queue`, run it, answer, acknowledge. False if it was empty."""
-        taken = self.reserve(queue, settings.max_batch_size, settings)
-        if not taken:
-            return False
-        first_taken = time.monotonic()
-        requests = self.executor.prepare(taken)
+        prefetched = self._take_prefetched(queue)
+        if prefetched is not None:
+            first_taken, requests, taken = prefetched.first_taken, prefetched.result(), []
+        else:
+            taken = self.reserve(queue, settings.max_batch_size, settings)
+            if not taken:
+                return False
+            first_taken = time.monotonic()
+            requests = self.executor.prepare(taken)
         while True:
             gathered = sum(r.instances for r in requests if r.live)
             reason = flush_reason(
@@ -195,6 +223,8 @@ class BatchingConsumer:
                 queue, max(settings.max_batch_size - gathered, 1), settings, async_held=held
             )
             requests += self.executor.prepare(taken)
+        if self._prefetches(queue, requests):
+            self._prefetch(queue, settings)
         stats = self.executor.run(requests, settings)
         # Multi-model: requests whose model is loading are answered after the rest.
         waiting = [r for r in requests if r.loading is not None]
@@ -241,6 +271,46 @@ class BatchingConsumer:
             if inline:
                 raise
             logger.exception("completing %d chunk(s) of %s failed", len(requests), queue)
+
+    # --- transform prefetch ----------------------------------------------------------
+
+    def _prefetches(self, queue: str, requests: list[InFlight]) -> bool:
+        """Whether to prepare the queue's next batch while this one runs: for transform
+        chunks only (not multi-model ones, whose loads the consumer schedules itself),
+        one batch at a time, and not once the consumer is stopping."""
+        if self._prefetched is not None or self._stop.is_set():
+            return False
+        multi = self.executor.multi
+        if multi is not None and multi.is_multi_model(queue):
+            return False
+        return bool(requests) and all(r.inv.mode == "transform" for r in requests)
+
+    def _prefetch(self, queue: str, settings: BatchSettings) -> None:
+        """Take the queue's next batch now and prepare it on the prefetch thread."""
+        taken = self.reserve(queue, settings.max_batch_size, settings)
+        if taken:
+            future = self._prefetcher.submit(self.executor.prepare, taken)
+            self._prefetched = Prefetched(queue, settings, time.monotonic(), future)
+
+    def _take_prefetched(self, queue: str) -> Prefetched | None:
+        """The batch prepared for `queue`, if any. A batch prepared for another queue is
+        waited for first, so the executor's prepare never runs on two threads at once."""
+        prefetched = self._prefetched
+        if prefetched is None:
+            return None
+        prefetched.future.exception()  # wait until it is prepared
+        if prefetched.queue != queue:
+            return None
+        self._prefetched = None
+        return prefetched
+
+    def _serve_prefetched(self, unless_in: dict[str, BatchSettings] | None = None) -> bool:
+        """Serve a prepared batch whose queue will not be served next (it left the worker's
+        list, or the consumer is stopping): its messages are held by this worker."""
+        prefetched = self._prefetched
+        if prefetched is None or (unless_in is not None and prefetched.queue in unless_in):
+            return False
+        return self.serve(prefetched.queue, prefetched.settings)
 
     def _drain(self) -> None:
         """Wait for the transform completion in flight, if any."""

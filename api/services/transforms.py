@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 
 from api.schemas import TransformJobCreate, TransformJobPublic
 from api.services.registry import resolve_version
+from core.broker import get_redis, wake_transform_coordinator
+from core.config import get_settings
 from core.errors import Conflict, InvalidInput, NotFound
 from core.multi_model import check_target_model
 from core.states import TRANSFORM_ACTIVE, ChunkStatus, ComponentStatus, TransformStatus
@@ -115,6 +117,7 @@ def submit(session: Session, spec: TransformJobCreate) -> TransformJobPublic:
         session.rollback()
         raise Conflict(f"a transform job named {spec.name!r} is being created right now") from exc
     logger.info("job %s: transform %s queued (%s)", job.id, job.name, spec.input_prefix)
+    _wake_coordinator()
     return public(job)
 
 
@@ -228,6 +231,7 @@ def _resume(
     job.max_failed_records_percent = spec.max_failed_records_percent
     session.commit()
     logger.info("job %s: transform %s resumed", job.id, job.name)
+    _wake_coordinator()
     return job
 
 
@@ -272,4 +276,10 @@ def stop(session: Session, job_id: str) -> TransformJobPublic:
         session.commit()
         session.refresh(job)
         logger.info("job %s: stopping", job.id)
+        _wake_coordinator()
     return public(job)
+
+
+def _wake_coordinator() -> None:
+    """The coordinator starts (or stops) the job now, not at its next poll."""
+    wake_transform_coordinator(get_redis(), get_settings().namespace)

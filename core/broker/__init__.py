@@ -71,7 +71,14 @@ from core.broker.priorities import (
     priority_lists,
     pull_order,
 )
-from core.broker.producer import BELL_DEPTH, Outgoing, add_pushes, enqueue, outgoing
+from core.broker.producer import (
+    BELL_DEPTH,
+    Outgoing,
+    add_pushes,
+    enqueue,
+    outgoing,
+    wake_transform_coordinator,
+)
 from core.broker.reads import (
     QueueLoad,
     WorkerInfo,
@@ -171,6 +178,7 @@ __all__ = [
     "unacked_key",
     "unacked_mutex_key",
     "variants_key",
+    "wake_transform_coordinator",
     "workers_key",
     "workers_per_queue",
 ]

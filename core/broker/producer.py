@@ -13,6 +13,7 @@ pipeline (api/realtime/producer.py) with `Outgoing` and `add_pushes`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -21,9 +22,11 @@ import redis
 from core.broker.arrivals import note_arrival
 from core.broker.connection import get_redis
 from core.broker.envelope import build_message
-from core.broker.keys import bell_key, queue_name
+from core.broker.keys import bell_key, queue_name, transform_done_key
 from core.config import get_settings
 from core.protocol import Invocation
+
+logger = logging.getLogger(__name__)
 
 BELL_DEPTH = 64
 
@@ -67,3 +70,21 @@ def enqueue(invocation: Invocation, *, client: redis.Redis | None = None) -> Non
     pipe.execute()
     # For the scaler's idle clock: a dict write here, the Redis write comes later.
     note_arrival(settings.redis_url, settings.namespace, item.queue)
+
+
+TRANSFORM_WAKE_DEPTH = 64  # the coordinator's wake-up list holds tokens only; keep it short
+
+
+def wake_transform_coordinator(client: redis.Redis, namespace: str) -> None:
+    """Ring the transform coordinator's wake-up list (a chunk is done, a job was created
+    or asked to stop), so it acts now instead of after `transform_interval_s`.
+
+    Best effort: a RedisError is logged and swallowed (the coordinator polls anyway).
+    """
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.lpush(transform_done_key(namespace), 1)
+        pipe.ltrim(transform_done_key(namespace), 0, TRANSFORM_WAKE_DEPTH - 1)
+        pipe.execute()
+    except redis.RedisError:
+        logger.debug("could not wake the transform coordinator; it polls anyway", exc_info=True)

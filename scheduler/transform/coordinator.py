@@ -145,13 +145,18 @@ class TransformCoordinator:
         logger.info("job %s: %d object(s) under %s", job.id, len(found), job.input_prefix)
 
     def _plan(self, job: TransformJob) -> bool:
-        """Cut listed objects into chunks, for up to PLAN_BUDGET_S; True if some remain."""
+        """Cut listed objects into chunks, for up to PLAN_BUDGET_S; True if some remain.
+
+        The first pass of a job plans one object only, so its first chunks are sent
+        (and workers start) while the rest is planned on the next passes.
+        """
         max_bytes = int(job.max_payload_mb * 1024 * 1024)
         deadline = time.monotonic() + PLAN_BUDGET_S
         listed = store.listed_objects(job.id)
+        first_pass = len(listed) == job.input_objects
         bucket = S3Location.parse(job.input_prefix).bucket
         for index, (object_id, key) in enumerate(listed):
-            if time.monotonic() > deadline:
+            if index and (first_pass or time.monotonic() > deadline):
                 logger.info("job %s: %d object(s) left to plan", job.id, len(listed) - index)
                 return True
             whole = job.split_type == "none"

@@ -1,5 +1,6 @@
-"""Bulk CSV parsing of transform chunks (pyarrow): the same rows as `np.loadtxt`, and every
-chunk it does not take whole falls back to the exact paths, so failures stay per record.
+"""Bulk parsing of transform chunks — CSV by pyarrow, JSON Lines with the checks over all
+values at once: the same rows as the record-by-record paths, and every chunk the bulk path
+does not take whole falls back to the exact paths, so failures stay per record.
 """
 
 from __future__ import annotations
@@ -7,10 +8,14 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from core import records
 from core.codecs import CSV
-from core.records import _arrow_rows, parse_chunk
+from core.records import JSON_LINES, _arrow_rows, _jsonl_rows, parse_chunk
 
 
 def csv_of(rows: np.ndarray) -> bytes:
@@ -52,3 +57,73 @@ def test_a_value_float32_cannot_hold_still_fails_its_record() -> None:
     parsed = parse_chunk(b"1,2\n1e39,2\n3,4\n", CSV, 2)
     assert list(parsed.failures) == [1] and "outside float32's range" in parsed.failures[1]
     assert parsed.rows.shape == (2, 2)
+
+
+# --- JSON Lines -------------------------------------------------------------------------
+
+
+def test_json_lines_bulk_rows_equal_the_record_by_record_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = np.random.default_rng(5).normal(scale=1e3, size=(500, 9)).round(3)
+    lines = [orjson.dumps(row) for row in rows.tolist()]
+    lines[7] = orjson.dumps({"id": "x", "features": rows[7].tolist()})  # objects mix in
+    lines[8] = b"[1, 2, 3, 4, 5, 6, 7, 8, 9]"  # ints too
+    data = b"\n".join(lines) + b"\n"
+    assert _jsonl_rows(lines) is not None
+    bulk = parse_chunk(data, JSON_LINES, 9)
+    monkeypatch.setattr(records, "_jsonl_rows", lambda texts: None)
+    exact = parse_chunk(data, JSON_LINES, 9)
+    assert bulk.rows.dtype == np.float32 and bulk.failures == exact.failures == {}
+    np.testing.assert_array_equal(bulk.rows, exact.rows)
+    assert bulk.row_of == exact.row_of
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [b"[1, 2]", b"[3, true]"],  # a bool is not a number here
+        [b"[1, 2]", b'[3, "4"]'],  # nor a string
+        [b"[1, 2]", b"[3]"],  # a ragged row
+        [b"[1, 2]", b"[3, 4"],  # not JSON
+        [b"[1, 2]", b"7"],  # not an array
+        [b'{"features": [1, 2]}', b'{"id": 3}'],  # an object without features
+        [b"[1, [2]]", b"[3, [4]]"],  # nested
+    ],
+)
+def test_what_the_json_lines_bulk_path_does_not_take_whole_it_leaves(
+    lines: list[bytes],
+) -> None:
+    assert _jsonl_rows(lines) is None
+
+
+JSON_TOKENS = ["1", "-2.5", "3e4", "true", '"5"', "null", "[1]", "1e39", ".5", "01"]
+
+
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.lists(st.sampled_from(JSON_TOKENS), min_size=2, max_size=2).map(
+                lambda cells: "[" + ",".join(cells) + "]"
+            ),
+            st.lists(st.sampled_from(JSON_TOKENS), min_size=2, max_size=2).map(
+                lambda cells: '{"features": [' + ",".join(cells) + "]}"
+            ),
+            st.sampled_from(["[1, 2", "7", "{}", "[1, 2, 3]"]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_json_lines_chunks_and_their_lines_one_by_one_agree(lines: list[str]) -> None:
+    """Bulk or not, a chunk accepts and refuses the same records, for the same reasons."""
+    data = ("\n".join(lines) + "\n").encode()
+    together = parse_chunk(data, JSON_LINES, 2)
+    good = 0
+    for record, line in enumerate(lines):
+        alone = parse_chunk((line + "\n").encode(), JSON_LINES, 2)
+        assert together.failures.get(record) == alone.failures.get(0), line
+        if alone.row_of[0] >= 0:
+            np.testing.assert_array_equal(together.rows[together.row_of[record]], alone.rows[0])
+            good += 1
+    assert len(together.rows) == good

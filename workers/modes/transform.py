@@ -43,7 +43,7 @@ import sqlalchemy.exc
 from sqlalchemy import select, update
 
 from core import codecs
-from core.broker import transform_done_key
+from core.broker import wake_transform_coordinator
 from core.db import session_scope
 from core.errors import InvalidInput, ModelError, NotFound, SluicewayError
 from core.protocol import Invocation
@@ -57,8 +57,6 @@ from workers.modes import ModeHandler
 from workers.runners.base import NumericRunner, Runner
 
 logger = logging.getLogger(__name__)
-
-DONE_DEPTH = 64  # the coordinator's wake-up list holds tokens only; keep it short
 
 
 @dataclass
@@ -261,13 +259,7 @@ def finish(
     for failure in store.delete_uris(losers):
         # Harmless: the coordinator sweeps a job's parts when it finishes.
         logger.warning("could not delete duplicate parts: %s", failure.detail)
-    try:
-        pipe = client.pipeline(transaction=False)
-        pipe.lpush(transform_done_key(namespace), 1)
-        pipe.ltrim(transform_done_key(namespace), 0, DONE_DEPTH - 1)
-        pipe.execute()
-    except redis.RedisError:
-        logger.debug("could not wake the coordinator; it polls anyway", exc_info=True)
+    wake_transform_coordinator(client, namespace)
 
 
 def _chunk(request: InFlight) -> ChunkWork:
