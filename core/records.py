@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from core.codecs import CSV, LARGEST, csv_cells, csv_line, json_bytes, split_lines
+from core.codecs import CSV, LARGEST, csv_cells, csv_line, csv_lines, json_bytes, split_lines
 
 JSON_LINES = "application/jsonlines"
 CONTENT_TYPES = (CSV, JSON_LINES)
@@ -407,7 +407,7 @@ def render_chunk(
     ):
         # Every line a record, every record answered: one join, no per-line branches.
         if content_type == CSV:
-            return ("\n".join(map(csv_line, predictions)) + "\n").encode(), b""
+            return ("\n".join(csv_lines(predictions)) + "\n").encode(), b""
         return b"\n".join(map(json_bytes, predictions)) + b"\n", b""
     out: list[bytes] = []
     errors: list[bytes] = []

@@ -426,3 +426,21 @@ def test_non_finite_predictions_use_the_same_words_in_csv() -> None:
 def test_decode_numeric_names_a_short_csv_line() -> None:
     with pytest.raises(InvalidInput, match="instance 1 has 1 features, instance 0 has 2"):
         codecs.decode_numeric(b"1,2\n\n3\n", CSV, dtype="float32")
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(),
+            st.lists(st.floats(), max_size=3),
+            st.text(max_size=3),
+        ),
+        max_size=20,
+    )
+)
+def test_csv_lines_write_every_prediction_as_csv_line_does(predictions: list[object]) -> None:
+    """The one-pass path for flat finite floats writes the same text as the general one."""
+    assert codecs.csv_lines(predictions) == [codecs.csv_line(p) for p in predictions]
+    floats = [float(i) / 7 for i in range(50)] + [1e-5, -2.5e300]
+    assert codecs.csv_lines(floats) == [codecs.csv_line(p) for p in floats]
