@@ -365,6 +365,9 @@ class AsyncPublic(BaseModel):
 class EndpointPublic(BaseModel):
     name: str
     status: str
+    failure_reason: str | None = Field(
+        default=None, description="While `failed`: which variants had no live worker in time."
+    )
     config_version: int = Field(default=1, description="The config serving now.")
     deployment: DeploymentPublic | None = Field(
         default=None, description="The current or last deployment, or null."

@@ -291,7 +291,8 @@ class Settings(BaseSettings):
         default=300.0,
         gt=0,
         description="A deployment whose new variants have no live worker after this long "
-        "fails, with all traffic still on the old config.",
+        "fails, with all traffic still on the old config; a new endpoint whose variants have "
+        "none turns `failed` (and `in_service` when they come).",
     )
     endpoint_drain_timeout_s: float = Field(
         default=600.0,

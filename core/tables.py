@@ -147,6 +147,9 @@ class Endpoint(Base):
     next_config_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     next_traffic_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
     deployment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Why the endpoint is `failed` (migration 0014): which variants had no live worker
+    # within the provision timeout. Kept when it recovers; shown only while failed.
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Set by DELETE: the endpoint is `deleting` until its queued jobs are done.
     delete_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -156,6 +156,8 @@ def describe_endpoint(session: Session, call: Call) -> dict[str, Any]:
         "CreationTime": mapping.epoch(endpoint.created_at),
         "LastModifiedTime": mapping.epoch(endpoint.updated_at),
     }
+    if endpoint.failure_reason:  # boto3's endpoint_in_service waiter stops on Failed
+        answer["FailureReason"] = endpoint.failure_reason
     shadows = {v["VariantName"]: v for v in config.get("ShadowProductionVariants", [])}
     if endpoint.shadow_variants:
         answer["ShadowProductionVariants"] = [

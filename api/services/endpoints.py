@@ -153,7 +153,7 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
                 )
             )
         status = endpoint.status
-        if status == EndpointStatus.CREATING and all(
+        if status in (EndpointStatus.CREATING, EndpointStatus.FAILED) and all(
             current.get(queue, 0) >= 1
             for variant, queue in zip(endpoint.variants, _queues(endpoint), strict=True)
             if variant.min_workers >= 1 and not variant.is_shadow
@@ -164,6 +164,7 @@ def _public(endpoints: list[Endpoint]) -> list[EndpointPublic]:
             EndpointPublic(
                 name=endpoint.name,
                 status=status,
+                failure_reason=endpoint.failure_reason if status == EndpointStatus.FAILED else None,
                 config_version=endpoint.config_version,
                 deployment=latest.get(endpoint.id),
                 variants=variants,

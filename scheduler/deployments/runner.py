@@ -35,7 +35,7 @@ from core.broker import get_redis, priority_lists, queue_loads, variants_key, wo
 from core.config import Settings
 from core.errors import Conflict, job_error
 from core.failures import write_failure_document
-from core.states import DeploymentState
+from core.states import DeploymentState, EndpointStatus
 from core.storage import ObjectStore, get_store
 from core.tables import utcnow
 from core.worker_metrics import SECONDS_BUCKETS
@@ -206,14 +206,35 @@ class DeploymentRunner:
     # --- 3. creations -----------------------------------------------------------
 
     def finish_creations(self) -> None:
+        """`creating` → `in_service` once every variant with `min_workers` ≥ 1 has a live
+        worker; → `failed` (with the variants that had none) if that takes longer than
+        the provision timeout, as a deployment's new variants. A `failed` endpoint still
+        queues requests and turns `in_service` when the workers come (or its variants'
+        `min_workers` are lowered): the usual cause, no room for a worker, passes."""
         creating = store.creating_endpoints(self.namespace)
         if not creating:
             return
         workers = workers_per_queue(self.redis, self.namespace)
-        for name, variants in creating.items():
-            if all(workers.get(v.queue, 0) >= 1 for v in variants if v.min_workers >= 1):
+        timeout_s = self.settings.deployment_provision_timeout_s
+        for name, creation in creating.items():
+            waiting = [
+                creation.names[v.queue]
+                for v in creation.variants
+                if v.min_workers >= 1 and workers.get(v.queue, 0) < 1
+            ]
+            if not waiting:
                 store.mark_in_service(name)
                 logger.info("endpoint %s is in service", name)
+                continue
+            waited_s = (utcnow() - creation.created_at).total_seconds()
+            if creation.status == EndpointStatus.CREATING and waited_s >= timeout_s:
+                reason = (
+                    f"variant(s) {sorted(waiting)} had no live worker after {timeout_s:g} s "
+                    "(SLUICEWAY_DEPLOYMENT_PROVISION_TIMEOUT_S); requests wait in the queue, "
+                    "and the endpoint turns in_service when the workers come"
+                )
+                if store.mark_failed(name, reason):
+                    logger.warning("endpoint %s failed: %s", name, reason)
 
     # --- 4. deletions -----------------------------------------------------------
 

@@ -241,28 +241,67 @@ def settle_rolled_back() -> list[str]:
         return settled
 
 
-def creating_endpoints(namespace: str) -> dict[str, list[NewVariant]]:
-    """Endpoints still `creating`, with the queues of their variants and `min_workers`."""
+@dataclass(frozen=True, slots=True)
+class Creation:
+    """An endpoint still `creating` (or `failed` to): since when, and its variants."""
+
+    status: str
+    created_at: dt.datetime
+    variants: list[NewVariant]
+    names: dict[str, str]  # queue → the variant's public name
+
+
+def creating_endpoints(namespace: str) -> dict[str, Creation]:
+    """Endpoints `creating` or `failed`, with their production variants' queues and
+    `min_workers` (components have no creation of their own: they place copies)."""
     with session_scope() as session:
         rows = session.execute(
-            select(Endpoint.name, Variant.name, Variant.min_workers)
+            select(
+                Endpoint.name,
+                Endpoint.status,
+                Endpoint.created_at,
+                Variant.name,
+                Variant.public_name,
+                Variant.min_workers,
+            )
             .join(Variant, Variant.endpoint_id == Endpoint.id)
             .where(
-                Endpoint.status == EndpointStatus.CREATING,
+                Endpoint.status.in_((EndpointStatus.CREATING, EndpointStatus.FAILED)),
+                Endpoint.deployment_id.is_(None),
+                Endpoint.delete_requested_at.is_(None),
+                Variant.config_version == Endpoint.config_version,
                 Variant.shadow_sampling_percent.is_(None),  # production variants only
             )
         ).all()
-    result: dict[str, list[NewVariant]] = {}
-    for name, key, minimum in rows:
-        result.setdefault(name, []).append(NewVariant(queue_name(namespace, name, key), minimum))
+    result: dict[str, Creation] = {}
+    for name, status, created_at, key, public_name, minimum in rows:
+        creation = result.setdefault(name, Creation(status, created_at, [], {}))
+        queue = queue_name(namespace, name, key)
+        creation.variants.append(NewVariant(queue, minimum))
+        creation.names[queue] = public_name or key
     return result
 
 
 def mark_in_service(name: str) -> None:
+    """`creating` or `failed` → `in_service` (the guard: a deployment or DELETE since wins)."""
     with session_scope() as session:
         endpoint = session.scalar(select(Endpoint).where(Endpoint.name == name))
-        if endpoint is not None and endpoint.status == EndpointStatus.CREATING:
+        if endpoint is not None and endpoint.status in (
+            EndpointStatus.CREATING,
+            EndpointStatus.FAILED,
+        ):
             endpoint.status = EndpointStatus.IN_SERVICE
+
+
+def mark_failed(name: str, reason: str) -> bool:
+    """`creating` → `failed` with its reason; False if it is no longer creating."""
+    with session_scope() as session:
+        endpoint = session.scalar(select(Endpoint).where(Endpoint.name == name))
+        if endpoint is None or endpoint.status != EndpointStatus.CREATING:
+            return False
+        endpoint.status = EndpointStatus.FAILED
+        endpoint.failure_reason = reason
+        return True
 
 
 def deleting_endpoints(namespace: str) -> list[DeletingEndpoint]:

@@ -49,11 +49,23 @@ GOOD = {"instances": [[0.5, 1.0, -0.5, 2.0]]}
 BAD = {"instances": [[-5000.0, 1.0, 1.0, 1.0]]}
 
 
+PROVISION_TIMEOUT_S = 10  # long enough for the module's worker to take a new queue
+
+
 @pytest.fixture(scope="module")
 def names() -> dict[str, str]:
     return {
         label: unique(label)
-        for label in ("linear", "canary", "drained", "nobody", "live", "shadow", "orphan")
+        for label in (
+            "linear",
+            "canary",
+            "drained",
+            "nobody",
+            "live",
+            "shadow",
+            "orphan",
+            "unserved",
+        )
     }
 
 
@@ -66,6 +78,7 @@ def dstack(
         tmp_path_factory.mktemp("deployments"),
         SLUICEWAY_SCALER_BACKEND="none",
         SLUICEWAY_DEPLOYMENT_INTERVAL_S="0.2",
+        SLUICEWAY_DEPLOYMENT_PROVISION_TIMEOUT_S=str(PROVISION_TIMEOUT_S),
     ) as running:
         running.workers.append(running._spawn(["scheduler"], "scheduler.log"))
         # `NAME/a` serves the deployments' new `a~2` variants too.
@@ -301,6 +314,42 @@ def console_shows_the_rollback(client: httpx.Client, name: str, done: dict[str, 
     assert live.status_code == 200, live.text
     again = page_row(live.text, f"deployment-{done['deployment_id']}-step-1")
     assert again.startswith("1 50 % rolled_back ") and f" {step['errors']:,} " in again, again
+
+
+def test_an_endpoint_whose_variant_gets_no_worker_fails_with_the_reason_and_recovers(
+    dstack: Stack, models: dict[str, str], names: dict[str, str]
+) -> None:
+    """`failed` was never set: an endpoint no worker would ever serve stayed `creating`."""
+    name = names["unserved"]  # no worker serves it, and the scaler starts none here
+    with dstack.client() as client:
+        create_endpoint(client, _spec(name, models["mlp"]))
+        queued = client.post(f"/v1/endpoints/{name}/async-invocations", json=GOOD)
+        assert queued.status_code == 202, queued.text
+        failed = wait_for(
+            lambda: (
+                (got := client.get(f"/v1/endpoints/{name}").json())["status"] == "failed" and got
+            ),
+            timeout_s=PROVISION_TIMEOUT_S + 30,
+            what="creating → failed after the provision timeout",
+        )
+        assert failed["failure_reason"].startswith(
+            f"variant(s) ['a'] had no live worker after {PROVISION_TIMEOUT_S} s"
+        )
+        # Still accepting: requests wait in the queue, as while creating.
+        later = client.post(f"/v1/endpoints/{name}/async-invocations", json=GOOD)
+        assert later.status_code == 202, later.text
+        # Its variant needs no worker any more: in service at once, the reason gone.
+        lowered = client.patch(f"/v1/endpoints/{name}/variants/a", json={"min_workers": 0})
+        assert lowered.status_code == 200, lowered.text
+        recovered = wait_for(
+            lambda: (
+                (got := client.get(f"/v1/endpoints/{name}").json())["status"] == "in_service"
+                and got
+            ),
+            timeout_s=30,
+            what="failed → in_service",
+        )
+        assert recovered["failure_reason"] is None
 
 
 def test_deleting_an_endpoint_drains_its_jobs_and_a_new_one_never_runs_them(
