@@ -335,6 +335,8 @@ def test_an_endpoint_whose_variant_gets_no_worker_fails_with_the_reason_and_reco
         assert failed["failure_reason"].startswith(
             f"variant(s) ['a'] had no live worker after {PROVISION_TIMEOUT_S} s"
         )
+        page = client.get(f"/console/endpoints/{name}")
+        assert page.status_code == 200 and "had no live worker" in page.text
         # Still accepting: requests wait in the queue, as while creating.
         later = client.post(f"/v1/endpoints/{name}/async-invocations", json=GOOD)
         assert later.status_code == 202, later.text
