@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 ENDPOINT_DELETED = "endpoint deleted"
 VARIANT_REMOVED = "variant removed"
+ROUTE_GRACE_S = 0.5  # beyond the API's route cache: a routed request is queued within ms
 
 
 def plan_of(params: dict[str, object], provision_timeout_s: float) -> Plan:
@@ -192,7 +193,13 @@ class DeploymentRunner:
                     self._fail_queued(variant.endpoint, [variant.key], VARIANT_REMOVED)
                     self.redis.delete(*priority_lists(variant.queue))
             loads = queue_loads(self.redis, self.namespace, [d.queue for d in draining])
+            # API processes route by a cached config for up to SLUICEWAY_ENDPOINT_CACHE_S:
+            # until that has passed, a request may still be queued for the variant, and
+            # one queued after its removal would wait for a worker that never comes.
+            grace_s = self.settings.endpoint_cache_s + ROUTE_GRACE_S
             for variant in draining:
+                if now - self._draining_since[variant.queue] < grace_s:
+                    continue
                 if loads[variant.queue].backlog:
                     continue
                 if store.unfinished_jobs(variant.endpoint, [variant.key]):

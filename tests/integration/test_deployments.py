@@ -280,6 +280,9 @@ def test_a_canary_of_a_failing_model_rolls_back_by_itself(
         deployment_id = answer.json()["deployment_id"]
         with Load(dstack.api_url, name, BAD) as load:
             done = _wait_state(client, name, deployment_id, {"rolled_back", "succeeded"})
+        # Regression: the rolled-back variant was removed while the API still routed to
+        # it from its cached config; a call queued there then waited 60 s for a 504.
+        assert not load.thread.is_alive(), "a call was left waiting after the rollback"
         assert done["state"] == "rolled_back"
         assert "error rate" in done["reason"]
         assert "rollback_on.error_rate_percent 5%" in done["reason"]
