@@ -8,9 +8,10 @@ predicts differently) under one prefix; a `model_memory_mb` that holds about
 100 of them per worker; two workers; an asyncio client at concurrency 16 whose
 requests pick their model from a Zipf distribution (s = 1.1, rank 1 the most
 popular). Run twice, model affinity on and off (SLUICEWAY_MODEL_AFFINITY, a
-fresh stack each), after a warm-up; beside the affine run, the hottest model
-as an ordinary one-model endpoint at the same concurrency. Hits and misses are
-told apart by each answer's `X-Model-Cache`.
+fresh stack each), after a warm-up; side by side with the affine run — during
+its measured seconds, on the same workers — the hottest model as an ordinary
+one-model endpoint at the same concurrency, then that endpoint alone. Hits and
+misses are told apart by each answer's `X-Model-Cache`.
 
 Prints one table (bench/README.md keeps the latest): requests/s, p50/p99
 overall and of hits and misses, hit rate, loads/s and evictions (the workers'
@@ -158,6 +159,7 @@ def run_multi(
     *,
     budget_mb: int,
     args: argparse.Namespace,
+    single_url: str | None = None,
 ) -> dict[str, Any]:
     with stack.client() as client:
         client.post(
@@ -187,13 +189,24 @@ def run_multi(
     asyncio.run(load(url, names, concurrency=args.concurrency, seconds=args.warmup))
     before = stack.worker_counters("mm", "a")
     measured = names[len(names) // 2 :]  # not the warm-up's draws
-    results = asyncio.run(load(url, measured, concurrency=args.concurrency, seconds=args.seconds))
+
+    async def side_by_side() -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
+        """The multi-model traffic and, at the same time, the one-model endpoint's."""
+        multi = load(url, measured, concurrency=args.concurrency, seconds=args.seconds)
+        if single_url is None:
+            return await multi, []
+        alone = load(single_url, [""], concurrency=args.concurrency, seconds=args.seconds)
+        both = await asyncio.gather(multi, alone)
+        return both[0], both[1]
+
+    results, single = asyncio.run(side_by_side())
     after = stack.worker_counters("mm", "a")
     time.sleep(1.5)  # the workers' next heartbeat carries their RSS
     per_worker, distinct = held(stack, "mm")
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
     return {
         "results": results,
+        "single": single,
         "loads": delta.get("model_loads", 0.0),
         "evictions": delta.get("model_evictions", 0.0),
         "per_worker": per_worker,
@@ -203,9 +216,8 @@ def run_multi(
     }
 
 
-def run_single(
-    stack: LocalStack, model: bytes, args: argparse.Namespace
-) -> list[tuple[float, str]]:
+def create_single(stack: LocalStack, model: bytes) -> str:
+    """The hottest model as an ordinary one-model endpoint, warmed up; its invocation URL."""
     path = Path(tempfile.mkdtemp()) / "hot.json"
     path.write_bytes(model)
     stack.register("hot", "xgboost", path)
@@ -219,7 +231,13 @@ def run_single(
         ).raise_for_status()
     time.sleep(2)
     url = f"{stack.api_url}/v1/endpoints/single/invocations"
-    asyncio.run(load(url, [""], concurrency=args.concurrency, seconds=3))
+    asyncio.run(load(url, [""], concurrency=4, seconds=1))
+    return url
+
+
+def run_single_again(stack: LocalStack, args: argparse.Namespace) -> list[tuple[float, str]]:
+    """The one-model endpoint alone, after the multi-model run (the cores all its own)."""
+    url = f"{stack.api_url}/v1/endpoints/single/invocations"
     return asyncio.run(load(url, [""], concurrency=args.concurrency, seconds=args.seconds))
 
 
@@ -289,12 +307,24 @@ def main() -> None:
         env = {"SLUICEWAY_MODEL_AFFINITY": affinity, "SLUICEWAY_LOG_LEVEL": "WARNING"}
         with LocalStack(workers=2, extra_env=env) as stack:
             upload(stack, models)
-            outcome = run_multi(stack, names, budget_mb=budget_mb, args=args)
+            # Side by side (the issue's comparison): the one-model endpoint runs during the
+            # affine run's measured seconds, on the same workers and cores.
+            single_url = create_single(stack, models[0]) if affinity == "true" else None
+            outcome = run_multi(stack, names, budget_mb=budget_mb, args=args, single_url=single_url)
             label = f"multi-model, affinity {'on' if affinity == 'true' else 'off'}"
             print(row(label, outcome["results"], args.seconds, outcome), flush=True)
             if affinity == "true":
-                single = run_single(stack, models[0], args)
-                print(row("one-model endpoint, the hottest model", single, args.seconds, {}))
+                print(
+                    row(
+                        "one-model endpoint, the hottest model, at the same time",
+                        outcome["single"],
+                        args.seconds,
+                        {},
+                    ),
+                    flush=True,
+                )
+                alone = run_single_again(stack, args)
+                print(row("one-model endpoint alone, after", alone, args.seconds, {}))
 
 
 if __name__ == "__main__":
