@@ -25,8 +25,10 @@ kombu lists in bulk through the broker (core/broker/reservations.py):
   stage (the next waits for it), so memory holds three chunks at most;
   nothing is acknowledged before it is stored; a prefetched batch is served
   before any other preparing starts (prepare runs on one thread at a time),
-  and before the consumer stops. Realtime and async batches prefetch nothing
-  and complete inline: their callers wait for exactly that.
+  and before the consumer stops. On an endpoint's queue, realtime and async
+  messages that arrive meanwhile are served before the prefetched chunk (one
+  LLEN pair tells). Realtime and async batches prefetch nothing and complete
+  inline: their callers wait for exactly that.
 
 The flush rule, how many messages of each priority a pull may take (one
 transform chunk; async up to the endpoint's `max_concurrent_invocations_per_worker`)
@@ -46,10 +48,12 @@ from dataclasses import dataclass
 import redis
 
 from core.broker import (
+    PRIORITY,
     Reservations,
     WorkerLease,
     bell_key,
     live_workers,
+    priority_list,
     pull_order,
     refresh_models,
     report_models,
@@ -199,6 +203,8 @@ class BatchingConsumer:
     def serve(self, queue: str, settings: BatchSettings) -> bool:
         """Gather one batch from `queue`, run it, answer, acknowledge. False if it was empty."""
         prefetched = self._take_prefetched(queue)
+        if prefetched is not None and self._urgent_waiting(queue):
+            self._prefetched, prefetched = prefetched, None  # realtime and async go first
         if prefetched is not None:
             first_taken, requests, taken = prefetched.first_taken, prefetched.result(), []
         else:
@@ -303,6 +309,14 @@ class BatchingConsumer:
             return None
         self._prefetched = None
         return prefetched
+
+    def _urgent_waiting(self, queue: str) -> bool:
+        """Whether realtime or async messages wait on `queue` (an endpoint's queue carries
+        them beside its transform chunks): they must not wait behind a prefetched chunk."""
+        pipe = self.redis.pipeline(transaction=False)
+        for mode in ("realtime", "async"):
+            pipe.llen(priority_list(queue, PRIORITY[mode]))
+        return any(pipe.execute())
 
     def _serve_prefetched(self, unless_in: dict[str, BatchSettings] | None = None) -> bool:
         """Serve a prepared batch whose queue will not be served next (it left the worker's

@@ -454,6 +454,67 @@ def test_sigkill_of_a_worker_mid_job_leaves_the_output_exactly_right(
         )
 
 
+def test_a_realtime_call_overtakes_the_chunk_a_worker_prepared_ahead(
+    tstack: Stack, s3: SeaweedServer, endpoints: dict[str, str], shared_worker: Any
+) -> None:
+    """A worker prepares an endpoint's next transform chunk while the current one runs;
+    a realtime call queued meanwhile must still go first, not wait behind that chunk."""
+    source, target = unique("in"), unique("out")
+    put(s3, source, "k.csv", csv_text(models.random_rows(80, seed=41)).encode())
+    accepted = submit(
+        tstack,
+        {
+            "endpoint": endpoints["slow"],  # 50 ms per row, ~16 rows per chunk
+            "input_prefix": f"s3://{source}/",
+            "output_prefix": f"s3://{target}/",
+            "max_payload_mb": SMALL_CHUNKS_MB,
+        },
+    )
+    engine = create_engine(tstack.env["SLUICEWAY_DATABASE_URL"])
+
+    def chunks() -> list[tuple[int, str, Any]]:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    select(TransformChunk.id, TransformChunk.status, TransformChunk.claimed_at)
+                    .where(TransformChunk.job_id == accepted["job_id"])
+                    .order_by(TransformChunk.claimed_at)
+                ).all()
+            )
+
+    def just_started() -> int | None:
+        """The chunk prepared ahead, right after a chunk finished and the next one began."""
+        rows = chunks()
+        working = [(i, claimed) for i, status, claimed in rows if status == "pending" and claimed]
+        done = sum(status == "done" for _, status, _ in rows)
+        if done >= 1 and len(working) == 2 and done > state["done"]:
+            return working[-1][0]  # claimed last: the one prepared ahead
+        state["done"] = done
+        return None
+
+    state = {"done": 0}
+    try:
+        wait_for(lambda: any(s == "done" for _, s, _ in chunks()), timeout_s=60, what="a chunk")
+        state["done"] = sum(s == "done" for _, s, _ in chunks())
+        ahead = wait_for(
+            just_started, timeout_s=60, what="a chunk begun, the next prepared", every_s=0.01
+        )
+        with tstack.client() as client:
+            answer = client.post(
+                f"/v1/endpoints/{endpoints['slow']}/invocations", json={"instances": [[1, 2, 3, 4]]}
+            )
+        assert answer.status_code == 200, answer.text
+        with engine.connect() as connection:
+            status = connection.scalar(
+                select(TransformChunk.status).where(TransformChunk.id == ahead)
+            )
+        assert status == "pending", "the prepared chunk ran before the realtime call"
+        done = wait_status(tstack, accepted["job_id"], timeout_s=120)
+    finally:
+        engine.dispose()
+    assert (done["processed_records"], done["failed_records"]) == (80, 0)
+
+
 def test_bad_submissions_are_clear_4xx(tstack: Stack, endpoints: dict[str, str]) -> None:
     source = unique("in")
     base = {"input_prefix": f"s3://{source}/x/", "output_prefix": f"s3://{unique('out')}/"}
