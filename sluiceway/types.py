@@ -102,6 +102,7 @@ class AsyncConfig(Result):
 class Endpoint(Result):
     name: str
     status: str
+    failure_reason: str | None = None  # while `failed`: the variants that had no worker
     variants: list[Variant] = Field(default_factory=list)
     async_: AsyncConfig | None = Field(default=None, alias="async")
     config_version: int | None = None
