@@ -21,9 +21,10 @@ logger = logging.getLogger(__name__)
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 # "_transform/<model>-v<N>" names a model's batch-transform pool (core.broker).
-# ENDPOINT/VARIANT; an inference component's queue is the variant `ic.NAME`.
+# ENDPOINT/VARIANT; an inference component's queue is the variant `ic.NAME`, and a
+# deployment's new variant is keyed `NAME~<config version>` (core.tables).
 VARIANT_PATTERN = re.compile(
-    r"^_?[a-zA-Z0-9][a-zA-Z0-9-]{0,62}/(ic\.)?[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$"
+    r"^_?[a-zA-Z0-9][a-zA-Z0-9-]{0,62}/(ic\.)?[a-zA-Z0-9][a-zA-Z0-9-]{0,62}(~[1-9][0-9]*)?$"
 )
 
 db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
@@ -100,7 +101,8 @@ def worker(
         list[str] | None,
         typer.Option(
             "--variant",
-            help="ENDPOINT/VARIANT (or ENDPOINT/ic.COMPONENT) to serve; repeat for several "
+            help="ENDPOINT/VARIANT (or ENDPOINT/ic.COMPONENT, or a deployment's "
+            "ENDPOINT/VARIANT~N) to serve; repeat for several "
             "(default SLUICEWAY_WORKER_VARIANTS; empty serves every variant).",
         ),
     ] = None,

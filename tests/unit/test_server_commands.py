@@ -95,6 +95,9 @@ def test_redis_command(tmp_path: Path, appendonly: bool, expected: str) -> None:
         ("churn/ic.small_x", False),
         ("churn/x.small", False),
         ("churn/ic.", False),
+        ("churn/a~2", True),  # a deployment's new variant (core.tables.VARIANT_KEY_SEPARATOR)
+        ("churn/a~", False),
+        ("churn/a~x", False),
     ],
 )
 def test_worker_variant_names_a_variant_or_an_inference_component(value: str, ok: bool) -> None:
@@ -103,3 +106,27 @@ def test_worker_variant_names_a_variant_or_an_inference_component(value: str, ok
     from cli.ops import VARIANT_PATTERN
 
     assert bool(VARIANT_PATTERN.match(value)) is ok
+
+
+@pytest.mark.parametrize(
+    "key", ["churn/a", "churn/a~2", "churn/ic.small", "_transform/churn-xgb-v3"]
+)
+def test_the_scalers_worker_command_passes_the_cli(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: workers the scaler started for a deployment's new variant (`a~2`)
+    exited with a usage error, over and over; only a warm spare could serve it."""
+    from typer.testing import CliRunner
+
+    import workers.main
+    from cli.main import app
+    from scheduler.scaling.actuators.local import worker_command
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(
+        workers.main, "run_worker", lambda *, device, variants, name: started.append(variants)
+    )
+    argv = worker_command(key, "cpu", "w1")
+    result = CliRunner().invoke(app, argv[argv.index("worker") :])
+    assert result.exit_code == 0, result.output
+    assert started == [[key]]
