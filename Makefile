@@ -19,6 +19,10 @@ STAMP := $(VENV)/.sluiceway-installed
 TORCH_SPEC ?= torch==2.13.0
 DEMO_PORT ?= 8000
 DEMO_LOG := .sluiceway/demo-up.log
+# The demo's own state (SQLite, local S3, logs) and Redis namespace, made anew each
+# run: its endpoints never linger into a later `sluice up`, nor pile up run after run.
+DEMO_HOME := .sluiceway/demo
+DEMO_NAMESPACE := sluiceway-demo
 READY_TIMEOUT_S ?= 180
 # The demo keeps up to seven variant workers and two component copies of tiny
 # models alive at once: it lets the local backend run and place that many even
@@ -48,6 +52,8 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	@mkdir -p "$$(dirname $(DEMO_LOG))"
+	rm -rf $(DEMO_HOME)
+	export SLUICEWAY_HOME=$(DEMO_HOME) SLUICEWAY_NAMESPACE=$(DEMO_NAMESPACE)
 	echo "starting the stack: sluice up --port $(DEMO_PORT) (log: $(DEMO_LOG))"
 	SLUICEWAY_LOCAL_CPU_SLOTS=$(DEMO_CPU_SLOTS) SLUICEWAY_HOST_CPU_CORES=$(DEMO_CPU_SLOTS) \
 		$(BIN)/sluice up --port $(DEMO_PORT) --ready-timeout-s $(READY_TIMEOUT_S) >$(DEMO_LOG) 2>&1 &

@@ -334,7 +334,11 @@ def demo(api_url: ApiUrlOption = None) -> None:
     code = exit_code(outcomes)
     if code == 0:
         example = '{"instances": [[0.5, -1.2, 0.3, 2.0]]}'
-        console.print(f"Try it: sluice invoke {tour.endpoint} --data '{example}'", markup=False)
+        console.print(
+            f"Try it while this stack runs: sluice invoke {tour.endpoint} --data '{example}' "
+            "(`make demo` stops its stack when done; `sluice up` and `sluice demo` keep one)",
+            markup=False,
+        )
     raise typer.Exit(code)
 
 
