@@ -49,7 +49,7 @@ GOOD = {"instances": [[0.5, 1.0, -0.5, 2.0]]}
 BAD = {"instances": [[-5000.0, 1.0, 1.0, 1.0]]}
 
 
-PROVISION_TIMEOUT_S = 10  # long enough for the module's worker to take a new queue
+PROVISION_TIMEOUT_S = 15  # ample for the module's worker to take a new queue (~1-2 s)
 ROUTE_CACHE_S = 1.0  # SLUICEWAY_ENDPOINT_CACHE_S: how long an API process keeps a route
 
 
