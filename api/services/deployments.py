@@ -43,6 +43,7 @@ from api.services.endpoints import (
     serving_variants,
     shadow_row,
     spec_record,
+    variant_row,
 )
 from api.services.registry import resolve_version
 from core.broker import get_redis, queue_name, variants_key
@@ -257,19 +258,11 @@ def update_endpoint(
     now = utcnow()
     session.add(config)
     new_variants = [
-        Variant(
-            endpoint_id=endpoint.id,
-            name=f"{v.name}{VARIANT_KEY_SEPARATOR}{version}",
-            public_name=v.name,
+        variant_row(
+            v,
+            key=f"{v.name}{VARIANT_KEY_SEPARATOR}{version}",
             config_version=version,
-            model_version_id=model_version.id,
-            weight=v.weight,
-            accelerator=v.accelerator,
-            min_workers=v.min_workers,
-            max_workers=v.max_workers,
-            target_backlog_per_worker=v.target_backlog_per_worker,
-            max_batch_size=v.batching.max_batch_size,
-            max_delay_ms=v.batching.max_delay_ms,
+            model={"model_version_id": model_version.id},
         )
         for v, model_version in zip(spec.variants, versions, strict=True)
     ]
@@ -461,18 +454,8 @@ def add_variant(session: Session, name: str, spec: VariantCreate) -> EndpointPub
     # A draining variant of the same name still holds the plain key: key the new one apart.
     taken = {v.name for v in endpoint.variants}
     key = spec.name if spec.name not in taken else f"{spec.name}{VARIANT_KEY_SEPARATOR}{version}"
-    row = Variant(
-        name=key,
-        public_name=None if key == spec.name else spec.name,
-        config_version=version,
-        model_version_id=model_version.id,
-        weight=spec.weight,
-        accelerator=spec.accelerator,
-        min_workers=spec.min_workers,
-        max_workers=spec.max_workers,
-        target_backlog_per_worker=spec.target_backlog_per_worker,
-        max_batch_size=spec.batching.max_batch_size,
-        max_delay_ms=spec.batching.max_delay_ms,
+    row = variant_row(
+        spec, key=key, config_version=version, model={"model_version_id": model_version.id}
     )
     endpoint.variants.append(row)
     session.flush()

@@ -277,6 +277,27 @@ def spec_record(
     return record
 
 
+def variant_row(
+    spec: VariantCreate, *, key: str, config_version: int, model: dict[str, Any]
+) -> Variant:
+    """A production variant's row from its spec, keyed `key` (the spec's name, or
+    `name~<version>` beside a draining namesake); `model` holds the columns naming what
+    it serves (`model_version_id`, or a multi-model variant's prefix columns)."""
+    return Variant(
+        name=key,
+        public_name=None if key == spec.name else spec.name,
+        config_version=config_version,
+        **model,
+        weight=spec.weight,
+        accelerator=spec.accelerator,
+        min_workers=spec.min_workers,
+        max_workers=spec.max_workers,
+        target_backlog_per_worker=spec.target_backlog_per_worker,
+        max_batch_size=spec.batching.max_batch_size,
+        max_delay_ms=spec.batching.max_delay_ms,
+    )
+
+
 def shadow_row(
     spec: ShadowVariantCreate, version: ModelVersion, *, key: str, config_version: int
 ) -> Variant:
@@ -383,19 +404,7 @@ def create_endpoint(session: Session, spec: EndpointCreate) -> EndpointPublic:
     for shadow, version in zip(spec.shadow_variants, shadow_versions, strict=True):
         endpoint.variants.append(shadow_row(shadow, version, key=shadow.name, config_version=1))
     for v, (columns, _) in zip(spec.variants, served, strict=True):
-        endpoint.variants.append(
-            Variant(
-                name=v.name,
-                **columns,
-                weight=v.weight,
-                accelerator=v.accelerator,
-                min_workers=v.min_workers,
-                max_workers=v.max_workers,
-                target_backlog_per_worker=v.target_backlog_per_worker,
-                max_batch_size=v.batching.max_batch_size,
-                max_delay_ms=v.batching.max_delay_ms,
-            )
-        )
+        endpoint.variants.append(variant_row(v, key=v.name, config_version=1, model=columns))
     session.add(endpoint)
     try:
         session.flush()
